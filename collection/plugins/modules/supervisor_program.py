@@ -1,0 +1,409 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402  (ansible-test requires DOCUMENTATION/EXAMPLES/RETURN before any import)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: supervisor_program
+short_description: Inspect, start, stop or restart one supervisord program over XML-RPC
+version_added: 0.1.0
+description:
+  - Talks to supervisord's XML-RPC API directly (no C(supervisorctl) process), over its unix socket
+    or its HTTP port, and reports the program's process state and the tail of its stdout log.
+  - With I(state=info) it is a diagnostic; it changes nothing and does not fail when supervisord is
+    unreachable (it returns C(reachable=false) and the reason).
+  - State changes poll supervisord until the program settles, bounded by I(wait_timeout). A program
+    that does not reach the requested state is reported with C(state_reached=false), not a failure;
+    the task fails only on bad parameters, an unreachable supervisord or an unknown program.
+author:
+  - pflow-ops team
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Program name as supervisord knows it (C(backend)), or C(group:name) for grouped programs.
+    type: str
+    required: true
+  server_url:
+    description:
+      - C(unix:///path/to/supervisor.sock) or C(http://host:port) (C(/RPC2) is appended when no path
+        is given).
+    type: str
+    required: true
+  username:
+    description: User for supervisord's HTTP basic authentication.
+    type: str
+  password:
+    description: Password for supervisord's HTTP basic authentication.
+    type: str
+  state:
+    description:
+      - C(info) only reports. C(restarted) always stops (when running) and starts the program.
+        C(started) starts it unless it is C(RUNNING) or C(STARTING); a program in C(BACKOFF) is
+        stopped first so that it gets a fresh set of start retries. C(stopped) stops it when it is
+        C(RUNNING), C(STARTING) or C(BACKOFF).
+    type: str
+    choices: [info, restarted, started, stopped]
+    default: info
+  log_lines:
+    description:
+      - Number of lines of the program's stdout log to return, read before any action so that it
+        shows why the program needed one. C(0) disables.
+    type: int
+    default: 50
+  wait_timeout:
+    description:
+      - Seconds to wait for the program to stop and, separately, to start. supervisord escalates to
+        SIGKILL after the program's C(stopwaitsecs), so keep this above that value.
+    type: float
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Read the backend's process state and log tail
+  pivotal.flow_ops.supervisor_program:
+    name: backend
+    server_url: unix:///run/supervisor/supervisor.sock
+  register: backend_proc
+
+- name: Restart the backend
+  pivotal.flow_ops.supervisor_program:
+    name: backend
+    server_url: http://127.0.0.1:9001
+    username: ops
+    password: "{{ supervisor_password }}"
+    state: restarted
+    log_lines: 0
+  register: backend_restart
+"""
+
+RETURN = r"""
+reachable:
+  description: Whether supervisord answered.
+  type: bool
+  returned: always
+program:
+  description: The program before any action; null when supervisord is unreachable.
+  type: dict
+  returned: always
+  contains:
+    name: {description: Program name., type: str}
+    group: {description: Group name., type: str}
+    state: {description: "supervisord state name: RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN.", type: str}
+    pid: {description: Process id, null when no process., type: int}
+    exitstatus: {description: Exit status of the last exit., type: int}
+    start: {description: Epoch seconds of the last start., type: int}
+    stop: {description: Epoch seconds of the last stop., type: int}
+    now: {description: supervisord's clock, epoch seconds., type: int}
+    uptime_s: {description: Seconds since start when RUNNING or STOPPING, else null., type: int}
+    spawnerr: {description: Last spawn error, empty when none., type: str}
+    description: {description: supervisord's one-line description., type: str}
+  sample: {name: backend, group: backend, state: RUNNING, pid: 4242, exitstatus: 0, start: 1767225600,
+           stop: 0, now: 1767225700, uptime_s: 100, spawnerr: "", description: "pid 4242, uptime 0:01:40"}
+program_after:
+  description:
+    - The program after the action, same shape as RV(program). Equal to RV(program) when no action
+      was needed; null in check mode.
+  type: dict
+  returned: when state is not info and supervisord is reachable
+state_reached:
+  description: Whether the program ended in the requested state (always true in check mode).
+  type: bool
+  returned: when state is not info and supervisord is reachable
+actions:
+  description: The RPC actions taken (or that would be taken in check mode), in order.
+  type: list
+  elements: str
+  returned: when state is not info and supervisord is reachable
+  sample: [stop, start]
+log_tail:
+  description: Last I(log_lines) lines of the program's stdout log, oldest first.
+  type: list
+  elements: str
+  returned: always
+msg:
+  description: Why supervisord is unreachable, or why the requested state was not reached.
+  type: str
+  returned: when something went wrong
+"""
+
+import base64
+import http.client
+import socket
+import time
+import xmlrpc.client
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+
+RPC_TIMEOUT = 10.0  # calls never block in supervisord: start/stop use wait=False and we poll
+POLL_S = 0.1
+STOPPABLE = ("RUNNING", "STARTING", "BACKOFF")
+DOWN = ("STOPPED", "EXITED", "FATAL", "UNKNOWN")
+START_SETTLED = ("RUNNING", "STOPPED", "EXITED", "FATAL")
+# supervisord fault codes (supervisor.xmlrpc.Faults)
+SHUTDOWN_STATE, BAD_NAME, NO_FILE, ALREADY_STARTED, NOT_RUNNING = 6, 10, 20, 60, 70
+
+
+class ModuleFailure(Exception):
+    def __init__(self, msg: str, **result: object) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+class Unreachable(Exception):
+    pass
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _Transport(xmlrpc.client.Transport):
+    """xmlrpc transport with a timeout and, for unix:// URLs, a unix socket."""
+
+    def __init__(self, socket_path: str | None, headers: list[tuple[str, str]]) -> None:
+        super().__init__(headers=headers)
+        self._socket_path = socket_path
+
+    def make_connection(self, host):  # type: ignore[no-untyped-def]
+        if self._connection[1] is not None:
+            return self._connection[1]
+        if self._socket_path:
+            conn = _UnixHTTPConnection(self._socket_path, RPC_TIMEOUT)
+        else:
+            chost, self._extra_headers, _x509 = self.get_host_info(host)
+            conn = http.client.HTTPConnection(chost, timeout=RPC_TIMEOUT)
+        self._connection = host, conn
+        return conn
+
+
+def connect(server_url: str, username: str | None, password: str | None) -> xmlrpc.client.ServerProxy:
+    headers = []
+    if username is not None:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
+        headers.append(("Authorization", "Basic " + token))
+    parts = urlsplit(server_url)
+    if parts.scheme == "unix":
+        path = server_url[len("unix://"):]
+        if not path.startswith("/"):
+            raise ModuleFailure(f"server_url {server_url!r}: a unix socket URL needs an absolute path")
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_Transport(path, headers),
+                                         allow_none=True)
+    if parts.scheme == "http" and parts.hostname:
+        uri = server_url if parts.path not in ("", "/") else server_url.rstrip("/") + "/RPC2"
+        return xmlrpc.client.ServerProxy(uri, transport=_Transport(None, headers), allow_none=True)
+    raise ModuleFailure(f"server_url {server_url!r}: expected unix:///path/to.sock or http://host:port")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "socket file does not exist (is supervisord running?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is supervisord running?)"
+    if isinstance(exc, PermissionError):
+        return "permission denied on the socket (run with become, or fix the socket's chmod/chown)"
+    if isinstance(exc, socket.timeout):
+        return f"no answer within {RPC_TIMEOUT:g} s"
+    if isinstance(exc, xmlrpc.client.Fault):
+        return f"supervisord refused the call: {exc.faultString}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call(server_url: str, fn, *args):  # type: ignore[no-untyped-def]
+    """One RPC; transport problems become Unreachable, auth problems a failure."""
+    try:
+        return fn(*args)
+    except xmlrpc.client.Fault as exc:
+        if exc.faultCode == SHUTDOWN_STATE:
+            raise Unreachable("supervisord is shutting down") from exc
+        raise
+    except xmlrpc.client.ProtocolError as exc:
+        if exc.errcode == 401:
+            raise ModuleFailure(f"supervisord at {server_url} rejected the credentials (HTTP 401)",
+                                reachable=True) from exc
+        raise Unreachable(f"HTTP {exc.errcode} {exc.errmsg}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise Unreachable(_reason(exc)) from exc
+
+
+def shape(info: dict) -> dict:
+    state = info.get("statename")
+    start, now = info.get("start") or 0, info.get("now") or 0
+    running = state in ("RUNNING", "STOPPING") and start > 0
+    return {
+        "name": info.get("name"),
+        "group": info.get("group"),
+        "state": state,
+        "pid": info.get("pid") or None,
+        "exitstatus": info.get("exitstatus"),
+        "start": start,
+        "stop": info.get("stop") or 0,
+        "now": now,
+        "uptime_s": max(now - start, 0) if running else None,
+        "spawnerr": info.get("spawnerr") or "",
+        "description": info.get("description") or "",
+    }
+
+
+def get_info(proxy, server_url: str, name: str) -> dict:  # type: ignore[no-untyped-def]
+    try:
+        return call(server_url, proxy.supervisor.getProcessInfo, name)
+    except xmlrpc.client.Fault as exc:
+        if exc.faultCode != BAD_NAME:
+            raise ModuleFailure(f"getProcessInfo({name!r}) failed: {exc.faultString}", reachable=True) from exc
+    known = sorted(
+        p["name"] if p["group"] == p["name"] else f"{p['group']}:{p['name']}"
+        for p in call(server_url, proxy.supervisor.getAllProcessInfo)
+    )
+    raise ModuleFailure(f"supervisord at {server_url} has no program {name!r}; known programs: "
+                        f"{', '.join(known) or '(none)'}", reachable=True)
+
+
+def tail_log(proxy, server_url: str, name: str, lines: int) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
+    if lines <= 0:
+        return [], None
+    nbytes = min(max(lines * 256, 4096), 256 * 1024)
+    try:
+        text, _offset, overflow = call(server_url, proxy.supervisor.tailProcessStdoutLog, name, 0, nbytes)
+    except xmlrpc.client.Fault as exc:
+        if exc.faultCode == NO_FILE:
+            return [], None  # stdout_logfile=NONE, or nothing logged yet
+        return [], f"could not read the log of {name}: {exc.faultString}"
+    except Exception as exc:  # a log with bytes XML cannot carry must not hide the process state
+        return [], f"could not read the log of {name}: {_reason(exc)}"
+    out = text.splitlines()
+    if overflow and out:
+        out = out[1:]  # the buffer starts mid-line
+    return out[-lines:], None
+
+
+def wait_for(proxy, server_url: str, name: str, settled: tuple, timeout: float) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        info = call(server_url, proxy.supervisor.getProcessInfo, name)
+        if info["statename"] in settled or time.monotonic() >= deadline:
+            return info
+        time.sleep(POLL_S)
+
+
+def plan(state: str, current: str) -> list[str]:
+    if state == "restarted":
+        return (["stop"] if current in STOPPABLE or current == "STOPPING" else []) + ["start"]
+    if state == "started":
+        if current in ("RUNNING", "STARTING"):
+            return []
+        return (["stop"] if current in ("BACKOFF", "STOPPING") else []) + ["start"]
+    if state == "stopped":
+        return ["stop"] if current in STOPPABLE or current == "STOPPING" else []
+    return []
+
+
+def act(proxy, server_url: str, name: str, actions: list[str], timeout: float) -> tuple[dict, str | None]:  # type: ignore[no-untyped-def]
+    info: dict = {}
+    if "stop" in actions:
+        try:
+            call(server_url, proxy.supervisor.stopProcess, name, False)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != NOT_RUNNING:
+                return get_info(proxy, server_url, name), f"stopProcess failed: {exc.faultString}"
+        info = wait_for(proxy, server_url, name, DOWN, timeout)
+        if info["statename"] not in DOWN:
+            return info, f"{name} did not stop within {timeout:g} s (state {info['statename']})"
+    if "start" in actions:
+        try:
+            call(server_url, proxy.supervisor.startProcess, name, False)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != ALREADY_STARTED:
+                return get_info(proxy, server_url, name), f"startProcess failed: {exc.faultString}"
+        info = wait_for(proxy, server_url, name, START_SETTLED, timeout)
+        if info["statename"] != "RUNNING":
+            detail = f": {info['spawnerr']}" if info.get("spawnerr") else ""
+            return info, f"{name} did not reach RUNNING within {timeout:g} s (state {info['statename']}{detail})"
+    return info, None
+
+
+def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
+    """Return (result, warnings); raise ModuleFailure to fail the task."""
+    server_url, name, state = params["server_url"], params["name"], params["state"]
+    if params["wait_timeout"] <= 0:
+        raise ModuleFailure("wait_timeout must be > 0")
+    if params["log_lines"] < 0:
+        raise ModuleFailure("log_lines must be >= 0")
+    proxy = connect(server_url, params.get("username"), params.get("password"))
+    warnings: list[str] = []
+    try:
+        before = get_info(proxy, server_url, name)
+        log_tail, warning = tail_log(proxy, server_url, name, params["log_lines"])
+        if warning:
+            warnings.append(warning)
+        result = {"changed": False, "reachable": True, "program": shape(before), "log_tail": log_tail}
+        if state == "info":
+            return result, warnings
+        actions = plan(state, before["statename"])
+        result.update(changed=bool(actions), actions=actions, state_reached=True)
+        if check_mode or not actions:
+            result["program_after"] = None if check_mode else result["program"]
+            return result, warnings
+        after, problem = act(proxy, server_url, name, actions, params["wait_timeout"])
+        result["program_after"] = shape(after)
+        if problem:
+            result.update(state_reached=False, msg=problem)
+        return result, warnings
+    except Unreachable as exc:
+        msg = f"supervisord at {server_url} is unreachable: {exc}"
+        if state == "info":
+            return {"changed": False, "reachable": False, "program": None, "log_tail": [], "msg": msg}, warnings
+        raise ModuleFailure(msg, reachable=False) from exc
+    finally:
+        proxy("close")()
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            server_url=dict(type="str", required=True),
+            username=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            state=dict(type="str", default="info", choices=["info", "restarted", "started", "stopped"]),
+            log_lines=dict(type="int", default=50),
+            wait_timeout=dict(type="float", default=30.0),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result, warnings = run_module(module.params, module.check_mode)
+    except ModuleFailure as exc:
+        module.fail_json(msg=exc.msg, changed=False, **exc.result)
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
