@@ -1,0 +1,121 @@
+"""The runbook catalogue (``catalogue.yml``): the single source of truth for runbooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pflow_ops.paths import project_root
+
+
+class CatalogueError(Exception):
+    """The catalogue file is missing or malformed."""
+
+
+class UnknownRunbook(LookupError):
+    """A runbook id or alert name that the catalogue does not know."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    phase: str
+    file: str
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    level: str
+    who: str
+    when: str
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    title: str
+    severity: str
+    service: str
+    playbook: str
+    role: str
+    alerts: tuple[str, ...]
+    implemented: bool = True
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+    escalation: tuple[EscalationLevel, ...] = field(default_factory=tuple)
+
+    @property
+    def slug(self) -> str:
+        return self.id.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "service": self.service,
+            "playbook": self.playbook,
+            "role": self.role,
+            "alerts": list(self.alerts),
+            "implemented": self.implemented,
+        }
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    runbooks: tuple[Runbook, ...]
+
+    def ids(self) -> list[str]:
+        return [rb.id for rb in self.runbooks]
+
+    def get(self, name: str) -> Runbook:
+        """Look a runbook up by id, case-insensitively (``rb-01`` and ``RB-01`` both work)."""
+        wanted = name.strip().upper()
+        for rb in self.runbooks:
+            if rb.id == wanted:
+                return rb
+        raise UnknownRunbook(
+            f"unknown runbook '{name}': choose one of {', '.join(rb.slug for rb in self.runbooks)}"
+        )
+
+    def for_alert(self, alert: str) -> Runbook:
+        for rb in self.runbooks:
+            if alert in rb.alerts:
+                return rb
+        known = sorted(a for rb in self.runbooks for a in rb.alerts)
+        raise UnknownRunbook(f"unknown alert '{alert}': known alerts are {', '.join(known)}")
+
+
+def catalogue_path() -> Path:
+    return project_root() / "catalogue.yml"
+
+
+def _runbook(raw: dict[str, Any]) -> Runbook:
+    try:
+        return Runbook(
+            id=str(raw["id"]).upper(),
+            title=str(raw["title"]),
+            severity=str(raw["severity"]),
+            service=str(raw["service"]),
+            playbook=str(raw["playbook"]),
+            role=str(raw["role"]),
+            alerts=tuple(str(a) for a in raw["alerts"]),
+            implemented=bool(raw.get("implemented", True)),
+            steps=tuple(Step(**s) for s in raw.get("steps") or ()),
+            escalation=tuple(EscalationLevel(**e) for e in raw.get("escalation") or ()),
+        )
+    except (KeyError, TypeError) as exc:
+        raise CatalogueError(f"catalogue entry {raw.get('id', '?')} is malformed: {exc}") from exc
+
+
+def load(path: Path | None = None) -> Catalogue:
+    path = path or catalogue_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogueError(f"cannot read the runbook catalogue {path}: {exc.strerror}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("runbooks"), list):
+        raise CatalogueError(f"{path}: expected a mapping with a 'runbooks' list")
+    return Catalogue(runbooks=tuple(_runbook(r) for r in data["runbooks"]))

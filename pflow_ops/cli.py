@@ -1,0 +1,179 @@
+"""The ``pflow-ops`` command line. ``main(argv) -> int`` so tests call it in-process.
+
+Exit codes: 0 healthy or recovered; 1 internal error; 2 bad usage or input; 3 refused by a
+guard (confirmation, lock, restart budget); 4 escalate. Keep the imports here cheap:
+``--help`` and ``list`` must not import Ansible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pflow_ops import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_ESCALATE = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line on stderr, exit 2."""
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runbook", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
+    p.add_argument("--env", default="local", help="environment (inventories/ENV); default: local")
+    p.add_argument("--limit", metavar="HOSTS", help="only these hosts (Ansible pattern)")
+    p.add_argument(
+        "-e",
+        "--extra-var",
+        dest="extra_vars",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a role variable (repeatable)",
+    )
+    p.add_argument("--output", choices=["text", "json"], default="text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-ops",
+        description="Runbook automation for the Pivotal Flow platform.",
+        epilog="Exit codes: 0 healthy/recovered, 1 internal error, 2 bad usage, "
+        "3 refused by a guard, 4 escalate.",
+    )
+    parser.add_argument("--version", action="version", version=f"pflow-ops {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the runbooks with their severity and alerts")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("recover", help="investigate, then recover when needed")
+    _add_run_args(p)
+    p.add_argument(
+        "--check", action="store_true", help="dry run: diagnose for real, change nothing"
+    )
+    p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
+    p.add_argument(
+        "--override-budget",
+        metavar="REASON",
+        help="restart even if the restart budget is spent (recorded in the report)",
+    )
+
+    p = sub.add_parser("diagnose", help="investigation only; never changes anything")
+    _add_run_args(p)
+
+    p = sub.add_parser("history", help="past runs, newest first")
+    p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("report", help="print a run's Markdown report")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--output", choices=["md", "json"], default="md")
+
+    p = sub.add_parser("sandbox", help="the local Pivotal Flow sandbox")
+    sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = sb.add_parser("up", help="start PostgreSQL, Redis and the backend under supervisord")
+    up.add_argument("--backend-port", type=int)
+    up.add_argument("--postgres-port", type=int)
+    up.add_argument("--redis-port", type=int)
+    st = sb.add_parser("status", help="show the sandbox programs and health")
+    st.add_argument("--output", choices=["text", "json"], default="text")
+    down = sb.add_parser("down", help="stop everything; leave no process behind")
+    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
+    br = sb.add_parser("break", help="inject a fault")
+    br.add_argument("fault", metavar="FAULT")
+    sb.add_parser("heal", help="undo every fault")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pflow_ops import catalogue
+
+    cat = catalogue.load()
+    if args.output == "json":
+        print(json.dumps({"runbooks": [rb.to_dict() for rb in cat.runbooks]}, indent=2))
+        return EXIT_OK
+    for rb in cat.runbooks:
+        state = "" if rb.implemented else "  (catalogued, not automated yet)"
+        print(f"{rb.slug}  {rb.title} [{rb.severity}]{state}")
+        print(f"        alerts: {', '.join(rb.alerts)}")
+        print(f"        playbook: {rb.playbook}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from pflow_ops import report
+    from pflow_ops.paths import runs_dir
+
+    rows = report.history(runs_dir())[: max(args.count, 0)]
+    if args.output == "json":
+        print(json.dumps({"runs": rows}, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no runs yet")
+    for r in rows:
+        check = " (check)" if r["check"] else ""
+        print(
+            f"{r['run_id']}  {r['runbook']}  {r['env']}{check}  {r['outcome']}  "
+            f"changed={r['changed']}  {r['duration_s']} s"
+        )
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pflow_ops.paths import runs_dir
+
+    name = "report.json" if args.output == "json" else "report.md"
+    run_dir = runs_dir() / args.run_id
+    path = run_dir / name
+    if "/" in args.run_id or args.run_id.startswith(".") or not path.is_file():
+        raise UsageError(f"no report for run '{args.run_id}': see `pflow-ops history`")
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        return cmd_list(args)
+    if args.command == "history":
+        return cmd_history(args)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "sandbox":
+        from pflow_ops.sandbox_cli import cmd_sandbox
+
+        return cmd_sandbox(args)
+    from pflow_ops.recovery import cmd_run
+
+    return cmd_run(args)
+
+
+def _user_error_types() -> tuple[type[Exception], ...]:
+    from pflow_ops.catalogue import CatalogueError, UnknownRunbook
+    from pflow_ops.environments import UnknownEnvironment
+
+    return (CatalogueError, UnknownRunbook, UnknownEnvironment)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UsageError as exc:
+        print(f"pflow-ops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _user_error_types() as exc:
+        print(f"pflow-ops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pflow-ops: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")

@@ -1,0 +1,71 @@
+"""One recovery per environment and service at a time.
+
+An exclusive ``flock`` on ``$PFLOW_OPS_HOME/locks/<env>-<service>.lock``: the kernel releases
+it when the holder exits, however it exits (SIGKILL included), so a killed run never leaves a
+stale lock behind. The file records who holds it, for the refusal message only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pflow_ops.paths import locks_dir
+
+
+class LockHeld(RuntimeError):
+    """Another run holds the lock."""
+
+
+class RunLock:
+    def __init__(self, env: str, service: str, run_id: str, directory: Path | None = None):
+        self.path = (directory or locks_dir()) / f"{env}-{service}.lock"
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read_holder(fd)
+            os.close(fd)
+            raise LockHeld(
+                f"another recovery is running for {self.path.stem} ({holder}); "
+                "wait for it to finish or check `pflow-ops history`"
+            ) from None
+        os.ftruncate(fd, 0)
+        record = {"run_id": self.run_id, "pid": os.getpid(), "since": time.time()}
+        os.write(fd, json.dumps(record).encode())
+        self._fd = fd
+
+    @staticmethod
+    def _read_holder(fd: int) -> str:
+        try:
+            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return f"run {data.get('run_id', '?')}, pid {data.get('pid', '?')}"
+        except (OSError, ValueError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -1,0 +1,175 @@
+"""``recover`` and ``diagnose``: guards, the ansible-runner launch, the report.
+
+The guards run before anything touches a service: a protected environment needs confirmation,
+and a second concurrent recovery of the same env and service is refused by a lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from pflow_ops import catalogue, environments, report
+from pflow_ops.cli import EXIT_ERROR, EXIT_REFUSED, UsageError, emit_json
+from pflow_ops.lock import LockHeld, RunLock
+from pflow_ops.paths import project_root, runs_dir
+from pflow_ops.progress import Progress
+from pflow_ops.runner import PlaybookRun, execute
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_extra_vars(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are YAML scalars (``0``, ``true``, ``1.5``).
+
+    Values are data, never templates: Jinja markers are refused so nothing a user (or, later,
+    an alert label) passes can be evaluated by Ansible.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not _KEY.match(key):
+            raise UsageError(f"bad -e '{pair}': expected KEY=VALUE with KEY a variable name")
+        if any(marker in raw for marker in ("{{", "{%", "{#")):
+            raise UsageError(f"bad -e {key}: template markers are not allowed in values")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value if isinstance(value, str | int | float | bool) else raw
+    return out
+
+
+def new_run_id(runbook_id: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{runbook_id.lower()}-{secrets.token_hex(2)}"
+
+
+def confirm(env: environments.Environment, args: argparse.Namespace) -> str | None:
+    """None when the run may go ahead, else why it is refused."""
+    if not env.protected or args.yes or args.command == "diagnose" or args.check:
+        return None
+    if not sys.stdin.isatty():
+        return (
+            f"environment '{env.name}' is protected: pass --yes to confirm (no terminal to ask on)"
+        )
+    answer = input(f"Environment '{env.name}' is protected. Type its name to go ahead: ")
+    return None if answer.strip() == env.name else "not confirmed"
+
+
+def _refusal(args: argparse.Namespace, rb: catalogue.Runbook, run_id: str, why: str) -> int:
+    print(f"pflow-ops: refused: {why}", file=sys.stderr)
+    if args.output == "json":
+        emit_json(
+            {
+                "run_id": run_id,
+                "runbook": rb.id,
+                "env": args.env,
+                "check": bool(getattr(args, "check", False)),
+                "outcome": "refused",
+                "reason": why,
+                "changed": 0,
+                "findings": [],
+                "actions": [],
+                "report": None,
+            }
+        )
+    return EXIT_REFUSED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cat = catalogue.load()
+    rb = cat.get(args.runbook)
+    env = environments.get(args.env)
+    extravars = parse_extra_vars(args.extra_vars)
+    if not rb.implemented:
+        raise UsageError(
+            f"{rb.id} {rb.title} is catalogued but not automated yet: follow the written runbook"
+        )
+    check = args.command == "diagnose" or bool(args.check)
+    run_id = new_run_id(rb.id)
+    refusal = confirm(env, args)
+    if refusal:
+        return _refusal(args, rb, run_id, refusal)
+    lock = RunLock(env.name, rb.service, run_id)
+    if args.command == "recover":
+        try:
+            lock.acquire()
+        except LockHeld as exc:
+            return _refusal(args, rb, run_id, str(exc))
+    try:
+        return _launch(args, rb, env, run_id, check, extravars)
+    finally:
+        lock.release()
+
+
+def _launch(
+    args: argparse.Namespace,
+    rb: catalogue.Runbook,
+    env: environments.Environment,
+    run_id: str,
+    check: bool,
+    extravars: dict[str, Any],
+) -> int:
+    mode = "diagnose" if args.command == "diagnose" else "recover"
+    override = getattr(args, "override_budget", None)
+    extravars = {
+        **extravars,
+        "pflow_run_id": run_id,
+        "pflow_mode": mode,
+        **(
+            {
+                "pflow_restart_budget_override": True,
+                "pflow_restart_budget_override_reason": override,
+            }
+            if override
+            else {}
+        ),
+    }
+    run_dir = runs_dir() / run_id
+    progress = Progress(rb, env.name, mode, check, quiet=args.output == "json")
+    progress.start(run_id)
+    started = time.time()
+    result = execute(
+        PlaybookRun(
+            run_id=run_id,
+            run_dir=run_dir,
+            playbook=project_root() / rb.playbook,
+            inventory=env.inventory,
+            extravars=extravars,
+            check=check,
+            limit=args.limit,
+        ),
+        on_step=progress.step,
+    )
+    finished = time.time()
+    ctx = report.RunContext(
+        run_id=run_id,
+        runbook=rb,
+        env=env.name,
+        check=check,
+        mode=mode,
+        started_at=_iso(started),
+        finished_at=_iso(finished),
+        duration_s=finished - started,
+        run_dir=run_dir,
+        budget_override=bool(override),
+    )
+    data = report.build(ctx, result)
+    report.write(data, run_dir)
+    if args.output == "json":
+        emit_json(data)
+    else:
+        progress.summary(data)
+    return report.EXIT_CODES.get(data["outcome"], EXIT_ERROR)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

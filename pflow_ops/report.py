@@ -1,0 +1,242 @@
+"""The run report: ``report.json`` (the whole record) and ``report.md`` (for humans), written
+into the run's directory, plus the run history read back from those files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pflow_ops.catalogue import Runbook
+from pflow_ops.runner import RunResult
+
+# Worst first: the run's outcome is the worst of its hosts' outcomes.
+OUTCOME_ORDER = ("error", "refused", "escalate", "recovered", "healthy")
+EXIT_CODES = {"healthy": 0, "recovered": 0, "error": 1, "refused": 3, "escalate": 4}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    runbook: Runbook
+    env: str
+    check: bool
+    mode: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    run_dir: Path
+    budget_override: bool = False
+
+
+def worst(outcomes: list[str]) -> str:
+    for outcome in OUTCOME_ORDER:
+        if outcome in outcomes:
+            return outcome
+    return "error"
+
+
+def _host_results(result: RunResult) -> dict[str, dict[str, Any]]:
+    hosts = dict(result.artifact_data.get("pflow_results") or {})
+    for host in result.unreachable_hosts:
+        hosts.setdefault(
+            host,
+            {
+                "outcome": "escalate",
+                "reason": "host unreachable: nothing could be checked or changed there",
+                "findings": [
+                    {
+                        "check": "reachability",
+                        "status": "critical",
+                        "detail": "Ansible could not connect to the host",
+                    }
+                ],
+            },
+        )
+    return hosts
+
+
+def _no_result_reason(result: RunResult) -> str:
+    failed = [s for s in result.steps if s.status == "failed"]
+    if failed:
+        return f"step '{failed[-1].name}' failed: {failed[-1].message}"
+    if result.status in ("timeout", "canceled"):
+        return f"the run was {result.status}"
+    tail = " ".join(line.strip() for line in result.stdout_tail[-3:] if line.strip())
+    return f"the playbook ended ({result.status}, rc={result.rc}) without a result: {tail}"
+
+
+def _collect(hosts: dict[str, dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    items = []
+    for host, data in sorted(hosts.items()):
+        for item in data.get(key) or []:
+            items.append({**item, "host": host} if len(hosts) > 1 else dict(item))
+    return items
+
+
+def _escalation(
+    ctx: RunContext, outcome: str, reason: str, hosts: dict[str, Any], actions: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    if outcome in ("healthy", "recovered"):
+        return None
+    next_runbooks = sorted({h.get("next_runbook") for h in hosts.values() if h.get("next_runbook")})
+    steps = [
+        f"Run `pflow-ops diagnose {rb.lower()} --env {ctx.env}` then "
+        f"`pflow-ops recover {rb.lower()} --env {ctx.env}`"
+        for rb in next_runbooks
+    ]
+    if outcome == "refused":
+        steps.append(
+            "Find out why the service keeps failing before restarting it again; "
+            "if a restart is still right, re-run with --override-budget"
+        )
+    steps.append(f"Follow the written runbook {ctx.runbook.id} and escalate along its path")
+    return {
+        "reason": reason,
+        "next_runbooks": next_runbooks,
+        "tried": actions or [{"action": "none", "target": "-", "result": "nothing was changed"}],
+        "next_steps": steps,
+        "path": [{"level": e.level, "who": e.who, "when": e.when} for e in ctx.runbook.escalation],
+    }
+
+
+def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
+    hosts = _host_results(result)
+    if hosts:
+        outcome = worst([str(h.get("outcome", "error")) for h in hosts.values()])
+        reasons = [
+            f"{host}: {h.get('reason', '')}" if len(hosts) > 1 else str(h.get("reason", ""))
+            for host, h in sorted(hosts.items())
+            if h.get("outcome") == outcome
+        ]
+        reason = "; ".join(reasons)
+    else:
+        outcome, reason = "error", _no_result_reason(result)
+    actions = _collect(hosts, "actions")
+    return {
+        "run_id": ctx.run_id,
+        "runbook": ctx.runbook.id,
+        "title": ctx.runbook.title,
+        "severity": ctx.runbook.severity,
+        "env": ctx.env,
+        "check": ctx.check,
+        "mode": ctx.mode,
+        "outcome": outcome,
+        "reason": reason,
+        "changed": result.changed,
+        "started_at": ctx.started_at,
+        "finished_at": ctx.finished_at,
+        "duration_s": round(ctx.duration_s, 2),
+        "budget_override": ctx.budget_override,
+        "findings": _collect(hosts, "findings"),
+        "actions": actions,
+        "verification": _collect(hosts, "verification"),
+        "escalation": _escalation(ctx, outcome, reason, hosts, actions),
+        "timeline": [s.to_dict() for s in result.steps],
+        "logs": {host: h.get("logs") or [] for host, h in sorted(hosts.items())},
+        "runner": {"status": result.status, "rc": result.rc, "artifacts": result.artifacts_dir},
+        "report": {"json": str(ctx.run_dir / "report.json"), "md": str(ctx.run_dir / "report.md")},
+    }
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    mode = "check mode (nothing changed)" if report["check"] else report["mode"]
+    out = [
+        f"# {report['runbook']} {report['title']}: {report['outcome'].upper()}",
+        "",
+        f"- Run: `{report['run_id']}` ({mode}), env `{report['env']}`, severity {report['severity']}",
+        f"- Started {report['started_at']}, finished {report['finished_at']} "
+        f"({report['duration_s']} s); {report['changed']} changed task(s)",
+        f"- Outcome: **{report['outcome']}**: {report['reason']}",
+    ]
+    if report["budget_override"]:
+        out.append("- The restart budget was **overridden** by the operator (--override-budget)")
+    out += ["", "## Findings", ""]
+    out += _table(
+        ["check", "status", "detail"],
+        [[f["check"], f["status"], f["detail"]] for f in report["findings"]],
+    )
+    out += ["", "## Actions", ""]
+    out += _table(
+        ["action", "target", "result"],
+        [[a["action"], a["target"], a["result"]] for a in report["actions"]]
+        or [["none", "-", "nothing needed or allowed"]],
+    )
+    out += ["", "## Verification", ""]
+    out += _table(
+        ["check", "status", "detail"],
+        [[v["check"], v["status"], v["detail"]] for v in report["verification"]]
+        or [["-", "-", "no recovery to verify"]],
+    )
+    esc = report.get("escalation")
+    if esc:
+        out += ["", "## Escalation", "", f"Why: {esc['reason']}", "", "What was tried:"]
+        out += [f"- {a['action']} {a['target']}: {a['result']}" for a in esc["tried"]]
+        out += ["", "Next steps for the on-call engineer:"]
+        out += [f"{i}. {s}" for i, s in enumerate(esc["next_steps"], 1)]
+        out += ["", f"Escalation path ({report['runbook']}):"]
+        out += [f"- {p['level']}: {p['who']} ({p['when']})" for p in esc["path"]]
+    out += ["", "## Timeline", ""]
+    out += _table(
+        ["start", "phase", "step", "host", "status", "changed", "duration"],
+        [
+            [
+                s["start"],
+                s["phase"],
+                s["name"],
+                s["host"],
+                s["status"],
+                s["changed"],
+                f"{s['duration_s']:.2f} s",
+            ]
+            for s in report["timeline"]
+        ],
+    )
+    for host, lines in report["logs"].items():
+        if lines:
+            out += ["", f"## Recent logs ({host})", "", "```", *lines, "```"]
+    out += ["", f"Runner artifacts: `{report['runner']['artifacts']}`", ""]
+    return "\n".join(out)
+
+
+def write(report: dict[str, Any], run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (run_dir / "report.md").write_text(to_markdown(report), encoding="utf-8")
+
+
+def history(runs_dir: Path) -> list[dict[str, Any]]:
+    """Past runs, newest first, from their report.json files."""
+    rows = []
+    for path in sorted(runs_dir.glob("*/report.json"), reverse=True):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows.append(
+            {
+                k: data.get(k)
+                for k in (
+                    "run_id",
+                    "runbook",
+                    "env",
+                    "check",
+                    "outcome",
+                    "changed",
+                    "started_at",
+                    "duration_s",
+                    "reason",
+                )
+            }
+        )
+    return rows

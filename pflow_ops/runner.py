@@ -1,0 +1,206 @@
+"""Launching playbooks through ansible-runner.
+
+One class owns every ansible-runner argument (private data dir, project dir, quiet mode, a
+controlled environment, timeout, cancellation). Runner events are copied onto a queue by the
+event handler and consumed here; the run's outcome is read from the runner status, rc and the
+``playbook_on_stats`` event (its ``artifact_data`` carries the roles' ``set_stats``), never
+scraped from text. ansible_runner is imported lazily so ``pflow-ops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pflow_ops.paths import project_root, state_home
+
+RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_skipped": "skipped",
+    "runner_on_unreachable": "unreachable",
+}
+
+
+@dataclass
+class Step:
+    """One task on one host, as the report's timeline shows it."""
+
+    name: str
+    phase: str
+    host: str
+    start: str
+    duration_s: float
+    status: str
+    changed: bool
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "host": self.host,
+            "start": self.start,
+            "duration_s": round(self.duration_s, 3),
+            "status": self.status,
+            "changed": self.changed,
+            "message": self.message,
+        }
+
+
+@dataclass
+class RunResult:
+    status: str
+    rc: int | None
+    steps: list[Step] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    artifact_data: dict[str, Any] = field(default_factory=dict)
+    artifacts_dir: str = ""
+    stdout_tail: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return sum(int(n) for n in (self.stats.get("changed") or {}).values())
+
+    @property
+    def unreachable_hosts(self) -> list[str]:
+        return sorted((self.stats.get("dark") or {}).keys())
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    """Everything ansible-runner is told, in one place."""
+
+    run_id: str
+    run_dir: Path
+    playbook: Path
+    inventory: Path
+    extravars: dict[str, Any]
+    check: bool = False
+    limit: str | None = None
+    timeout: int = 3600
+
+    def runner_kwargs(self) -> dict[str, Any]:
+        root = project_root()
+        cmdline = "--check" if self.check else None
+        return {
+            "private_data_dir": str(self.run_dir),
+            "project_dir": str(root),
+            "playbook": str(self.playbook),
+            "inventory": str(self.inventory),
+            "extravars": self.extravars,
+            "limit": self.limit,
+            "cmdline": cmdline,
+            "ident": "runner",
+            "quiet": True,
+            "json_mode": False,
+            # Extra vars may carry secrets: keep them out of env/ files on disk.
+            "suppress_env_files": True,
+            "timeout": self.timeout,
+            "envvars": {
+                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                "PFLOW_OPS_HOME": str(state_home()),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            },
+        }
+
+
+def _phase(event_data: dict[str, Any]) -> str:
+    task_path = str(event_data.get("task_path") or "")
+    name = Path(task_path.split(":", 1)[0]).stem
+    return name or "play"
+
+
+class EventConsumer:
+    """Turns the runner's event stream into timeline steps and the final stats."""
+
+    def __init__(self, on_step: Callable[[Step], None] | None = None):
+        self.on_step = on_step
+        self.steps: list[Step] = []
+        self.stats: dict[str, Any] = {}
+        self.artifact_data: dict[str, Any] = {}
+        self.stdout_tail: list[str] = []
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("event", ""))
+        data = event.get("event_data") or {}
+        stdout = str(event.get("stdout") or "")
+        if stdout:
+            self.stdout_tail = (self.stdout_tail + stdout.splitlines())[-40:]
+        if kind in RESULT_EVENTS:
+            self._result(kind, data)
+        elif kind == "playbook_on_stats":
+            self.stats = {
+                k: data.get(k) or {}
+                for k in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+            }
+            self.artifact_data = dict(data.get("artifact_data") or {})
+
+    def _result(self, kind: str, data: dict[str, Any]) -> None:
+        res = data.get("res") or {}
+        changed = bool(res.get("changed")) if isinstance(res, dict) else False
+        status = RESULT_EVENTS[kind]
+        if status == "ok" and changed:
+            status = "changed"
+        if data.get("ignore_errors") and status == "failed":
+            status = "ignored"
+        message = str(res.get("msg", "")) if isinstance(res, dict) and status != "ok" else ""
+        step = Step(
+            name=str(data.get("task") or "?"),
+            phase=_phase(data),
+            host=str(data.get("host") or "?"),
+            start=str(data.get("start") or ""),
+            duration_s=float(data.get("duration") or 0.0),
+            status=status,
+            changed=changed,
+            message=message[:500],
+        )
+        self.steps.append(step)
+        if self.on_step:
+            self.on_step(step)
+
+
+def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> RunResult:
+    """Run the playbook; block until done; SIGINT/SIGTERM cancel it cleanly."""
+    import ansible_runner  # deferred: importing it costs ~0.2 s
+
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    cancelled = threading.Event()
+    consumer = EventConsumer(on_step)
+
+    def _cancel(signum: int, frame: FrameType | None) -> None:
+        cancelled.set()
+
+    previous = {s: signal.signal(s, _cancel) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        thread, runner = ansible_runner.run_async(
+            **run.runner_kwargs(),
+            event_handler=lambda ev: events.put(ev) or True,
+            cancel_callback=cancelled.is_set,
+        )
+        while thread.is_alive() or not events.empty():
+            try:
+                consumer.dispatch(events.get(timeout=0.1))
+            except queue.Empty:
+                continue
+        thread.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return RunResult(
+        status=str(runner.status),
+        rc=runner.rc,
+        steps=consumer.steps,
+        stats=consumer.stats,
+        artifact_data=consumer.artifact_data,
+        artifacts_dir=str(runner.config.artifact_dir),
+        stdout_tail=consumer.stdout_tail,
+    )
