@@ -100,7 +100,9 @@ program:
   contains:
     name: {description: Program name., type: str}
     group: {description: Group name., type: str}
-    state: {description: "supervisord state name: RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN.", type: str}
+    state:
+      description: supervisord state name (RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN).
+      type: str
     pid: {description: Process id, null when no process., type: int}
     exitstatus: {description: Exit status of the last exit., type: int}
     start: {description: Epoch seconds of the last start., type: int}
