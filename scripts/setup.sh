@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up everything pflow-ops needs on a Debian/Ubuntu machine, idempotently:
+#   - Debian packages: PostgreSQL server (15 preferred), redis-server, a Python venv
+#   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
+# Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="__none__"; fi
+fi
+
+need_pkgs=()
+have_pg_server() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; }
+have_pg_server || need_pkgs+=(postgresql-15)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_pkgs+=(python3 python3-venv)
+"$PY" -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$SUDO" = "__none__" ]; then
+    log "missing Debian packages: ${need_pkgs[*]}; install them as root (no sudo here)"; exit 1
+  fi
+  log "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # postgresql-15 is Debian 12's; other releases ship another major: fall back to theirs.
+  if ! $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; then
+    alt=("${need_pkgs[@]/postgresql-15/postgresql}")
+    $SUDO apt-get install -y -qq --no-install-recommends "${alt[@]}" >/dev/null
+  fi
+  # The package may start its own default cluster; the sandbox uses its own data directory
+  # and port, so that cluster is left alone.
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.pflow-ops-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing pflow-ops and its pinned dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | head -1)"

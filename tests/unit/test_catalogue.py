@@ -1,0 +1,77 @@
+"""The catalogue is the single source of truth: it must agree with the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pflow_ops import catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_ALERTS = {
+    "RB-01": {"BackendServiceDown", "HighErrorRate", "SlowRequests"},
+    "RB-02": {"DatabaseSlowQueries", "DatabaseHighConnections", "DatabaseConnectionFailure"},
+    "RB-03": {"RedisHighEvictions", "RedisConnectionFailure", "CacheLowHitRate",
+              "RedisHighMemoryUsage"},
+}
+
+
+@pytest.fixture(scope="module")
+def cat() -> catalogue.Catalogue:
+    return catalogue.load()
+
+
+def test_seed_alerts_map_to_their_runbooks(cat: catalogue.Catalogue) -> None:
+    assert {rb.id: set(rb.alerts) for rb in cat.runbooks} == SEED_ALERTS
+    assert cat.for_alert("HighErrorRate").id == "RB-01"
+    assert cat.for_alert("CacheLowHitRate").id == "RB-03"
+
+
+def test_every_alert_belongs_to_exactly_one_runbook(cat: catalogue.Catalogue) -> None:
+    alerts = [a for rb in cat.runbooks for a in rb.alerts]
+    assert len(alerts) == len(set(alerts)) == 10
+
+
+def test_lookup_is_case_insensitive_and_unknown_names_list_choices(
+    cat: catalogue.Catalogue,
+) -> None:
+    assert cat.get("rb-01") is cat.get("RB-01")
+    with pytest.raises(catalogue.UnknownRunbook, match="rb-01, rb-02, rb-03"):
+        cat.get("rb-99")
+    with pytest.raises(catalogue.UnknownRunbook, match="BackendServiceDown"):
+        cat.for_alert("NoSuchAlert")
+
+
+def test_implemented_runbooks_have_their_playbook_and_role(cat: catalogue.Catalogue) -> None:
+    for rb in cat.runbooks:
+        if not rb.implemented:
+            continue
+        playbook = ROOT / rb.playbook
+        assert playbook.is_file(), rb.playbook
+        plays = yaml.safe_load(playbook.read_text())
+        roles = [r["role"] for play in plays for r in play.get("roles", [])]
+        assert rb.role in roles, f"{rb.playbook} does not call {rb.role} by FQCN"
+        role_dir = ROOT / "collection" / "roles" / rb.role.rsplit(".", 1)[1]
+        assert (role_dir / "tasks" / "main.yml").is_file()
+
+
+def test_every_step_points_at_the_file_that_implements_it(cat: catalogue.Catalogue) -> None:
+    for rb in cat.runbooks:
+        if not rb.implemented:
+            continue
+        assert rb.steps, f"{rb.id} lists no steps"
+        phases = {s.phase for s in rb.steps}
+        assert phases == {"preflight", "investigate", "recover", "verify", "report"}
+        for step in rb.steps:
+            assert (ROOT / step.file).is_file(), step.file
+            assert Path(step.file).stem == step.phase
+        role_dir = ROOT / "collection" / "roles" / rb.role.rsplit(".", 1)[1] / "tasks"
+        phase_files = {p.stem for p in role_dir.glob("*.yml")} - {"main"}
+        assert phase_files <= phases, "a phase file is missing from the catalogue steps"
+
+
+def test_escalation_path_is_written_down(cat: catalogue.Catalogue) -> None:
+    for rb in cat.runbooks:
+        assert [e.level for e in rb.escalation] == ["L1", "L2", "L3"]
