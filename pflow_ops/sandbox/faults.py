@@ -1,0 +1,123 @@
+"""Fault injection (`sandbox break FAULT`) and its undo (`sandbox heal`)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pflow_ops.sandbox import procs
+from pflow_ops.sandbox.control import (
+    Context,
+    record_pids,
+    running_context,
+    start_program,
+    wait_healthy,
+)
+from pflow_ops.sandbox.errors import USAGE, SandboxError
+from pflow_ops.sandbox.render import ERROR_RATE
+
+FAULTS: dict[str, str] = {
+    "backend-crash": "SIGKILL the backend; supervisord shows it EXITED and does not restart it",
+    "backend-hang": "SIGSTOP the backend; its port accepts TCP connections but nothing answers",
+    "backend-errors": (
+        f"SIGUSR1 the backend: {ERROR_RATE:.0%} of /api requests answer 500 "
+        "while /health still passes"
+    ),
+    "db-down": "stop PostgreSQL through supervisord; /health answers 503 (postgres failing)",
+    "redis-down": "stop Redis through supervisord; /health answers 503 (redis failing)",
+}
+
+
+def _until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _crash(ctx: Context) -> str:
+    pid = ctx.running_pid("backend")
+    procs.send(pid, signal.SIGKILL)
+    _until(lambda: ctx.info("backend")["statename"] != "RUNNING")
+    statename = ctx.info("backend")["statename"]
+    return f"killed backend (pid {pid}) with SIGKILL; supervisord shows it {statename}"
+
+
+def _hang(ctx: Context) -> str:
+    pid = ctx.running_pid("backend")
+    procs.send(pid, signal.SIGSTOP)
+    if not _until(lambda: procs.proc_state(pid) == "T"):
+        raise SandboxError(f"backend (pid {pid}) did not stop after SIGSTOP")
+    port = ctx.state.ports.backend
+    return f"stopped backend (pid {pid}) with SIGSTOP; port {port} accepts TCP but never answers"
+
+
+def _errors(ctx: Context) -> str:
+    pid = ctx.running_pid("backend")
+    procs.send(pid, signal.SIGUSR1)
+    return f"sent SIGUSR1 to backend (pid {pid}); {ERROR_RATE:.0%} of /api requests now answer 500"
+
+
+def _stopper(program: str) -> Callable[[Context], str]:
+    def stop(ctx: Context) -> str:
+        if not ctx.sv.stop(program):
+            return f"{program} was already stopped"
+        return f"stopped {program} through supervisord; /health now answers 503"
+
+    return stop
+
+
+_BREAKERS: dict[str, Callable[[Context], str]] = {
+    "backend-crash": _crash,
+    "backend-hang": _hang,
+    "backend-errors": _errors,
+    "db-down": _stopper("postgres"),
+    "redis-down": _stopper("redis"),
+}
+
+
+def break_fault(fault: str, home: Path | None = None) -> str:
+    """Inject ``fault`` into the running sandbox; return one line saying what was done."""
+    breaker = _BREAKERS.get(fault)
+    if breaker is None:
+        raise SandboxError(f"unknown fault {fault!r}; valid faults: {', '.join(FAULTS)}", USAGE)
+    ctx = running_context(home)
+    done = breaker(ctx)
+    if fault not in ctx.state.faults:
+        ctx.state.faults.append(fault)
+    record_pids(ctx)
+    return done
+
+
+def _heal_backend_process(ctx: Context) -> list[str]:
+    """Resume a stopped backend and turn error mode off (always: it costs nothing)."""
+    info = ctx.info("backend")
+    if info["statename"] != "RUNNING":
+        return []
+    pid, actions = int(info["pid"]), []
+    if procs.proc_state(pid) == "T":
+        procs.send(pid, signal.SIGCONT)
+        actions.append(f"resumed backend (pid {pid}) with SIGCONT")
+    procs.send(pid, signal.SIGUSR2)
+    if "backend-errors" in ctx.state.faults:
+        actions.append(f"turned error mode off on backend (pid {pid}) with SIGUSR2")
+    return actions
+
+
+def heal(home: Path | None = None, timeout: float = 30) -> list[str]:
+    """Undo every fault, then wait for /health 200. Returns the actions taken (empty: none)."""
+    ctx = running_context(home)
+    actions = _heal_backend_process(ctx)
+    # Dependencies first, so the backend comes back to a working database and cache.
+    for program in ("postgres", "redis", "backend"):
+        statename = ctx.info(program)["statename"]
+        if statename != "RUNNING" and start_program(ctx, program):
+            actions.append(f"started {program} (was {statename})")
+    wait_healthy(ctx, timeout)
+    ctx.state.faults = []
+    record_pids(ctx)
+    return actions
