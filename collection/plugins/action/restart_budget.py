@@ -18,7 +18,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 ENV_HOME = "PFLOW_OPS_HOME"
@@ -192,7 +191,8 @@ class ActionModule(ActionBase):
                 dry_run=bool(self._task.check_mode),
             )
         except BudgetError as exc:
-            raise AnsibleActionFail(str(exc)) from exc
+            result.update(failed=True, changed=False, msg=str(exc))
+            return result
         warnings = outcome.pop("warnings")
         result.update(outcome)
         if warnings:

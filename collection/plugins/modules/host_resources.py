@@ -278,7 +278,11 @@ def main() -> None:
     try:
         result = run_module(module.params)
     except ModuleFailure as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        failure = exc
+    else:
+        failure = None
+    if failure is not None:  # outside the except block: an expected failure carries no traceback
+        module.fail_json(msg=str(failure), changed=False)
     module.exit_json(**result)
 
 

@@ -42,10 +42,10 @@ options:
     type: str
     required: true
   username:
-    description: User for supervisord's HTTP basic authentication.
+    description: User for supervisord's HTTP basic authentication; required together with I(password).
     type: str
   password:
-    description: Password for supervisord's HTTP basic authentication.
+    description: Password for supervisord's HTTP basic authentication; required together with I(username).
     type: str
   state:
     description:
@@ -155,7 +155,11 @@ STOPPABLE = ("RUNNING", "STARTING", "BACKOFF")
 DOWN = ("STOPPED", "EXITED", "FATAL", "UNKNOWN")
 START_SETTLED = ("RUNNING", "STOPPED", "EXITED", "FATAL")
 # supervisord fault codes (supervisor.xmlrpc.Faults)
-SHUTDOWN_STATE, BAD_NAME, NO_FILE, ALREADY_STARTED, NOT_RUNNING = 6, 10, 20, 60, 70
+SHUTDOWN_STATE = 6
+BAD_NAME = 10
+NO_FILE = 20
+ALREADY_STARTED = 60
+NOT_RUNNING = 70
 
 
 class ModuleFailure(Exception):
@@ -396,12 +400,17 @@ def main() -> None:
             log_lines=dict(type="int", default=50),
             wait_timeout=dict(type="float", default=30.0),
         ),
+        required_together=[("username", "password")],
         supports_check_mode=True,
     )
     try:
         result, warnings = run_module(module.params, module.check_mode)
     except ModuleFailure as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.result)
+        failure = exc
+    else:
+        failure = None
+    if failure is not None:  # outside the except block: an expected failure carries no traceback
+        module.fail_json(msg=failure.msg, changed=False, **failure.result)
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)
