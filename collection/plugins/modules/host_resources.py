@@ -278,11 +278,7 @@ def main() -> None:
     try:
         result = run_module(module.params)
     except ModuleFailure as exc:
-        failure = exc
-    else:
-        failure = None
-    if failure is not None:  # outside the except block: an expected failure carries no traceback
-        module.fail_json(msg=str(failure), changed=False)
+        module.fail_json(msg=str(exc), changed=False)
     module.exit_json(**result)
 
 

@@ -406,11 +406,7 @@ def main() -> None:
     try:
         result, warnings = run_module(module.params, module.check_mode)
     except ModuleFailure as exc:
-        failure = exc
-    else:
-        failure = None
-    if failure is not None:  # outside the except block: an expected failure carries no traceback
-        module.fail_json(msg=failure.msg, changed=False, **failure.result)
+        module.fail_json(msg=exc.msg, changed=False, **exc.result)
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)
