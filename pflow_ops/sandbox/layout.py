@@ -50,11 +50,10 @@ class SandboxPorts:
 
 
 def pflow_ops_home(home: Path | None = None) -> Path:
-    if home is not None:
-        return Path(os.path.abspath(Path(home).expanduser()))
-    env = os.environ.get("PFLOW_OPS_HOME")
-    base = Path(env).expanduser() if env else Path.home() / ".pflow-ops"
-    return Path(os.path.abspath(base))
+    """Resolved like pflow_ops.paths.state_home, so both name the same directory."""
+    if home is None:
+        home = Path(os.environ.get("PFLOW_OPS_HOME") or "~/.pflow-ops")
+    return Path(home).expanduser().resolve()
 
 
 def sandbox_dir(home: Path | None = None) -> Path:
