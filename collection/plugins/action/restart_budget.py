@@ -43,7 +43,8 @@ class BudgetError(Exception):
 def budget_path(state_dir: str | None, environ: dict[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     home = state_dir or environ.get(ENV_HOME) or DEFAULT_HOME
-    return os.path.join(os.path.abspath(os.path.expanduser(home)), "budget", "restarts.json")
+    # realpath, as pflow_ops.paths.state_home() resolves it, so both name the same file
+    return os.path.join(os.path.realpath(os.path.expanduser(home)), "budget", "restarts.json")
 
 
 def _valid(data: object) -> bool:

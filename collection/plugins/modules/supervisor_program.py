@@ -150,7 +150,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule
 
 RPC_TIMEOUT = 10.0  # calls never block in supervisord: start/stop use wait=False and we poll
-POLL_S = 0.1
+POLL_S = 0.05
 STOPPABLE = ("RUNNING", "STARTING", "BACKOFF")
 DOWN = ("STOPPED", "EXITED", "FATAL", "UNKNOWN")
 START_SETTLED = ("RUNNING", "STOPPED", "EXITED", "FATAL")
