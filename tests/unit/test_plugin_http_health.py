@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -170,3 +173,37 @@ def test_bad_parameters() -> None:
         target = str(kw.pop("url", "http://127.0.0.1:1/"))
         with pytest.raises(hh.ModuleFailure):
             run(target, **kw)
+
+
+def test_listening_socket_that_never_accepts_is_hung() -> None:
+    # A wedged process: the kernel completes the TCP handshake from the backlog, nobody answers.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        assert run(f"http://127.0.0.1:{port}/health", timeout=0.3)["state"] == "hung"
+        assert run(f"https://127.0.0.1:{port}/health", timeout=0.3)["state"] == "hung"
+
+
+@pytest.fixture
+def tls_server(server: Server, tmp_path: Path) -> Server:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def test_https_with_and_without_certificate_validation(tls_server: Server) -> None:
+    target = f"https://127.0.0.1:{tls_server.server_address[1]}/ok"
+    res = run(target, validate_certs=False)
+    assert res["healthy"] is True and res["body"] == {"status": "ok"}
+    res = run(target)
+    assert res["state"] == "error" and "TLS" in res["reason"] and "CERTIFICATE_VERIFY_FAILED" in res["reason"]

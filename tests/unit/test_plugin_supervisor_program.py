@@ -209,6 +209,27 @@ def test_connection_refused(tmp_path: Path) -> None:
     assert res["reachable"] is False and "refused" in res["msg"]
 
 
+@pytest.mark.parametrize(
+    ("state", "current", "actions"),
+    [
+        ("restarted", "RUNNING", ["stop", "start"]),
+        ("restarted", "FATAL", ["start"]),
+        ("restarted", "STOPPING", ["wait_stop", "start"]),
+        ("started", "RUNNING", []),
+        ("started", "STARTING", []),
+        ("started", "BACKOFF", ["stop", "start"]),
+        ("started", "EXITED", ["start"]),
+        ("stopped", "RUNNING", ["stop"]),
+        ("stopped", "BACKOFF", ["stop"]),
+        ("stopped", "STOPPING", ["wait_stop"]),
+        ("stopped", "FATAL", []),
+        ("info", "RUNNING", []),
+    ],
+)
+def test_plan(state: str, current: str, actions: list[str]) -> None:
+    assert sp.plan(state, current) == actions
+
+
 def test_bad_parameters() -> None:
     for url in ("unix://relative.sock", "ftp://x", "localhost:9001"):
         with pytest.raises(sp.ModuleFailure):

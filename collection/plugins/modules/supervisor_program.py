@@ -124,7 +124,9 @@ state_reached:
   type: bool
   returned: when state is not info and supervisord is reachable
 actions:
-  description: The RPC actions taken (or that would be taken in check mode), in order.
+  description:
+    - The steps taken (or that would be taken in check mode), in order. C(wait_stop) waits for a
+      stop that was already in progress and does not count as a change.
   type: list
   elements: str
   returned: when state is not info and supervisord is reachable
@@ -318,14 +320,17 @@ def wait_for(proxy, server_url: str, name: str, settled: tuple, timeout: float) 
 
 
 def plan(state: str, current: str) -> list[str]:
+    """RPC steps for `state` from `current`. "wait_stop" only waits for a stop someone else began."""
+    down = ["stop"] if current in STOPPABLE else ["wait_stop"] if current == "STOPPING" else []
     if state == "restarted":
-        return (["stop"] if current in STOPPABLE or current == "STOPPING" else []) + ["start"]
+        return [*down, "start"]
     if state == "started":
         if current in ("RUNNING", "STARTING"):
             return []
-        return (["stop"] if current in ("BACKOFF", "STOPPING") else []) + ["start"]
+        # BACKOFF is stopped first: supervisord refuses to start it, and a stop resets its retries
+        return [*down, "start"]
     if state == "stopped":
-        return ["stop"] if current in STOPPABLE or current == "STOPPING" else []
+        return down
     return []
 
 
@@ -337,6 +342,7 @@ def act(proxy, server_url: str, name: str, actions: list[str], timeout: float) -
         except xmlrpc.client.Fault as exc:
             if exc.faultCode != NOT_RUNNING:
                 return get_info(proxy, server_url, name), f"stopProcess failed: {exc.faultString}"
+    if "stop" in actions or "wait_stop" in actions:
         info = wait_for(proxy, server_url, name, DOWN, timeout)
         if info["statename"] not in DOWN:
             return info, f"{name} did not stop within {timeout:g} s (state {info['statename']})"
@@ -371,7 +377,7 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         if state == "info":
             return result, warnings
         actions = plan(state, before["statename"])
-        result.update(changed=bool(actions), actions=actions, state_reached=True)
+        result.update(changed="stop" in actions or "start" in actions, actions=actions, state_reached=True)
         if check_mode or not actions:
             result["program_after"] = None if check_mode else result["program"]
             return result, warnings
