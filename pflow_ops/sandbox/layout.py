@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,8 +76,14 @@ def default_ports() -> SandboxPorts:
     return SandboxPorts(**values)
 
 
-def default_maxmemory() -> str:
-    return os.environ.get(MAXMEMORY_ENV, "").strip() or DEFAULT_MAXMEMORY
+def default_maxmemory(current: str = DEFAULT_MAXMEMORY) -> str:
+    """``$PFLOW_SANDBOX_REDIS_MAXMEMORY`` if set (e.g. 64mb, 1gb, 100000), else ``current``."""
+    value = os.environ.get(MAXMEMORY_ENV, "").strip().lower()
+    if not value:
+        return current
+    if not re.fullmatch(r"[1-9]\d*(?:b|k|kb|m|mb|g|gb)?", value):
+        raise SandboxError(f"{MAXMEMORY_ENV} must be a size such as 64mb, got {value!r}", USAGE)
+    return value
 
 
 @dataclass(frozen=True)

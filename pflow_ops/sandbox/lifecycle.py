@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import shutil
+import signal
 import subprocess
 import time
 import xmlrpc.client
@@ -56,9 +57,10 @@ def _prepare_state(
         if layout.pg_parent.exists():
             # Data whose superuser password went with a lost state file: useless, start over.
             shutil.rmtree(layout.pg_parent)
-        state = SandboxState(ports=ports or default_ports(), redis_maxmemory=default_maxmemory())
+        state = SandboxState(ports=ports or default_ports())
     elif ports is not None:
         state.ports = ports
+    state.redis_maxmemory = default_maxmemory(state.redis_maxmemory)
     state.service_user = tools.ensure_service_user()
     state.pg_bin_dir = str(pg_bin)
     state.pg_version = tools.pg_version(pg_bin)
@@ -241,6 +243,10 @@ def _stop(layout: Layout, state: SandboxState | None) -> None:
     if sv.is_up():
         try:
             supervisord_pid = sv.pid()
+            for info in sv.all_info():
+                # A SIGSTOPped program would sit out stopwaitsecs before SIGKILL: resume it.
+                if info["pid"] and procs.proc_state(int(info["pid"])) == "T":
+                    procs.send(int(info["pid"]), signal.SIGCONT)
             sv.stop_all()
             sv.shutdown()
         except (OSError, xmlrpc.client.Error, http.client.HTTPException):

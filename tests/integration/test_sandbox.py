@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -85,7 +86,7 @@ def sb() -> Iterator[Sandbox]:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def test_taken_port_is_refused_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_taken_port_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     home = Path(tempfile.mkdtemp(prefix="pfo-", dir="/tmp"))
     monkeypatch.setenv("PFLOW_OPS_HOME", str(home))
     backend, pg, rd = _free_ports(3)
@@ -256,18 +257,41 @@ def _leftovers(paths: list[str], pids: set[int]) -> set[int]:
     return found - {os.getpid()}
 
 
-def test_down_leaves_no_process_behind(sb: Sandbox) -> None:
+def _sandbox_pids(sb: Sandbox) -> set[int]:
     state = json.loads((sb.home / "sandbox" / "state.json").read_text())
     pids = {ident[0] for ident in state["pids"].values()}
     pids |= {p["pid"] for p in sandbox.status()["programs"].values() if p["pid"]}
-    assert len(pids) == 4  # supervisord and its three programs
+    return pids
+
+
+def test_down_leaves_no_process_behind(sb: Sandbox) -> None:
+    sandbox.break_fault("db-down")
+    pids = _sandbox_pids(sb)
+    sandbox.break_fault("backend-hang")  # SIGSTOPped: must not delay or survive `down`
+    assert len(pids) == 3  # supervisord, redis, backend (postgres is stopped)
     paths = [str(sb.home / "sandbox"), sb.endpoints["postgres"]["data_dir"]]
     assert _leftovers(paths, pids)  # the scan does see the running sandbox
     start = time.monotonic()
     sandbox.down()
-    assert time.monotonic() - start < 20
+    assert time.monotonic() - start < 5
     assert _leftovers(paths, pids) == set()
     assert sandbox.status()["running"] is False
+    assert not (sb.home / "sandbox" / "endpoints.json").exists()
     sandbox.down()  # idempotent
     with pytest.raises(SandboxError, match="run `pflow-ops sandbox up`"):
         sandbox.break_fault("db-down")
+
+
+def test_down_after_supervisord_died(sb: Sandbox) -> None:
+    # Second start on the existing data directory, with the ports recorded by the first.
+    endpoints = sandbox.up(timeout=60)
+    assert endpoints["backend"]["port"] == sb.port and sb.health()[0] == 200
+    pids = _sandbox_pids(sb)
+    assert len(pids) == 4
+    os.kill(sandbox.status()["programs"]["backend"]["pid"], signal.SIGSTOP)
+    supervisord = int((sb.home / "sandbox" / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)  # its programs are orphaned, still running
+    paths = [str(sb.home / "sandbox"), sb.endpoints["postgres"]["data_dir"]]
+    assert len(_leftovers(paths, pids)) >= 3
+    sandbox.down()
+    assert _leftovers(paths, pids) == set()

@@ -107,3 +107,13 @@ def test_error_messages_are_single_lines() -> None:
     err = SandboxError("initdb failed:\n  line one\n  line two")
     assert str(err) == "initdb failed: line one line two"
     assert err.exit_code == 1
+
+
+def test_redis_maxmemory_comes_from_env_and_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lay.default_maxmemory() == "64mb"
+    assert lay.default_maxmemory("128mb") == "128mb"
+    monkeypatch.setenv(lay.MAXMEMORY_ENV, "256MB")
+    assert lay.default_maxmemory("128mb") == "256mb"
+    monkeypatch.setenv(lay.MAXMEMORY_ENV, "lots")
+    with pytest.raises(SandboxError, match="must be a size such as 64mb, got 'lots'"):
+        lay.default_maxmemory()
