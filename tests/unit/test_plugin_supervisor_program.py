@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -162,6 +164,16 @@ def test_restart_tolerates_a_program_that_ignores_sigterm(supervisord: dict) -> 
     res = run(url, "stubborn", state="restarted")
     assert res["state_reached"] is True and res["program_after"]["pid"] != pid
     assert time.monotonic() - started < 8  # stopwaitsecs=1, then SIGKILL
+
+
+def test_restart_of_a_sigstopped_program_does_not_wait_for_sigkill(supervisord: dict) -> None:
+    url = supervisord["url"]
+    pid = run(url, "sleeper")["program"]["pid"]
+    os.kill(pid, signal.SIGSTOP)  # how the sandbox simulates a hung backend; stopwaitsecs is 10 s
+    started = time.monotonic()
+    res = run(url, "sleeper", state="restarted")
+    assert res["state_reached"] is True and res["program_after"]["pid"] != pid
+    assert time.monotonic() - started < 5
 
 
 def test_program_that_cannot_start_is_reported_not_failed(supervisord: dict) -> None:

@@ -143,6 +143,7 @@ msg:
 """
 
 import base64
+import contextlib
 import http.client
 import socket
 import time
@@ -337,6 +338,10 @@ def plan(state: str, current: str) -> list[str]:
 def act(proxy, server_url: str, name: str, actions: list[str], timeout: float) -> tuple[dict, str | None]:  # type: ignore[no-untyped-def]
     info: dict = {}
     if "stop" in actions:
+        # A SIGSTOPped process would hold SIGTERM pending until stopwaitsecs ends in SIGKILL;
+        # SIGCONT first lets it stop gracefully, and is a no-op for a process that is running.
+        with contextlib.suppress(xmlrpc.client.Fault):
+            call(server_url, proxy.supervisor.signalProcess, name, "CONT")
         try:
             call(server_url, proxy.supervisor.stopProcess, name, False)
         except xmlrpc.client.Fault as exc:
