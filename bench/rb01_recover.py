@@ -53,28 +53,57 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
         fh.write(FLOOR_PLAY)
         floor_play = fh.name
-    floor_cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                 "-e", f"ansible_python_interpreter={sys.executable}", floor_play]
+    floor_cmd = [
+        str(BIN / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        floor_play,
+    ]
     floors, recovers, helps = [], [], []
     for _ in range(args.repeat):
         floors.append(timed(floor_cmd, env))
         subprocess.run([pflow, "sandbox", "heal"], env=env, capture_output=True, check=True)
-        subprocess.run([pflow, "sandbox", "break", "backend-crash"], env=env,
-                       capture_output=True, check=True)
-        recovers.append(timed([pflow, "recover", "rb-01", "--env", "local", "--output", "json",
-                               "-e", "backend_soak_seconds=0",
-                               "--override-budget", "benchmark"], env))
+        subprocess.run(
+            [pflow, "sandbox", "break", "backend-crash"], env=env, capture_output=True, check=True
+        )
+        recovers.append(
+            timed(
+                [
+                    pflow,
+                    "recover",
+                    "rb-01",
+                    "--env",
+                    "local",
+                    "--output",
+                    "json",
+                    "-e",
+                    "backend_soak_seconds=0",
+                    "--override-budget",
+                    "benchmark",
+                ],
+                env,
+            )
+        )
         helps.append(timed([pflow, "--help"], env))
     os.unlink(floor_play)
     floor, recover, help_ = (statistics.median(x) for x in (floors, recovers, helps))
-    print(json.dumps({
-        "repeat": args.repeat,
-        "floor_s": round(floor, 3),
-        "recover_rb01_crash_soak0_s": round(recover, 3),
-        "ratio": round(recover / floor, 2),
-        "help_s": round(help_, 3),
-        "targets": {"ratio_max": 5, "help_max_s": 0.3},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "repeat": args.repeat,
+                "floor_s": round(floor, 3),
+                "recover_rb01_crash_soak0_s": round(recover, 3),
+                "ratio": round(recover / floor, 2),
+                "help_s": round(help_, 3),
+                "targets": {"ratio_max": 5, "help_max_s": 0.3},
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -154,7 +154,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     out = [
         f"# {report['runbook']} {report['title']}: {report['outcome'].upper()}",
         "",
-        f"- Run: `{report['run_id']}` ({mode}), env `{report['env']}`, severity {report['severity']}",
+        f"- Run: `{report['run_id']}` ({mode}), env `{report['env']}`, "
+        f"severity {report['severity']}",
         f"- Started {report['started_at']}, finished {report['finished_at']} "
         f"({report['duration_s']} s); {report['changed']} changed task(s)",
         f"- Outcome: **{report['outcome']}**: {report['reason']}",

@@ -9,8 +9,10 @@ scraped from text. ansible_runner is imported lazily so ``pflow-ops --help`` sta
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,8 +110,19 @@ class PlaybookRun:
                 "PFLOW_OPS_HOME": str(state_home()),
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                # ansible-runner turns host key checking off by default; we keep SSH honest.
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "PATH": search_path(),
             },
         }
+
+
+def search_path() -> str:
+    """PATH with this interpreter's bin directory (the venv's) first, so the pinned
+    ansible-playbook runs even when the venv is not activated."""
+    here = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != here]
+    return os.pathsep.join([here, *rest])
 
 
 def _phase(event_data: dict[str, Any]) -> str:
@@ -167,6 +180,16 @@ class EventConsumer:
             self.on_step(step)
 
 
+def _enqueue(events: queue.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+    """The runner's event handler only copies the event; the consumer does the work."""
+
+    def handler(event: dict[str, Any]) -> bool:
+        events.put(event)
+        return True
+
+    return handler
+
+
 def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> RunResult:
     """Run the playbook; block until done; SIGINT/SIGTERM cancel it cleanly."""
     import ansible_runner  # deferred: importing it costs ~0.2 s
@@ -183,7 +206,7 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
         run.run_dir.mkdir(parents=True, exist_ok=True)
         thread, runner = ansible_runner.run_async(
             **run.runner_kwargs(),
-            event_handler=lambda ev: events.put(ev) or True,
+            event_handler=_enqueue(events),
             cancel_callback=cancelled.is_set,
         )
         while thread.is_alive() or not events.empty():

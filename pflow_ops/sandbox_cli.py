@@ -24,10 +24,23 @@ def _status_text(st: dict[str, Any]) -> None:
     ep = st.get("endpoints") or {}
     if ep:
         print(f"  backend    {ep['backend']['health_url']}")
-        print(
-            f"  postgres   {ep['postgres']['host']}:{ep['postgres']['port']}/{ep['postgres']['database']}"
-        )
+        pg = ep["postgres"]
+        print(f"  postgres   {pg['host']}:{pg['port']}/{pg['database']}")
         print(f"  redis      {ep['redis']['host']}:{ep['redis']['port']}")
+
+
+def _ports(sandbox: Any, args: argparse.Namespace) -> Any:
+    """Explicit flags win; a port not given keeps what the sandbox would pick on its own."""
+    if not (args.backend_port or args.postgres_port or args.redis_port):
+        return None
+    from pflow_ops.sandbox.layout import default_ports
+
+    base = default_ports()
+    return sandbox.SandboxPorts(
+        backend=args.backend_port or base.backend,
+        postgres=args.postgres_port or base.postgres,
+        redis=args.redis_port or base.redis,
+    )
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -35,18 +48,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "up":
-            base = sandbox.SandboxPorts()
-            ports = None
-            if args.backend_port or args.postgres_port or args.redis_port:
-                ports = sandbox.SandboxPorts(
-                    backend=args.backend_port or base.backend,
-                    postgres=args.postgres_port or base.postgres,
-                    redis=args.redis_port or base.redis,
-                )
-            ep = sandbox.up(ports=ports)
+            ep = sandbox.up(ports=_ports(sandbox, args))
             print(
                 f"sandbox up: backend {ep['backend']['health_url']}, "
-                f"postgres 127.0.0.1:{ep['postgres']['port']}, redis 127.0.0.1:{ep['redis']['port']}"
+                f"postgres 127.0.0.1:{ep['postgres']['port']}, "
+                f"redis 127.0.0.1:{ep['redis']['port']}"
             )
         elif args.action == "status":
             st = sandbox.status()
@@ -64,7 +70,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 print(line)
     except sandbox.SandboxError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except OSError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -27,8 +27,13 @@ class Context:
     def info(self, program: str) -> dict[str, Any]:
         return self.sv.info(program)
 
-    def running_pid(self, program: str) -> int:
+    def running_pid(self, program: str, settle_s: float = 3.0) -> int:
         info = self.info(program)
+        # A program just (re)started is STARTING until its startsecs pass: let it settle.
+        deadline = time.monotonic() + settle_s
+        while info["statename"] == "STARTING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            info = self.info(program)
         if info["statename"] != "RUNNING":
             raise SandboxError(
                 f"{program} is not running (supervisord state {info['statename']}); "

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_ALERTS = {
     "RB-01": {"BackendServiceDown", "HighErrorRate", "SlowRequests"},
     "RB-02": {"DatabaseSlowQueries", "DatabaseHighConnections", "DatabaseConnectionFailure"},
-    "RB-03": {"RedisHighEvictions", "RedisConnectionFailure", "CacheLowHitRate",
-              "RedisHighMemoryUsage"},
+    "RB-03": {
+        "RedisHighEvictions",
+        "RedisConnectionFailure",
+        "CacheLowHitRate",
+        "RedisHighMemoryUsage",
+    },
 }
 
 

@@ -51,9 +51,21 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_protected_env_without_yes_and_without_terminal_is_refused() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pflow_ops", "recover", "rb-01", "--env", "prod", "--output",
-         "json"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pflow_ops",
+            "recover",
+            "rb-01",
+            "--env",
+            "prod",
+            "--output",
+            "json",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 3
     assert "protected" in proc.stderr and "--yes" in proc.stderr
@@ -72,11 +84,11 @@ def test_a_held_lock_refuses_a_second_holder(tmp_path: Path) -> None:
 
 def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     code = (
-        "import sys, time; sys.path.insert(0, %r)\n"
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
         "from pathlib import Path\nfrom pflow_ops.lock import RunLock\n"
-        "RunLock('local', 'backend', 'victim', directory=Path(%r)).acquire()\n"
+        f"RunLock('local', 'backend', 'victim', directory=Path({str(tmp_path)!r})).acquire()\n"
         "print('held', flush=True); time.sleep(60)\n"
-    ) % (str(ROOT), str(tmp_path))
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     with pytest.raises(LockHeld):
@@ -89,7 +101,12 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
 
 def test_extra_vars_are_typed_and_never_templates() -> None:
     assert parse_extra_vars(["a=0", "b=true", "c=1.5", "d=text", "e="]) == {
-        "a": 0, "b": True, "c": 1.5, "d": "text", "e": ""}
+        "a": 0,
+        "b": True,
+        "c": 1.5,
+        "d": "text",
+        "e": "",
+    }
     with pytest.raises(cli.UsageError, match="template markers"):
         parse_extra_vars(["x={{ lookup('pipe', 'id') }}"])
 
@@ -101,6 +118,5 @@ def test_help_and_list_do_not_import_ansible() -> None:
         "bad = sorted(m for m in sys.modules if m.startswith(('ansible', 'ansible_runner')))\n"
         "print(bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"

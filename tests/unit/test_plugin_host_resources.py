@@ -41,11 +41,19 @@ def test_disks_for_existing_and_missing_paths(tmp_path: Path) -> None:
     assert here["exists"] is True and here["checked_path"] == str(tmp_path)
     assert gone["exists"] is False and gone["checked_path"] == str(tmp_path)
     st = os.statvfs(tmp_path)
-    assert here["total_bytes"] == st.f_blocks * st.f_frsize and 0 < here["free_bytes"] <= here["total_bytes"]
+    assert (
+        here["total_bytes"] == st.f_blocks * st.f_frsize
+        and 0 < here["free_bytes"] <= here["total_bytes"]
+    )
     assert os.path.ismount(here["mount_point"]) and str(tmp_path).startswith(here["mount_point"])
     assert here["status"] in ("ok", "warning", "critical") and here["status"] == gone["status"]
     checks = [f["check"] for f in res["findings"]]
-    assert checks == [f"disk_free:{tmp_path}", f"disk_free:{missing}", "memory_available", "load_per_cpu"]
+    assert checks == [
+        f"disk_free:{tmp_path}",
+        f"disk_free:{missing}",
+        "memory_available",
+        "load_per_cpu",
+    ]
     assert f"checked {tmp_path}" in res["findings"][1]["detail"]
     assert res["changed"] is False
 
@@ -54,26 +62,38 @@ def test_disk_thresholds_and_finding_format(tmp_path: Path) -> None:
     free = hr.run_module({"paths": [str(tmp_path)], "thresholds": {}})["disks"][0]["free_pct"]
     res = hr.run_module({"paths": [str(tmp_path)], "thresholds": {"disk_free_pct_min": free + 1}})
     assert res["disks"][0]["status"] == "warning"
-    res = hr.run_module({"paths": [str(tmp_path)], "thresholds": {"disk_free_pct_min": free * 2 + 1}})
+    res = hr.run_module(
+        {"paths": [str(tmp_path)], "thresholds": {"disk_free_pct_min": free * 2 + 1}}
+    )
     assert res["disks"][0]["status"] == "critical" and res["status"] == "critical"
-    detail = hr.run_module({"paths": [str(tmp_path)], "thresholds": {"disk_free_pct_min": 10}})["findings"][0]
-    assert detail["detail"].startswith(f"{free}% free (") and detail["detail"].endswith("), min 10%")
+    detail = hr.run_module({"paths": [str(tmp_path)], "thresholds": {"disk_free_pct_min": 10}})[
+        "findings"
+    ][0]
+    assert detail["detail"].startswith(f"{free}% free (") and detail["detail"].endswith(
+        "), min 10%"
+    )
 
 
-@pytest.mark.parametrize(("avail_kb", "status"), [(4000000, "ok"), (600000, "warning"), (300000, "critical")])
+@pytest.mark.parametrize(
+    ("avail_kb", "status"), [(4000000, "ok"), (600000, "warning"), (300000, "critical")]
+)
 def test_memory_status(tmp_path: Path, avail_kb: int, status: str) -> None:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text(MEMINFO.format(avail=avail_kb))
     memory, finding = hr.check_memory(10.0, str(meminfo))
     assert memory["total_bytes"] == 8000000 * 1024 and memory["available_bytes"] == avail_kb * 1024
-    assert memory["swap_total_bytes"] == 2000000 * 1024 and memory["swap_free_bytes"] == 1500000 * 1024
+    assert (
+        memory["swap_total_bytes"] == 2000000 * 1024 and memory["swap_free_bytes"] == 1500000 * 1024
+    )
     assert memory["status"] == finding["status"] == status
     assert finding["check"] == "memory_available" and "min 10%" in finding["detail"]
 
 
 def test_memory_without_memavailable_or_meminfo(tmp_path: Path) -> None:
     meminfo = tmp_path / "meminfo"
-    meminfo.write_text("\n".join(x for x in MEMINFO.splitlines() if not x.startswith("MemAvailable")))
+    meminfo.write_text(
+        "\n".join(x for x in MEMINFO.splitlines() if not x.startswith("MemAvailable"))
+    )
     memory, _ = hr.check_memory(10.0, str(meminfo))
     assert memory["available_bytes"] == (100000 + 20000 + 300000) * 1024
     memory, finding = hr.check_memory(10.0, str(tmp_path / "absent"))

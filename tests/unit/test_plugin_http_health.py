@@ -46,7 +46,9 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(1.0)
             self.reply(200, b"late", "text/plain")
         elif self.path == "/gate":
-            self.reply(200 if time.monotonic() >= srv.healthy_after else 503, b"{}", "application/json")
+            self.reply(
+                200 if time.monotonic() >= srv.healthy_after else 503, b"{}", "application/json"
+            )
         elif self.path == "/flaky":
             self.reply(500 if srv.hits == 3 else 200, b"", "text/plain")
         else:
@@ -86,8 +88,16 @@ def url(srv: Server, path: str) -> str:
 
 
 def run(target: str, **kw: object) -> dict:
-    params = {"url": target, "timeout": 2.0, "expect_status": [200], "samples": 1, "wait_timeout": 0.0,
-              "interval": 0.5, "soak_seconds": 0.0, "validate_certs": True}
+    params = {
+        "url": target,
+        "timeout": 2.0,
+        "expect_status": [200],
+        "samples": 1,
+        "wait_timeout": 0.0,
+        "interval": 0.5,
+        "soak_seconds": 0.0,
+        "validate_certs": True,
+    }
     params.update(kw)
     return hh.run_module(params)
 
@@ -123,7 +133,11 @@ def test_closed_port_is_refused() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     res = run(f"http://127.0.0.1:{port}/health", samples=3)
-    assert res["state"] == "refused" and res["samples"]["failures"] == 3 and res["samples"]["error_rate"] == 1
+    assert (
+        res["state"] == "refused"
+        and res["samples"]["failures"] == 3
+        and res["samples"]["error_rate"] == 1
+    )
 
 
 def test_connect_timeout_and_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,7 +167,9 @@ def test_gate_waits_until_healthy(server: Server) -> None:
 def test_gate_that_never_passes_skips_samples_and_soak(server: Server) -> None:
     server.healthy_after = time.monotonic() + 60
     res = run(url(server, "/gate"), wait_timeout=0.5, interval=0.1, soak_seconds=5.0)
-    assert res["healthy"] is False and res["gate"]["passed"] is False and res["state"] == "unhealthy"
+    assert (
+        res["healthy"] is False and res["gate"]["passed"] is False and res["state"] == "unhealthy"
+    )
     assert 0.4 <= res["gate"]["waited_s"] < 1.0 and res["samples"]["count"] == 0
     assert res["soak"]["probes"] == 0 and res["elapsed_s"] < 1.5
 
@@ -168,8 +184,14 @@ def test_soak_counts_a_failure(server: Server) -> None:
 
 
 def test_bad_parameters() -> None:
-    for kw in ({"url": "ftp://x/"}, {"url": "http://:80/"}, {"timeout": 0.0}, {"samples": 0},
-               {"expect_status": []}, {"soak_seconds": 1.0, "interval": 0.0}):
+    for kw in (
+        {"url": "ftp://x/"},
+        {"url": "http://:80/"},
+        {"timeout": 0.0},
+        {"samples": 0},
+        {"expect_status": []},
+        {"soak_seconds": 1.0, "interval": 0.0},
+    ):
         target = str(kw.pop("url", "http://127.0.0.1:1/"))
         with pytest.raises(hh.ModuleFailure):
             run(target, **kw)
@@ -191,9 +213,26 @@ def tls_server(server: Server, tmp_path: Path) -> Server:
         pytest.skip("openssl not available")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -206,4 +245,8 @@ def test_https_with_and_without_certificate_validation(tls_server: Server) -> No
     res = run(target, validate_certs=False)
     assert res["healthy"] is True and res["body"] == {"status": "ok"}
     res = run(target)
-    assert res["state"] == "error" and "TLS" in res["reason"] and "CERTIFICATE_VERIFY_FAILED" in res["reason"]
+    assert (
+        res["state"] == "error"
+        and "TLS" in res["reason"]
+        and "CERTIFICATE_VERIFY_FAILED" in res["reason"]
+    )

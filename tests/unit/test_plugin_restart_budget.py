@@ -44,15 +44,27 @@ def test_budget_path_precedence(tmp_path: Path) -> None:
 
 def test_check_on_empty_budget_writes_nothing(path: str) -> None:
     res = rb.evaluate(path, KEY, now=1000.0)
-    assert res["allowed"] is True and res["changed"] is False and res["used"] == 0 and res["remaining"] == 3
+    assert (
+        res["allowed"] is True
+        and res["changed"] is False
+        and res["used"] == 0
+        and res["remaining"] == 3
+    )
     assert res["oldest_ts"] is None and res["resets_in_s"] is None and res["entries"] == []
     assert not os.path.exists(os.path.dirname(path))
 
 
 def test_consume_until_spent_then_refuse_without_failing(path: str) -> None:
     first = consume(path, 1000.0, reason="BackendDown", run_id="r1")
-    assert first["changed"] is True and first["allowed"] is True and first["used"] == 1 and first["remaining"] == 1
-    assert first["entries"] == [{"ts": 1000.0, "reason": "BackendDown", "override": False, "run_id": "r1"}]
+    assert (
+        first["changed"] is True
+        and first["allowed"] is True
+        and first["used"] == 1
+        and first["remaining"] == 1
+    )
+    assert first["entries"] == [
+        {"ts": 1000.0, "reason": "BackendDown", "override": False, "run_id": "r1"}
+    ]
     second = consume(path, 1010.0)
     assert second["used"] == 2 and second["remaining"] == 0 and "run_id" not in second["entries"][1]
     third = consume(path, 1020.0)
@@ -77,7 +89,9 @@ def test_window_expiry_frees_slots_and_prunes(path: str) -> None:
 def test_keys_are_independent(path: str) -> None:
     consume(path, 1000.0)
     consume(path, 1000.0)
-    other = rb.evaluate(path, "local/localhost/worker", max_restarts=2, window_seconds=100, consume=True, now=1000.0)
+    other = rb.evaluate(
+        path, "local/localhost/worker", max_restarts=2, window_seconds=100, consume=True, now=1000.0
+    )
     assert other["allowed"] is True and other["used"] == 1
 
 
@@ -128,10 +142,14 @@ def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
         rb.evaluate(rb.budget_path(str(blocker)), KEY, consume=True)
 
 
-def _race(path: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue) -> None:
+def _race(
+    path: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue
+) -> None:
     budget = load()
     barrier.wait()
-    queue.put(budget.evaluate(path, KEY, max_restarts=3, window_seconds=600, consume=True)["allowed"])
+    queue.put(
+        budget.evaluate(path, KEY, max_restarts=3, window_seconds=600, consume=True)["allowed"]
+    )
 
 
 def test_concurrent_consumers_never_exceed_the_budget(path: str) -> None:

@@ -29,7 +29,9 @@ def load(name: str) -> ModuleType:
 
 sp = load("supervisor_program")
 
-pytestmark = pytest.mark.skipif(not SUPERVISORD.exists(), reason="supervisord not installed in this venv")
+pytestmark = pytest.mark.skipif(
+    not SUPERVISORD.exists(), reason="supervisord not installed in this venv"
+)
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)"
 CONF = """
@@ -107,8 +109,15 @@ def supervisord(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 
 def params(url: str, name: str, **kw: object) -> dict:
-    base = {"server_url": url, "name": name, "username": None, "password": None, "state": "info",
-            "log_lines": 50, "wait_timeout": 10.0}
+    base = {
+        "server_url": url,
+        "name": name,
+        "username": None,
+        "password": None,
+        "state": "info",
+        "log_lines": 50,
+        "wait_timeout": 10.0,
+    }
     base.update(kw)
     return base
 
@@ -134,7 +143,11 @@ def test_restarted_changes_pid_and_check_mode_does_nothing(supervisord: dict) ->
     url = supervisord["url"]
     pid = run(url, "sleeper")["program"]["pid"]
     check = run(url, "sleeper", check_mode=True, state="restarted")
-    assert check["changed"] is True and check["actions"] == ["stop", "start"] and check["program_after"] is None
+    assert (
+        check["changed"] is True
+        and check["actions"] == ["stop", "start"]
+        and check["program_after"] is None
+    )
     assert run(url, "sleeper")["program"]["pid"] == pid
     res = run(url, "sleeper", state="restarted")
     assert res["changed"] is True and res["state_reached"] is True
@@ -154,7 +167,11 @@ def test_stopped_then_started_is_idempotent(supervisord: dict) -> None:
     res = run(url, "sleeper", state="started")
     assert res["changed"] is True and res["program_after"]["state"] == "RUNNING"
     again = run(url, "sleeper", state="started")
-    assert again["changed"] is False and again["actions"] == [] and again["program_after"] == again["program"]
+    assert (
+        again["changed"] is False
+        and again["actions"] == []
+        and again["program_after"] == again["program"]
+    )
 
 
 def test_restart_tolerates_a_program_that_ignores_sigterm(supervisord: dict) -> None:
@@ -248,3 +265,13 @@ def test_bad_parameters() -> None:
             run(url, "sleeper")
     with pytest.raises(sp.ModuleFailure):
         run("unix:///tmp/x.sock", "sleeper", wait_timeout=0.0)
+
+
+def test_restart_without_waiting_for_running_returns_once_spawned(supervisord: dict) -> None:
+    """wait_running=false leaves the start check to the caller's health gate."""
+    url = supervisord["url"]
+    pid = run(url, "sleeper")["program"]["pid"]
+    res = run(url, "sleeper", state="restarted", wait_running=False)
+    after = res["program_after"]
+    assert res["changed"] is True and res["state_reached"] is True
+    assert after["state"] in ("STARTING", "RUNNING") and after["pid"] not in (None, pid)

@@ -12,25 +12,51 @@ from pflow_ops.runner import EventConsumer, RunResult, Step
 
 def _ctx(tmp_path: Path, check: bool = False) -> report.RunContext:
     return report.RunContext(
-        run_id="20261126T000000Z-rb-01-abcd", runbook=catalogue.load().get("rb-01"),
-        env="local", check=check, mode="recover", started_at="2026-11-26T00:00:00+00:00",
-        finished_at="2026-11-26T00:00:05+00:00", duration_s=5.0, run_dir=tmp_path,
+        run_id="20261126T000000Z-rb-01-abcd",
+        runbook=catalogue.load().get("rb-01"),
+        env="local",
+        check=check,
+        mode="recover",
+        started_at="2026-11-26T00:00:00+00:00",
+        finished_at="2026-11-26T00:00:05+00:00",
+        duration_s=5.0,
+        run_dir=tmp_path,
     )
 
 
 def _events(results: dict[str, Any], changed: int = 1) -> list[dict[str, Any]]:
     return [
         {"event": "playbook_on_task_start", "event_data": {"task": "Restart the backend service"}},
-        {"event": "runner_on_ok", "event_data": {
-            "task": "Restart the backend service", "host": "localhost",
-            "task_path": "/x/collection/roles/backend/tasks/recover.yml:30",
-            "start": "2026-11-26T00:00:01", "duration": 1.25, "res": {"changed": True}}},
-        {"event": "runner_on_skipped", "event_data": {
-            "task": "Monitor the backend through the soak window", "host": "localhost",
-            "task_path": "/x/collection/roles/backend/tasks/verify.yml:3", "duration": 0.01}},
-        {"event": "playbook_on_stats", "event_data": {
-            "changed": {"localhost": changed}, "ok": {"localhost": 9}, "failures": {},
-            "dark": {}, "artifact_data": {"pflow_results": results}}},
+        {
+            "event": "runner_on_ok",
+            "event_data": {
+                "task": "Restart the backend service",
+                "host": "localhost",
+                "task_path": "/x/collection/roles/backend/tasks/recover.yml:30",
+                "start": "2026-11-26T00:00:01",
+                "duration": 1.25,
+                "res": {"changed": True},
+            },
+        },
+        {
+            "event": "runner_on_skipped",
+            "event_data": {
+                "task": "Monitor the backend through the soak window",
+                "host": "localhost",
+                "task_path": "/x/collection/roles/backend/tasks/verify.yml:3",
+                "duration": 0.01,
+            },
+        },
+        {
+            "event": "playbook_on_stats",
+            "event_data": {
+                "changed": {"localhost": changed},
+                "ok": {"localhost": 9},
+                "failures": {},
+                "dark": {},
+                "artifact_data": {"pflow_results": results},
+            },
+        },
     ]
 
 
@@ -40,17 +66,26 @@ def _consume(events: list[dict[str, Any]]) -> RunResult:
     for ev in events:
         consumer.dispatch(ev)
     assert [s.phase for s in seen] == ["recover", "verify"]
-    return RunResult(status="successful", rc=0, steps=consumer.steps, stats=consumer.stats,
-                     artifact_data=consumer.artifact_data)
+    return RunResult(
+        status="successful",
+        rc=0,
+        steps=consumer.steps,
+        stats=consumer.stats,
+        artifact_data=consumer.artifact_data,
+    )
 
 
 def test_recovered_run_report(tmp_path: Path) -> None:
-    host = {"outcome": "recovered", "reason": "backend restarted (down)",
-            "findings": [{"check": "service_status", "status": "critical", "detail": "EXITED"}],
-            "actions": [{"action": "restart", "target": "localhost:backend",
-                         "result": "restarted: pid 1 -> 2"}],
-            "verification": [{"check": "health_gate", "status": "ok", "detail": "healthy"}],
-            "logs": ["line one"]}
+    host = {
+        "outcome": "recovered",
+        "reason": "backend restarted (down)",
+        "findings": [{"check": "service_status", "status": "critical", "detail": "EXITED"}],
+        "actions": [
+            {"action": "restart", "target": "localhost:backend", "result": "restarted: pid 1 -> 2"}
+        ],
+        "verification": [{"check": "health_gate", "status": "ok", "detail": "healthy"}],
+        "logs": ["line one"],
+    }
     result = _consume(_events({"localhost": host}))
     data = report.build(_ctx(tmp_path), result)
     assert data["outcome"] == "recovered" and data["changed"] == 1
@@ -64,8 +99,13 @@ def test_recovered_run_report(tmp_path: Path) -> None:
 
 
 def test_escalation_quotes_the_runbook_path_and_next_runbook(tmp_path: Path) -> None:
-    host = {"outcome": "escalate", "reason": "postgresql down", "next_runbook": "RB-02",
-            "findings": [], "actions": []}
+    host = {
+        "outcome": "escalate",
+        "reason": "postgresql down",
+        "next_runbook": "RB-02",
+        "findings": [],
+        "actions": [],
+    }
     data = report.build(_ctx(tmp_path), _consume(_events({"localhost": host}, changed=0)))
     esc = data["escalation"]
     assert data["outcome"] == "escalate" and esc["next_runbooks"] == ["RB-02"]
@@ -76,8 +116,10 @@ def test_escalation_quotes_the_runbook_path_and_next_runbook(tmp_path: Path) -> 
 
 
 def test_worst_host_outcome_wins_and_missing_results_are_errors(tmp_path: Path) -> None:
-    hosts = {"a": {"outcome": "recovered", "reason": "ok"},
-             "b": {"outcome": "refused", "reason": "budget spent"}}
+    hosts = {
+        "a": {"outcome": "recovered", "reason": "ok"},
+        "b": {"outcome": "refused", "reason": "budget spent"},
+    }
     data = report.build(_ctx(tmp_path), _consume(_events(hosts)))
     assert data["outcome"] == "refused" and "b: budget spent" in data["reason"]
     empty = RunResult(status="failed", rc=4, stdout_tail=["ERROR! the playbook could not run"])
@@ -100,4 +142,6 @@ def test_history_lists_runs_newest_first(tmp_path: Path) -> None:
         data["run_id"] = run_id
         report.write(data, tmp_path / run_id)
     assert [r["run_id"] for r in report.history(tmp_path)] == [
-        "20261126T000002Z-rb-01-bbbb", "20261126T000001Z-rb-01-aaaa"]
+        "20261126T000002Z-rb-01-bbbb",
+        "20261126T000001Z-rb-01-aaaa",
+    ]

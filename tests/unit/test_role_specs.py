@@ -40,8 +40,13 @@ def test_main_only_includes_phase_files(role: Path) -> None:
     main = yaml.safe_load((role / "tasks" / "main.yml").read_text())
     block = main[0]
     imported = [t["ansible.builtin.import_tasks"] for t in block["block"] + block["always"]]
-    assert imported == ["preflight.yml", "investigate.yml", "recover.yml", "verify.yml",
-                        "report.yml"]
+    assert imported == [
+        "preflight.yml",
+        "investigate.yml",
+        "recover.yml",
+        "verify.yml",
+        "report.yml",
+    ]
     for task in block["block"] + block["always"]:
         phase = task["ansible.builtin.import_tasks"].removesuffix(".yml")
         assert task["tags"] == [f"{role.name}_{phase}"]

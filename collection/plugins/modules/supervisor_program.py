@@ -68,6 +68,13 @@ options:
         SIGKILL after the program's C(stopwaitsecs), so keep this above that value.
     type: float
     default: 30
+  wait_running:
+    description:
+      - When starting, wait for supervisord to declare the program C(RUNNING) (after its
+        C(startsecs)). Set C(false) when the caller gates on the service's own health check
+        instead: the module then returns as soon as the process is spawned (C(STARTING)).
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -157,6 +164,8 @@ POLL_S = 0.05
 STOPPABLE = ("RUNNING", "STARTING", "BACKOFF")
 DOWN = ("STOPPED", "EXITED", "FATAL", "UNKNOWN")
 START_SETTLED = ("RUNNING", "STOPPED", "EXITED", "FATAL")
+# With wait_running=false a start counts once supervisord has spawned the process.
+SPAWNED = ("STARTING", "RUNNING", "BACKOFF", "FATAL")
 # supervisord fault codes (supervisor.xmlrpc.Faults)
 SHUTDOWN_STATE = 6
 BAD_NAME = 10
@@ -335,7 +344,8 @@ def plan(state: str, current: str) -> list[str]:
     return []
 
 
-def act(proxy, server_url: str, name: str, actions: list[str], timeout: float) -> tuple[dict, str | None]:  # type: ignore[no-untyped-def]
+def act(proxy, server_url: str, name: str, actions: list[str], timeout: float,  # type: ignore[no-untyped-def]
+        wait_running: bool = True) -> tuple[dict, str | None]:
     info: dict = {}
     if "stop" in actions:
         # A SIGSTOPped process would hold SIGTERM pending until stopwaitsecs ends in SIGKILL;
@@ -357,8 +367,8 @@ def act(proxy, server_url: str, name: str, actions: list[str], timeout: float) -
         except xmlrpc.client.Fault as exc:
             if exc.faultCode != ALREADY_STARTED:
                 return get_info(proxy, server_url, name), f"startProcess failed: {exc.faultString}"
-        info = wait_for(proxy, server_url, name, START_SETTLED, timeout)
-        if info["statename"] != "RUNNING":
+        info = wait_for(proxy, server_url, name, START_SETTLED if wait_running else SPAWNED, timeout)
+        if info["statename"] not in (("RUNNING",) if wait_running else ("STARTING", "RUNNING")):
             detail = f": {info['spawnerr']}" if info.get("spawnerr") else ""
             return info, f"{name} did not reach RUNNING within {timeout:g} s (state {info['statename']}{detail})"
     return info, None
@@ -386,7 +396,8 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         if check_mode or not actions:
             result["program_after"] = None if check_mode else result["program"]
             return result, warnings
-        after, problem = act(proxy, server_url, name, actions, params["wait_timeout"])
+        after, problem = act(proxy, server_url, name, actions, params["wait_timeout"],
+                             params.get("wait_running", True))
         result["program_after"] = shape(after)
         if problem:
             result.update(state_reached=False, msg=problem)
@@ -410,6 +421,7 @@ def main() -> None:
             state=dict(type="str", default="info", choices=["info", "restarted", "started", "stopped"]),
             log_lines=dict(type="int", default=50),
             wait_timeout=dict(type="float", default=30.0),
+            wait_running=dict(type="bool", default=True),
         ),
         required_together=[("username", "password")],
         supports_check_mode=True,
