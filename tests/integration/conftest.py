@@ -1,0 +1,157 @@
+"""One real sandbox for the RB-01 integration tests: PostgreSQL, Redis and the reference backend
+under supervisord, on free loopback ports, in a throwaway ``PFLOW_OPS_HOME``. Every test starts
+from a healed sandbox with a fresh restart budget and no locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PFLOW = [sys.executable, "-m", "pflow_ops"]
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.stdout)
+        return data
+
+
+@dataclass
+class Stack:
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def endpoints(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.home / "sandbox" / "endpoints.json").read_text())
+        return data
+
+    def cli(self, *args: str, timeout: float = 180) -> Run:
+        proc = subprocess.run(
+            [*PFLOW, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            cwd=ROOT,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*PFLOW, *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def recover(self, *extra: str) -> Run:
+        return self.cli(
+            "recover",
+            "rb-01",
+            "--env",
+            "local",
+            "--output",
+            "json",
+            "-e",
+            "backend_soak_seconds=1",
+            *extra,
+        )
+
+    def health(self, timeout: float = 2.0) -> int | None:
+        """HTTP status of the backend's /health, None when it does not answer."""
+        try:
+            with urllib.request.urlopen(
+                self.endpoints["backend"]["health_url"], timeout=timeout
+            ) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            return None
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.cli("sandbox", "status", "--output", "json").stdout)
+        return data
+
+    def backend_pid(self) -> int | None:
+        pid = self.status()["programs"]["backend"].get("pid")
+        return int(pid) if pid else None
+
+    def budget_entries(self) -> list[Any]:
+        path = self.home / "budget" / "restarts.json"
+        if not path.exists():
+            return []
+        data = json.loads(path.read_text())
+        return [e for entries in data["keys"].values() for e in entries]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    home = Path(tempfile.mkdtemp(prefix="pfo-it-", dir="/tmp"))
+    backend, pg, rd = free_ports(3)
+    env = {**os.environ, "PFLOW_OPS_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    st = Stack(home=home, env=env)
+    up = st.cli(
+        "sandbox",
+        "up",
+        "--backend-port",
+        str(backend),
+        "--postgres-port",
+        str(pg),
+        "--redis-port",
+        str(rd),
+    )
+    assert up.rc == 0, up.stderr
+    try:
+        yield st
+    finally:
+        down = st.cli("sandbox", "down", "--purge")
+        shutil.rmtree(home, ignore_errors=True)
+        assert down.rc == 0, down.stderr
+
+
+@pytest.fixture
+def sandbox(stack: Stack) -> Stack:
+    healed = stack.cli("sandbox", "heal")
+    assert healed.rc == 0, healed.stderr
+    shutil.rmtree(stack.home / "budget", ignore_errors=True)
+    shutil.rmtree(stack.home / "locks", ignore_errors=True)
+    assert stack.health() == 200
+    return stack
