@@ -23,8 +23,13 @@ ansible-lint --offline -q playbooks collection/roles
 step "ansible-galaxy collection build"
 out=$(mktemp -d)
 ansible-galaxy collection build collection --output-path "$out" --force >/dev/null
-ansible-galaxy collection install "$out"/pivotal-flow_ops-*.tar.gz -p "$out/installed" >/dev/null
+# Install the artifact on its own and load a module and the role from it, not from the checkout.
+ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-galaxy collection install --force \
+  "$out"/pivotal-flow_ops-*.tar.gz -p "$out/installed" >/dev/null 2>&1
 test -f "$out/installed/ansible_collections/pivotal/flow_ops/MANIFEST.json"
+printf '[defaults]\ncollections_path = %s\n' "$out/installed" >"$out/ansible.cfg"
+ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t module pivotal.flow_ops.http_health >/dev/null
+ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t role pivotal.flow_ops.backend >/dev/null
 rm -rf "$out"
 step "pytest"
 python -m pytest -q "$@"
