@@ -126,6 +126,8 @@ def search_path() -> str:
 
 
 def _phase(event_data: dict[str, Any]) -> str:
+    if str(event_data.get("task", "")).startswith("Validating arguments against arg spec"):
+        return "preflight"  # the role's argument_specs check, run implicitly at role entry
     task_path = str(event_data.get("task_path") or "")
     name = Path(task_path.split(":", 1)[0]).stem
     return name or "play"

@@ -1,0 +1,30 @@
+"""A protected environment asks on a terminal; only its exact name goes ahead."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("answer", ["yes", "staging", ""])
+def test_a_wrong_answer_at_the_prompt_is_refused(tmp_path: Path, answer: str) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pflow_ops", "recover", "rb-01", "--env", "prod"],
+        cwd=str(ROOT),
+        env={"PFLOW_OPS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=20,
+    )
+    child.expect("Environment 'prod' is protected. Type its name to go ahead: ")
+    child.sendline(answer)
+    child.expect("refused: not confirmed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    assert not (tmp_path / "runs").exists(), "nothing ran"
