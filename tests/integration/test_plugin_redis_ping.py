@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import free_ports
+from tests.plugins import load_plugin
 
 pytestmark = pytest.mark.integration
 
-_PATH = Path(__file__).resolve().parents[2] / "collection/plugins/modules/redis_ping.py"
-_spec = importlib.util.spec_from_file_location("redis_ping", _PATH)
-assert _spec and _spec.loader
-rp: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rp)
+rp: Any = load_plugin("redis_ping")
 
 
 def _params(port: int, **kw: Any) -> dict[str, Any]:

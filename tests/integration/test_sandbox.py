@@ -28,21 +28,11 @@ from pflow_ops.sandbox import SandboxError, SandboxPorts
 from pflow_ops.sandbox.net import HttpResult, http_get
 from pflow_ops.sandbox.procs import all_pids, cmdline, is_alive
 from pflow_ops.sandbox.rpc import Supervisor
+from tests.integration.conftest import free_ports
 
 # No skip when PostgreSQL or Redis is missing: scripts/setup.sh installs them, and a skip
 # would hide a broken set-up.
 pytestmark = pytest.mark.integration
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 class Sandbox:
@@ -70,7 +60,7 @@ class Sandbox:
 def sb() -> Iterator[Sandbox]:
     # Short path under /tmp: unix socket paths are limited to 107 bytes.
     home = Path(tempfile.mkdtemp(prefix="pfo-", dir="/tmp"))
-    backend, pg, rd = _free_ports(3)
+    backend, pg, rd = free_ports(3)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PFLOW_OPS_HOME", str(home))
         try:
@@ -84,7 +74,7 @@ def sb() -> Iterator[Sandbox]:
 def test_taken_port_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     home = Path(tempfile.mkdtemp(prefix="pfo-", dir="/tmp"))
     monkeypatch.setenv("PFLOW_OPS_HOME", str(home))
-    backend, pg, rd = _free_ports(3)
+    backend, pg, rd = free_ports(3)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", pg))
         squatter.listen(1)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.plugins import load_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load(name: str) -> ModuleType:
-    path = ROOT / "collection" / "plugins" / "modules" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"pflow_test_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hr = load("host_resources")
+hr = load_plugin("host_resources")
 
 MEMINFO = """MemTotal:        8000000 kB
 MemFree:          100000 kB

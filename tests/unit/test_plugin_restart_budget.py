@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.plugins import load_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "local/localhost/backend"
 
 
-def load() -> ModuleType:
-    path = ROOT / "collection" / "plugins" / "action" / "restart_budget.py"
-    spec = importlib.util.spec_from_file_location("pflow_test_restart_budget", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rb = load()
+rb = load_plugin("restart_budget", kind="action")
 
 
 @pytest.fixture
@@ -145,7 +136,7 @@ def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
 def _race(
     path: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue
 ) -> None:
-    budget = load()
+    budget = load_plugin("restart_budget", kind="action")
     barrier.wait()
     queue.put(
         budget.evaluate(path, KEY, max_restarts=3, window_seconds=600, consume=True)["allowed"]

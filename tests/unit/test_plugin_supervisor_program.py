@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -10,28 +9,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.plugins import load_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
 
 
-def load(name: str) -> ModuleType:
-    path = ROOT / "collection" / "plugins" / "modules" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"pflow_test_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sp = load_plugin("supervisor_program")
 
-
-sp = load("supervisor_program")
-
-pytestmark = pytest.mark.skipif(
-    not SUPERVISORD.exists(), reason="supervisord not installed in this venv"
-)
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)"
 CONF = """

@@ -1,0 +1,19 @@
+"""Load the collection's plugins as plain Python modules, straight from the checkout, so their
+logic is tested without installing the collection."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+PLUGINS = Path(__file__).resolve().parents[1] / "collection" / "plugins"
+
+
+def load_plugin(name: str, kind: str = "modules") -> ModuleType:
+    path = PLUGINS / kind / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"pflow_test_{kind}_{name}", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
