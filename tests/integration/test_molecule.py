@@ -64,6 +64,15 @@ def _molecule(*args: str, env: dict[str, str], timeout: float) -> tuple[int | No
     return proc.returncode, ANSI.sub("", out)
 
 
+def _excerpt(out: str) -> str:
+    """The first failure with some context (the cleanup and destroy output that follows a failed
+    step would push it out of view), then the end of the run with molecule's summary."""
+    lines = out.splitlines()
+    first = next((i for i, line in enumerate(lines) if "fatal:" in line or "ERROR" in line), None)
+    head = [] if first is None else [*lines[max(first - 30, 0) : first + 40], "[...]"]
+    return "\n".join(head + lines[-40:])
+
+
 def _processes_under(paths: list[Path]) -> list[str]:
     """Live processes whose command line or working directory names one of ``paths``."""
     found = []
@@ -108,7 +117,7 @@ def test_molecule_default_scenario_passes(tmp_path: Path) -> None:
     if rc != 0:
         # molecule destroys after a failed step by itself; a killed run could not.
         _molecule("destroy", "--scenario-name", "default", env=env, timeout=120)
-    tail = "\n".join(out.splitlines()[-80:])
+    tail = _excerpt(out)
 
     assert rc is not None, f"molecule test did not finish within {TIMEOUT_S} s:\n{tail}"
     assert rc == 0, f"molecule test failed (rc={rc}) after {elapsed:.0f} s:\n{tail}"
