@@ -19,7 +19,7 @@ for pb in playbooks/*.yml; do
   ansible-playbook --syntax-check -i inventories/local/hosts.yml "$pb"
 done
 step "ansible-lint (production profile)"
-ansible-lint --offline -q playbooks collection/roles
+ansible-lint --offline -q playbooks collection/roles molecule
 step "ansible-galaxy collection build"
 out=$(mktemp -d)
 ansible-galaxy collection build collection --output-path "$out" --force >/dev/null

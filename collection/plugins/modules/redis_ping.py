@@ -15,7 +15,7 @@ description:
     and password), sends C(PING) and, when that works, C(INFO server).
   - Speaks RESP over a plain socket (standard library only), so a dead or hung Redis costs at most
     I(timeout) seconds, with no client-library retries.
-  - A diagnostic: it never changes anything and does not fail when Redis is unavailable; it returns
+  - A diagnostic. It never changes anything and does not fail when Redis is unavailable; it returns
     C(available=false) with the reason classified.
 author:
   - pflow-ops team
@@ -93,125 +93,12 @@ server:
   type: dict
 """
 
-import socket
-import ssl
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-
-# Error prefixes Redis sends, mapped to the state an on-call engineer acts on.
-ERROR_STATES = (
-    ("WRONGPASS", "auth_failed"),
-    ("ERR invalid password", "auth_failed"),
-    ("ERR invalid username-password", "auth_failed"),
-    ("NOAUTH", "noauth"),
-    ("LOADING", "loading"),
-    ("ERR max number of clients reached", "max_clients"),
-    ("BUSY", "busy"),
-)
-
-
-class RedisReplyError(Exception):
-    """Redis answered with an error reply."""
-
-
-def encode(*parts: str) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        raw = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
-
-
-def read_reply(stream):  # type: ignore[no-untyped-def]
-    """One RESP2 reply (simple string, error, integer, bulk string)."""
-    line = stream.readline()
-    if not line:
-        raise ConnectionResetError("connection closed by Redis")
-    kind, body = line[:1], line[1:].rstrip(b"\r\n")
-    if kind == b"+":
-        return body.decode()
-    if kind == b"-":
-        raise RedisReplyError(body.decode(errors="replace"))
-    if kind == b":":
-        return int(body)
-    if kind == b"$":
-        size = int(body)
-        return None if size < 0 else stream.read(size + 2)[:-2].decode(errors="replace")
-    raise ConnectionError("unexpected reply from Redis: %r" % line[:40])
-
-
-def classify(exc: BaseException) -> str:
-    if isinstance(exc, RedisReplyError):
-        text = str(exc)
-        for prefix, state in ERROR_STATES:
-            if text.startswith(prefix):
-                return state
-        return "error"
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timeout"
-    return "error"
-
-
-def parse_info(text: str) -> dict:
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key in ("redis_version", "redis_mode", "uptime_in_seconds", "role"):
-            fields[key] = int(value) if value.isdigit() else value
-    return fields
-
-
-def ping(params: dict) -> dict:
-    started = time.monotonic()
-    sock = socket.create_connection((params["host"], params["port"]), timeout=params["timeout"])
-    try:
-        if params["tls"]:
-            context = ssl.create_default_context()
-            if not params["validate_certs"]:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            sock = context.wrap_socket(sock, server_hostname=params["host"])
-        stream = sock.makefile("rb")
-        if params.get("password"):
-            auth = [params["user"], params["password"]] if params.get("user") else [params["password"]]
-            sock.sendall(encode("AUTH", *auth))
-            read_reply(stream)
-        ping_started = time.monotonic()
-        sock.sendall(encode("PING"))
-        reply = read_reply(stream)
-        latency_ms = (time.monotonic() - ping_started) * 1000
-        if reply != "PONG":
-            raise ConnectionError("unexpected PING reply %r" % reply)
-        sock.sendall(encode("INFO", "server"))
-        try:
-            server = parse_info(read_reply(stream) or "")
-        except RedisReplyError:
-            server = {}  # a restricted ACL user may not run INFO: PING is what matters here
-        return {
-            "available": True,
-            "state": "ok",
-            "latency_ms": round(latency_ms, 3),
-            "server": server,
-            "msg": "Redis %s answered PING in %.1f ms" % (server.get("redis_version", "?"), latency_ms),
-            "elapsed_s": round(time.monotonic() - started, 3),
-        }
-    finally:
-        sock.close()
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import check
 
 
 def run_module(params: dict) -> dict:
-    where = "%s:%s" % (params["host"], params["port"])
-    try:
-        return ping(params)
-    except (OSError, RedisReplyError, ValueError) as exc:
-        state = classify(exc)
-        reason = str(exc) or exc.__class__.__name__
-        if state == "timeout":
-            reason = "no answer within %g s" % params["timeout"]
-        return {"available": False, "state": state, "msg": "Redis at %s: %s (%s)" % (where, state, reason)}
+    return check(params)
 
 
 def main() -> None:

@@ -1,0 +1,159 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Check that Redis answers PING, over a plain socket (standard library only).
+
+Shared by the redis_ping and dependency_check modules. A client library would retry and hide
+why Redis did not answer; this speaks just enough RESP2 to tell the reasons apart, with a hard
+timeout, so a dead or hung Redis costs a bounded, known time.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+# Error prefixes Redis sends, mapped to the state an on-call engineer acts on.
+ERROR_STATES = (
+    ("WRONGPASS", "auth_failed"),
+    ("ERR invalid password", "auth_failed"),
+    ("ERR invalid username-password", "auth_failed"),
+    ("NOAUTH", "noauth"),
+    ("LOADING", "loading"),
+    ("ERR max number of clients reached", "max_clients"),
+    ("BUSY", "busy"),
+)
+
+
+class RedisReplyError(Exception):
+    """Redis answered with an error reply."""
+
+
+def encode(*parts: str) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+def read_reply(stream):  # type: ignore[no-untyped-def]
+    """One RESP2 reply (simple string, error, integer, bulk string)."""
+    line = stream.readline()
+    if not line:
+        raise ConnectionResetError("connection closed by Redis")
+    kind, body = line[:1], line[1:].rstrip(b"\r\n")
+    if kind == b"+":
+        return body.decode()
+    if kind == b"-":
+        raise RedisReplyError(body.decode(errors="replace"))
+    if kind == b":":
+        return int(body)
+    if kind == b"$":
+        size = int(body)
+        return None if size < 0 else stream.read(size + 2)[:-2].decode(errors="replace")
+    raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+
+
+def classify(exc: BaseException) -> str:
+    if isinstance(exc, RedisReplyError):
+        text = str(exc)
+        for prefix, state in ERROR_STATES:
+            if text.startswith(prefix):
+                return state
+        return "error"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    # socket.timeout is TimeoutError only from Python 3.10 on: targets may run older ones.
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timeout"
+    return "error"
+
+
+def parse_info(text: str) -> dict:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in ("redis_version", "redis_mode", "uptime_in_seconds", "role"):
+            fields[key] = int(value) if value.isdigit() else value
+    return fields
+
+
+def _step_timeout(timeout: float, deadline: float | None) -> float:
+    """Timeout for the next socket operation: I(timeout), cut to what is left of the deadline."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("deadline reached")  # noqa: UP041 - see classify()
+    return min(timeout, left)
+
+
+def ping(params: dict, deadline: float | None = None) -> dict:
+    """Connect, AUTH when asked to, PING, then INFO server. Raises on any failure.
+
+    Without I(deadline), I(timeout) bounds the connection and each reply; with it (a
+    time.monotonic() value), no step may end after it either.
+    """
+    started = time.monotonic()
+    timeout = params["timeout"]
+    sock = socket.create_connection((params["host"], params["port"]), timeout=_step_timeout(timeout, deadline))
+    stream = None
+    try:
+        if params["tls"]:
+            context = ssl.create_default_context()
+            if not params.get("validate_certs", True):
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            sock.settimeout(_step_timeout(timeout, deadline))
+            sock = context.wrap_socket(sock, server_hostname=params["host"])
+        stream = sock.makefile("rb")
+
+        def call(*parts: str):  # type: ignore[no-untyped-def]
+            sock.settimeout(_step_timeout(timeout, deadline))
+            sock.sendall(encode(*parts))
+            return read_reply(stream)
+
+        if params.get("password"):
+            call("AUTH", *([params["user"]] if params.get("user") else []), params["password"])
+        ping_started = time.monotonic()
+        reply = call("PING")
+        latency_ms = (time.monotonic() - ping_started) * 1000
+        if reply != "PONG":
+            raise ConnectionError(f"unexpected PING reply {reply!r}")
+        try:
+            server = parse_info(call("INFO", "server") or "")
+        except RedisReplyError:
+            server = {}  # a restricted ACL user may not run INFO: PING is what matters here
+        return {
+            "available": True,
+            "state": "ok",
+            "latency_ms": round(latency_ms, 3),
+            "server": server,
+            "msg": f"Redis {server.get('redis_version', '?')} at {params['host']}:{params['port']} "
+            f"answered PING in {latency_ms:.1f} ms",
+            "elapsed_s": round(time.monotonic() - started, 3),
+        }
+    finally:
+        if stream is not None:
+            stream.close()
+        sock.close()
+
+
+def check(params: dict, budget: float | None = None) -> dict:
+    """ping() that never raises for an unavailable Redis: the failure comes back classified.
+
+    I(budget), in seconds, caps the whole check (connect, AUTH, PING, INFO) on top of the
+    per-step I(timeout).
+    """
+    where = f"{params['host']}:{params['port']}"
+    deadline = None if budget is None else time.monotonic() + budget
+    try:
+        return ping(params, deadline)
+    except (OSError, RedisReplyError, ValueError) as exc:
+        state = classify(exc)
+        reason = str(exc) or exc.__class__.__name__
+        if state == "timeout":
+            reason = f"no answer within {params['timeout'] if budget is None else budget:g} s"
+        return {"available": False, "state": state, "msg": f"Redis at {where}: {state} ({reason})"}
