@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,15 @@ from tests.integration.conftest import free_ports
 from tests.plugins import load_plugin
 
 pytestmark = pytest.mark.integration
+
+# The module imports its module_utils as Ansible ships them, from ansible_collections.pivotal.
+# flow_ops; <repo>/collections links that name to the checkout. ansible_collections is a
+# namespace package (the ansible bundle has one in site-packages), so a sys.path entry extends it.
+COLLECTIONS = str(Path(__file__).resolve().parents[2] / "collections")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import redis_resp  # noqa: E402
 
 rp: Any = load_plugin("redis_ping")
 
@@ -128,4 +139,4 @@ def test_reply_errors_are_classified() -> None:
         ("WRONGPASS invalid username-password pair", "auth_failed"),
         ("ERR unknown command", "error"),
     ]:
-        assert rp.classify(rp.RedisReplyError(text)) == state
+        assert redis_resp.classify(redis_resp.RedisReplyError(text)) == state
