@@ -28,7 +28,9 @@ ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-galaxy collection install --fo
   "$out"/pivotal-flow_ops-*.tar.gz -p "$out/installed" >/dev/null 2>&1
 test -f "$out/installed/ansible_collections/pivotal/flow_ops/MANIFEST.json"
 printf '[defaults]\ncollections_path = %s\n' "$out/installed" >"$out/ansible.cfg"
-ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t module pivotal.flow_ops.http_health >/dev/null
+for module in collection/plugins/modules/*.py; do
+  ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t module "pivotal.flow_ops.$(basename "$module" .py)" >/dev/null
+done
 ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t role pivotal.flow_ops.backend >/dev/null
 rm -rf "$out"
 step "pytest"

@@ -71,8 +71,9 @@ options:
   wait_running:
     description:
       - When starting, wait for supervisord to declare the program C(RUNNING) (after its
-        C(startsecs)). Set C(false) when the caller gates on the service's own health check
-        instead: the module then returns as soon as the process is spawned (C(STARTING)).
+        C(startsecs)).
+      - Set C(false) when the caller gates on the service's own health check instead; the module
+        then returns as soon as the process is spawned (C(STARTING)).
     type: bool
     default: true
 """
