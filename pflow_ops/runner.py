@@ -210,12 +210,19 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
             **run.runner_kwargs(),
             event_handler=_enqueue(events),
             cancel_callback=cancelled.is_set,
+            # An empty event marks the end, so the last event is not followed by a poll delay.
+            finished_callback=lambda _runner: events.put({}),
         )
-        while thread.is_alive() or not events.empty():
+        while True:
             try:
-                consumer.dispatch(events.get(timeout=0.1))
+                event = events.get(timeout=0.5)
             except queue.Empty:
-                continue
+                if thread.is_alive():
+                    continue
+                break  # the runner died before its finished callback: nothing more will come
+            if not event:
+                break
+            consumer.dispatch(event)
         thread.join()
     finally:
         for sig, handler in previous.items():
