@@ -36,7 +36,8 @@ def check_ports_free(ports: SandboxPorts, host: str = HOST) -> None:
         if port_in_use(port, host):
             raise SandboxError(
                 f"port {port} on {host} (wanted by the sandbox {service}) is already in use; "
-                f"free it or choose another port with {PORT_ENV[service]}"
+                f"free it or choose another port with `sandbox up --{service}-port N` "
+                f"or {PORT_ENV[service]}"
             )
 
 
