@@ -38,6 +38,21 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", choices=["text", "json"], default="text")
 
 
+def _add_sandbox_parser(p: argparse.ArgumentParser) -> None:
+    sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = sb.add_parser("up", help="start PostgreSQL, Redis and the backend under supervisord")
+    up.add_argument("--backend-port", type=int)
+    up.add_argument("--postgres-port", type=int)
+    up.add_argument("--redis-port", type=int)
+    st = sb.add_parser("status", help="show the sandbox programs and health")
+    st.add_argument("--output", choices=["text", "json"], default="text")
+    down = sb.add_parser("down", help="stop everything; leave no process behind")
+    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
+    br = sb.add_parser("break", help="inject a fault")
+    br.add_argument("fault", metavar="FAULT")
+    sb.add_parser("heal", help="undo every fault")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pflow-ops",
@@ -74,19 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--output", choices=["md", "json"], default="md")
 
-    p = sub.add_parser("sandbox", help="the local Pivotal Flow sandbox")
-    sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = sb.add_parser("up", help="start PostgreSQL, Redis and the backend under supervisord")
-    up.add_argument("--backend-port", type=int)
-    up.add_argument("--postgres-port", type=int)
-    up.add_argument("--redis-port", type=int)
-    st = sb.add_parser("status", help="show the sandbox programs and health")
-    st.add_argument("--output", choices=["text", "json"], default="text")
-    down = sb.add_parser("down", help="stop everything; leave no process behind")
-    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
-    br = sb.add_parser("break", help="inject a fault")
-    br.add_argument("fault", metavar="FAULT")
-    sb.add_parser("heal", help="undo every fault")
+    _add_sandbox_parser(sub.add_parser("sandbox", help="the local Pivotal Flow sandbox"))
     return parser
 
 

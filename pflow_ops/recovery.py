@@ -110,6 +110,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock.release()
 
 
+def _run_vars(
+    args: argparse.Namespace, run_id: str, mode: str, extravars: dict[str, Any]
+) -> dict[str, Any]:
+    """The user's -e values plus what the roles need to know about this run."""
+    out = {**extravars, "pflow_run_id": run_id, "pflow_mode": mode}
+    override = getattr(args, "override_budget", None)
+    if override:
+        out["pflow_restart_budget_override"] = True
+        out["pflow_restart_budget_override_reason"] = override
+    return out
+
+
 def _launch(
     args: argparse.Namespace,
     rb: catalogue.Runbook,
@@ -119,36 +131,20 @@ def _launch(
     extravars: dict[str, Any],
 ) -> int:
     mode = "diagnose" if args.command == "diagnose" else "recover"
-    override = getattr(args, "override_budget", None)
-    extravars = {
-        **extravars,
-        "pflow_run_id": run_id,
-        "pflow_mode": mode,
-        **(
-            {
-                "pflow_restart_budget_override": True,
-                "pflow_restart_budget_override_reason": override,
-            }
-            if override
-            else {}
-        ),
-    }
     run_dir = runs_dir() / run_id
     progress = Progress(rb, env.name, mode, check, quiet=args.output == "json")
     progress.start(run_id)
     started = time.time()
-    result = execute(
-        PlaybookRun(
-            run_id=run_id,
-            run_dir=run_dir,
-            playbook=project_root() / rb.playbook,
-            inventory=env.inventory,
-            extravars=extravars,
-            check=check,
-            limit=args.limit,
-        ),
-        on_step=progress.step,
+    playbook_run = PlaybookRun(
+        run_id=run_id,
+        run_dir=run_dir,
+        playbook=project_root() / rb.playbook,
+        inventory=env.inventory,
+        extravars=_run_vars(args, run_id, mode, extravars),
+        check=check,
+        limit=args.limit,
     )
+    result = execute(playbook_run, on_step=progress.step)
     finished = time.time()
     ctx = report.RunContext(
         run_id=run_id,
@@ -160,7 +156,7 @@ def _launch(
         finished_at=_iso(finished),
         duration_s=finished - started,
         run_dir=run_dir,
-        budget_override=bool(override),
+        budget_override=bool(getattr(args, "override_budget", None)),
     )
     data = report.build(ctx, result)
     report.write(data, run_dir)

@@ -149,7 +149,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def to_markdown(report: dict[str, Any]) -> str:
+def _summary_md(report: dict[str, Any]) -> list[str]:
     mode = "check mode (nothing changed)" if report["check"] else report["mode"]
     out = [
         f"# {report['runbook']} {report['title']}: {report['outcome'].upper()}",
@@ -162,47 +162,55 @@ def to_markdown(report: dict[str, Any]) -> str:
     ]
     if report["budget_override"]:
         out.append("- The restart budget was **overridden** by the operator (--override-budget)")
-    out += ["", "## Findings", ""]
-    out += _table(
-        ["check", "status", "detail"],
-        [[f["check"], f["status"], f["detail"]] for f in report["findings"]],
-    )
+    return out
+
+
+def _escalation_md(report: dict[str, Any]) -> list[str]:
+    esc = report.get("escalation")
+    if not esc:
+        return []
+    out = ["", "## Escalation", "", f"Why: {esc['reason']}", "", "What was tried:"]
+    out += [f"- {a['action']} {a['target']}: {a['result']}" for a in esc["tried"]]
+    out += ["", "Next steps for the on-call engineer:"]
+    out += [f"{i}. {s}" for i, s in enumerate(esc["next_steps"], 1)]
+    out += ["", f"Escalation path ({report['runbook']}):"]
+    out += [f"- {p['level']}: {p['who']} ({p['when']})" for p in esc["path"]]
+    return out
+
+
+def _timeline_md(report: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            s["start"],
+            s["phase"],
+            s["name"],
+            s["host"],
+            s["status"],
+            s["changed"],
+            f"{s['duration_s']:.2f} s",
+        ]
+        for s in report["timeline"]
+    ]
+    headers = ["start", "phase", "step", "host", "status", "changed", "duration"]
+    return ["", "## Timeline", "", *_table(headers, rows)]
+
+
+def _checks_md(title: str, items: list[dict[str, Any]], empty: str) -> list[str]:
+    rows = [[i["check"], i["status"], i["detail"]] for i in items] or [["-", "-", empty]]
+    return ["", f"## {title}", "", *_table(["check", "status", "detail"], rows)]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    actions = [[a["action"], a["target"], a["result"]] for a in report["actions"]]
+    out = _summary_md(report)
+    out += _checks_md("Findings", report["findings"], "no findings")
     out += ["", "## Actions", ""]
     out += _table(
-        ["action", "target", "result"],
-        [[a["action"], a["target"], a["result"]] for a in report["actions"]]
-        or [["none", "-", "nothing needed or allowed"]],
+        ["action", "target", "result"], actions or [["none", "-", "nothing needed or allowed"]]
     )
-    out += ["", "## Verification", ""]
-    out += _table(
-        ["check", "status", "detail"],
-        [[v["check"], v["status"], v["detail"]] for v in report["verification"]]
-        or [["-", "-", "no recovery to verify"]],
-    )
-    esc = report.get("escalation")
-    if esc:
-        out += ["", "## Escalation", "", f"Why: {esc['reason']}", "", "What was tried:"]
-        out += [f"- {a['action']} {a['target']}: {a['result']}" for a in esc["tried"]]
-        out += ["", "Next steps for the on-call engineer:"]
-        out += [f"{i}. {s}" for i, s in enumerate(esc["next_steps"], 1)]
-        out += ["", f"Escalation path ({report['runbook']}):"]
-        out += [f"- {p['level']}: {p['who']} ({p['when']})" for p in esc["path"]]
-    out += ["", "## Timeline", ""]
-    out += _table(
-        ["start", "phase", "step", "host", "status", "changed", "duration"],
-        [
-            [
-                s["start"],
-                s["phase"],
-                s["name"],
-                s["host"],
-                s["status"],
-                s["changed"],
-                f"{s['duration_s']:.2f} s",
-            ]
-            for s in report["timeline"]
-        ],
-    )
+    out += _checks_md("Verification", report["verification"], "no recovery to verify")
+    out += _escalation_md(report)
+    out += _timeline_md(report)
     for host, lines in report["logs"].items():
         if lines:
             out += ["", f"## Recent logs ({host})", "", "```", *lines, "```"]
