@@ -235,3 +235,23 @@ def test_plain_ansible_playbook_shares_the_restart_budget(sandbox: Stack) -> Non
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert sandbox.health() == 200
     assert len(sandbox.budget_entries()) == 1
+
+
+def test_slow_but_up_backend_is_escalated_not_restarted(sandbox: Stack) -> None:
+    """SlowRequests: a restart would not help; the runbook points at the database."""
+    pid = sandbox.backend_pid()
+    run = sandbox.recover("-e", "backend_latency_p95_max_ms=0.001", "--limit", "localhost")
+    data = run.json
+    assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+    assert "slow" in data["reason"] and data["escalation"]["next_runbooks"] == ["RB-02"]
+    assert "latency_p95" in _checks(data, "warning")
+    assert data["actions"] == [] and sandbox.backend_pid() == pid
+
+
+def test_unreachable_service_manager_is_escalated(sandbox: Stack) -> None:
+    run = sandbox.recover("-e", "backend_supervisor_server_url=unix:///nonexistent/supervisor.sock")
+    data = run.json
+    assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+    assert "service manager cannot be reached" in data["reason"]
+    assert "service_status" in _checks(data, "critical")
+    assert data["actions"] == []
