@@ -54,13 +54,21 @@ def new_run_id(runbook_id: str) -> str:
 
 def confirm(env: environments.Environment, args: argparse.Namespace) -> str | None:
     """None when the run may go ahead, else why it is refused."""
-    if not env.protected or args.yes or args.command == "diagnose" or args.check:
+    dry_run = args.command == "diagnose" or getattr(args, "check", False)
+    if not env.protected or dry_run or getattr(args, "yes", False):
         return None
     if not sys.stdin.isatty():
         return (
             f"environment '{env.name}' is protected: pass --yes to confirm (no terminal to ask on)"
         )
-    answer = input(f"Environment '{env.name}' is protected. Type its name to go ahead: ")
+    # The question goes to stderr: stdout may be a pipe waiting for the JSON object.
+    print(
+        f"Environment '{env.name}' is protected. Type its name to go ahead: ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    answer = sys.stdin.readline()
     return None if answer.strip() == env.name else "not confirmed"
 
 
