@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -175,6 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("pflow-ops: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        # A bug or a broken installation: one line by default, the traceback on request.
+        if os.environ.get("PFLOW_OPS_DEBUG"):
+            raise
+        print(
+            f"pflow-ops: internal error: {exc.__class__.__name__}: {exc} "
+            "(set PFLOW_OPS_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
