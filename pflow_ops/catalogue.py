@@ -67,9 +67,6 @@ class Runbook:
 class Catalogue:
     runbooks: tuple[Runbook, ...]
 
-    def ids(self) -> list[str]:
-        return [rb.id for rb in self.runbooks]
-
     def get(self, name: str) -> Runbook:
         """Look a runbook up by id, case-insensitively (``rb-01`` and ``RB-01`` both work)."""
         wanted = name.strip().upper()

@@ -14,9 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pflow_ops import __version__
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_ESCALATE = 0, 1, 2, 3, 4
+from pflow_ops import __version__, exitcodes
 
 
 class UsageError(Exception):
@@ -100,13 +98,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     cat = catalogue.load()
     if args.output == "json":
         print(json.dumps({"runbooks": [rb.to_dict() for rb in cat.runbooks]}, indent=2))
-        return EXIT_OK
+        return exitcodes.OK
     for rb in cat.runbooks:
         state = "" if rb.implemented else "  (catalogued, not automated yet)"
         print(f"{rb.slug}  {rb.title} [{rb.severity}]{state}")
         print(f"        alerts: {', '.join(rb.alerts)}")
         print(f"        playbook: {rb.playbook}")
-    return EXIT_OK
+    return exitcodes.OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -116,7 +114,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows = report.history(runs_dir())[: max(args.count, 0)]
     if args.output == "json":
         print(json.dumps({"runs": rows}, indent=2))
-        return EXIT_OK
+        return exitcodes.OK
     if not rows:
         print("no runs yet")
     for r in rows:
@@ -125,7 +123,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"{r['run_id']}  {r['runbook']}  {r['env']}{check}  {r['outcome']}  "
             f"changed={r['changed']}  {r['duration_s']} s"
         )
-    return EXIT_OK
+    return exitcodes.OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -137,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if "/" in args.run_id or args.run_id.startswith(".") or not path.is_file():
         raise UsageError(f"no report for run '{args.run_id}': see `pflow-ops history`")
     sys.stdout.write(path.read_text(encoding="utf-8"))
-    return EXIT_OK
+    return exitcodes.OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -170,13 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except UsageError as exc:
         print(f"pflow-ops: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.USAGE
     except _user_error_types() as exc:
         print(f"pflow-ops: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         print("pflow-ops: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return exitcodes.ERROR
     except Exception as exc:
         # A bug or a broken installation: one line by default, the traceback on request.
         if os.environ.get("PFLOW_OPS_DEBUG"):
@@ -186,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(set PFLOW_OPS_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return exitcodes.ERROR
 
 
 def emit_json(obj: dict[str, Any]) -> None:

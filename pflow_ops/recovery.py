@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from pflow_ops import catalogue, environments, report
-from pflow_ops.cli import EXIT_ERROR, EXIT_REFUSED, UsageError, emit_json
+from pflow_ops import catalogue, environments, exitcodes, report
+from pflow_ops.cli import UsageError, emit_json
 from pflow_ops.lock import LockHeld, RunLock
 from pflow_ops.paths import project_root, runs_dir
 from pflow_ops.progress import Progress
@@ -89,7 +89,7 @@ def _refusal(args: argparse.Namespace, rb: catalogue.Runbook, run_id: str, why: 
                 "report": None,
             }
         )
-    return EXIT_REFUSED
+    return exitcodes.REFUSED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -172,7 +172,7 @@ def _launch(
         emit_json(data)
     else:
         progress.summary(data)
-    return report.EXIT_CODES.get(data["outcome"], EXIT_ERROR)
+    return exitcodes.BY_OUTCOME.get(data["outcome"], exitcodes.ERROR)
 
 
 def _iso(ts: float) -> str:

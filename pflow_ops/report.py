@@ -13,7 +13,6 @@ from pflow_ops.runner import RunResult
 
 # Worst first: the run's outcome is the worst of its hosts' outcomes.
 OUTCOME_ORDER = ("error", "refused", "escalate", "recovered", "healthy")
-EXIT_CODES = {"healthy": 0, "recovered": 0, "error": 1, "refused": 3, "escalate": 4}
 
 
 @dataclass(frozen=True)

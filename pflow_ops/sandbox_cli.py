@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pflow_ops.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from pflow_ops import exitcodes
 
 
 def _status_text(st: dict[str, Any]) -> None:
@@ -70,8 +70,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 print(line)
     except sandbox.SandboxError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", EXIT_USAGE))
+        return int(getattr(exc, "exit_code", exitcodes.USAGE))
     except OSError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+        return exitcodes.ERROR
+    return exitcodes.OK

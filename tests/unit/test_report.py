@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pflow_ops import catalogue, report
+from pflow_ops import catalogue, exitcodes, report
 from pflow_ops.runner import EventConsumer, RunResult, Step
 
 
@@ -125,7 +125,7 @@ def test_worst_host_outcome_wins_and_missing_results_are_errors(tmp_path: Path) 
     empty = RunResult(status="failed", rc=4, stdout_tail=["ERROR! the playbook could not run"])
     data = report.build(_ctx(tmp_path), empty)
     assert data["outcome"] == "error" and "could not run" in data["reason"]
-    assert report.EXIT_CODES[data["outcome"]] == 1
+    assert exitcodes.BY_OUTCOME[data["outcome"]] == 1
 
 
 def test_unreachable_hosts_escalate(tmp_path: Path) -> None:
