@@ -125,12 +125,19 @@ def search_path() -> str:
     return os.pathsep.join([here, *rest])
 
 
-def _phase(event_data: dict[str, Any]) -> str:
-    if str(event_data.get("task", "")).startswith("Validating arguments against arg spec"):
-        return "preflight"  # the role's argument_specs check, run implicitly at role entry
+# A role's phase files are named after the runbook phase they implement. Tasks in shared files
+# (the service_manager role, an argument_specs check) belong to the phase that called them.
+PHASES = frozenset({"preflight", "investigate", "recover", "verify", "report", "maintain"})
+
+
+def _phase(event_data: dict[str, Any], current: str) -> str:
     task_path = str(event_data.get("task_path") or "")
     name = Path(task_path.split(":", 1)[0]).stem
-    return name or "play"
+    if name in PHASES:
+        return name
+    if str(event_data.get("task", "")).startswith("Validating arguments against arg spec"):
+        return current or "preflight"  # a role's argument_specs check, run at role entry
+    return current or name or "play"
 
 
 class EventConsumer:
@@ -142,6 +149,7 @@ class EventConsumer:
         self.stats: dict[str, Any] = {}
         self.artifact_data: dict[str, Any] = {}
         self.stdout_tail: list[str] = []
+        self._phase_by_host: dict[str, str] = {}
 
     def dispatch(self, event: dict[str, Any]) -> None:
         kind = str(event.get("event", ""))
@@ -167,10 +175,12 @@ class EventConsumer:
         if data.get("ignore_errors") and status == "failed":
             status = "ignored"
         message = str(res.get("msg", "")) if isinstance(res, dict) and status != "ok" else ""
+        host = str(data.get("host") or "?")
+        phase = self._phase_by_host[host] = _phase(data, self._phase_by_host.get(host, ""))
         step = Step(
             name=str(data.get("task") or "?"),
-            phase=_phase(data),
-            host=str(data.get("host") or "?"),
+            phase=phase,
+            host=host,
             start=str(data.get("start") or ""),
             duration_s=float(data.get("duration") or 0.0),
             status=status,

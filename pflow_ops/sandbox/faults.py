@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pflow_ops.sandbox import procs
+from pflow_ops.sandbox import faults_cache, faults_db, loaders, procs
 from pflow_ops.sandbox.control import (
     Context,
     record_pids,
@@ -18,7 +18,7 @@ from pflow_ops.sandbox.control import (
 from pflow_ops.sandbox.errors import USAGE, SandboxError
 from pflow_ops.sandbox.render import ERROR_RATE
 
-FAULTS: dict[str, str] = {
+_BACKEND_FAULTS: dict[str, str] = {
     "backend-crash": "SIGKILL the backend; supervisord shows it EXITED and does not restart it",
     "backend-hang": "SIGSTOP the backend; its port accepts TCP connections but nothing answers",
     "backend-errors": (
@@ -71,12 +71,21 @@ def _stopper(program: str) -> Callable[[Context], str]:
     return stop
 
 
-_BREAKERS: dict[str, Callable[[Context], str]] = {
+_BACKEND_BREAKERS: dict[str, Callable[[Context], str]] = {
     "backend-crash": _crash,
     "backend-hang": _hang,
     "backend-errors": _errors,
     "db-down": _stopper("postgres"),
     "redis-down": _stopper("redis"),
+}
+
+# Each runbook's faults live next to each other: RB-01 here, RB-02 in faults_db, RB-03 in
+# faults_cache. Each module also knows how to undo its own faults (heal).
+FAULTS: dict[str, str] = {**_BACKEND_FAULTS, **faults_db.FAULTS, **faults_cache.FAULTS}
+_BREAKERS: dict[str, Callable[[Context], str]] = {
+    **_BACKEND_BREAKERS,
+    **faults_db.BREAKERS,
+    **faults_cache.BREAKERS,
 }
 
 
@@ -117,6 +126,10 @@ def heal(home: Path | None = None, timeout: float = 30) -> list[str]:
         statename = ctx.info(program)["statename"]
         if statename != "RUNNING" and start_program(ctx, program):
             actions.append(f"started {program} (was {statename})")
+    # With every program running, the database and cache faults can be undone in SQL / RESP.
+    actions += faults_db.heal(ctx)
+    actions += faults_cache.heal(ctx)
+    actions += loaders.stop(ctx.layout)
     wait_healthy(ctx, timeout)
     ctx.state.faults = []
     record_pids(ctx)

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from pflow_ops.sandbox import postgres, procs, reaper, render, tools
+from pflow_ops.sandbox import loaders, postgres, procs, reaper, render, tools
 from pflow_ops.sandbox.control import (
     Context,
     describe_health,
@@ -253,6 +253,7 @@ def _stop(layout: Layout, state: SandboxState | None) -> None:
             pass  # supervisord is going away anyway; reaping below covers whatever it left
     if supervisord_pid is not None:
         procs.wait_gone([supervisord_pid], 15)
+    loaders.stop(layout)
     survivors = reaper.reap(layout, state)
     reaper.remove_runtime_files(layout)
     if survivors:

@@ -69,8 +69,8 @@ def test_crashed_backend_is_restarted_and_verified(sandbox: Stack) -> None:
     }
     assert "service_status" in _checks(data, "critical")
     md = Path(data["report"]["md"]).read_text()
-    assert "RECOVERED" in md and "## Timeline" in md and "Restart the backend service" in md
-    restart = [s for s in data["timeline"] if s["name"] == "Restart the backend service"]
+    assert "RECOVERED" in md and "## Timeline" in md and "Restart the service backend" in md
+    restart = [s for s in data["timeline"] if s["name"] == "Restart the service backend"]
     assert restart[0]["status"] == "changed" and restart[0]["phase"] == "recover"
     assert data["logs"]["localhost"], "recent logs are captured into the report"
 
