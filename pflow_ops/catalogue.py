@@ -45,6 +45,7 @@ class Runbook:
     implemented: bool = True
     steps: tuple[Step, ...] = field(default_factory=tuple)
     escalation: tuple[EscalationLevel, ...] = field(default_factory=tuple)
+    schedule: str = ""  # maintenance jobs: when to run them (cron syntax)
 
     @property
     def slug(self) -> str:
@@ -66,6 +67,9 @@ class Runbook:
 @dataclass(frozen=True)
 class Catalogue:
     runbooks: tuple[Runbook, ...]
+    # Scheduled maintenance jobs: same shape as a runbook (playbook, role, steps, escalation),
+    # looked up by the service they maintain (`pflow-ops maintain database`).
+    maintenance: tuple[Runbook, ...] = ()
 
     def get(self, name: str) -> Runbook:
         """Look a runbook up by id, case-insensitively (``rb-01`` and ``RB-01`` both work)."""
@@ -76,6 +80,14 @@ class Catalogue:
         raise UnknownRunbook(
             f"unknown runbook '{name}': choose one of {', '.join(rb.slug for rb in self.runbooks)}"
         )
+
+    def maintenance_for(self, service: str) -> Runbook:
+        wanted = service.strip().lower()
+        for job in self.maintenance:
+            if job.service == wanted:
+                return job
+        choices = ", ".join(job.service for job in self.maintenance) or "none"
+        raise UnknownRunbook(f"no maintenance job for '{service}': choose one of {choices}")
 
     def for_alert(self, alert: str) -> Runbook:
         for rb in self.runbooks:
@@ -98,10 +110,11 @@ def _runbook(raw: dict[str, Any]) -> Runbook:
             service=str(raw["service"]),
             playbook=str(raw["playbook"]),
             role=str(raw["role"]),
-            alerts=tuple(str(a) for a in raw["alerts"]),
+            alerts=tuple(str(a) for a in raw.get("alerts") or ()),
             implemented=bool(raw.get("implemented", True)),
             steps=tuple(Step(**s) for s in raw.get("steps") or ()),
             escalation=tuple(EscalationLevel(**e) for e in raw.get("escalation") or ()),
+            schedule=str(raw.get("schedule") or ""),
         )
     except (KeyError, TypeError) as exc:
         raise CatalogueError(f"catalogue entry {raw.get('id', '?')} is malformed: {exc}") from exc
@@ -115,4 +128,7 @@ def load(path: Path | None = None) -> Catalogue:
         raise CatalogueError(f"cannot read the runbook catalogue {path}: {exc.strerror}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("runbooks"), list):
         raise CatalogueError(f"{path}: expected a mapping with a 'runbooks' list")
-    return Catalogue(runbooks=tuple(_runbook(r) for r in data["runbooks"]))
+    return Catalogue(
+        runbooks=tuple(_runbook(r) for r in data["runbooks"]),
+        maintenance=tuple(_runbook(r) for r in data.get("maintenance") or ()),
+    )

@@ -21,8 +21,11 @@ class UsageError(Exception):
     """Bad input from the user: one line on stderr, exit 2."""
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runbook", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
+def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
+    if target == "runbook":
+        p.add_argument("runbook", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
+    else:
+        p.add_argument("service", metavar="SERVICE", help="database or cache (see `list`)")
     p.add_argument("--env", default="local", help="environment (inventories/ENV); default: local")
     p.add_argument("--limit", metavar="HOSTS", help="only these hosts (Ansible pattern)")
     p.add_argument(
@@ -39,10 +42,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def _add_sandbox_parser(p: argparse.ArgumentParser) -> None:
     sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = sb.add_parser("up", help="start PostgreSQL, Redis and the backend under supervisord")
+    up = sb.add_parser(
+        "up", help="start PostgreSQL, Redis and the backend under supervisord or as containers"
+    )
     up.add_argument("--backend-port", type=int)
     up.add_argument("--postgres-port", type=int)
     up.add_argument("--redis-port", type=int)
+    up.add_argument(
+        "--runtime",
+        choices=["supervisor", "docker"],
+        default="supervisor",
+        help="supervisor (default): programs under supervisord; docker: containers of the "
+        "Compose project pivotal-flow, as production runs them",
+    )
+    up.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="Docker engine for --runtime docker (default: unix:///var/run/docker.sock if it "
+        "answers, else a private dockerd started under the sandbox directory)",
+    )
     st = sb.add_parser("status", help="show the sandbox programs and health")
     st.add_argument("--output", choices=["text", "json"], default="text")
     down = sb.add_parser("down", help="stop everything; leave no process behind")
@@ -80,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagnose", help="investigation only; never changes anything")
     _add_run_args(p)
 
+    p = sub.add_parser("maintain", help="run a scheduled maintenance job (database, cache)")
+    _add_run_args(p, target="service")
+    p.add_argument("--check", action="store_true", help="dry run: report what it would do")
+    p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
+
     p = sub.add_parser("history", help="past runs, newest first")
     p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
     p.add_argument("--output", choices=["text", "json"], default="text")
@@ -97,13 +120,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     cat = catalogue.load()
     if args.output == "json":
-        print(json.dumps({"runbooks": [rb.to_dict() for rb in cat.runbooks]}, indent=2))
+        jobs = [{**job.to_dict(), "schedule": job.schedule} for job in cat.maintenance]
+        runbooks = [rb.to_dict() for rb in cat.runbooks]
+        print(json.dumps({"runbooks": runbooks, "maintenance": jobs}, indent=2))
         return exitcodes.OK
     for rb in cat.runbooks:
         state = "" if rb.implemented else "  (catalogued, not automated yet)"
         print(f"{rb.slug}  {rb.title} [{rb.severity}]{state}")
         print(f"        alerts: {', '.join(rb.alerts)}")
         print(f"        playbook: {rb.playbook}")
+    if cat.maintenance:
+        print("\nmaintenance (pflow-ops maintain SERVICE):")
+    for job in cat.maintenance:
+        print(f"{job.service:<9} {job.title}, schedule '{job.schedule}' (cron, UTC)")
+        print(f"        playbook: {job.playbook}")
     return exitcodes.OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from pflow_ops import report
 from pflow_ops.catalogue import Runbook
 from pflow_ops.runner import Step
 
@@ -32,7 +33,7 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def start(self, run_id: str) -> None:
-        how = f"{self.mode}{' --check' if self.check and self.mode == 'recover' else ''}"
+        how = f"{self.mode}{' --check' if self.check and self.mode != 'diagnose' else ''}"
         self._print(
             f"{self.runbook.id} {self.runbook.title} | env {self.env} | {how} | run {run_id}"
         )
@@ -53,7 +54,8 @@ class Progress:
         for f in bad:
             self._print(f"  finding  {f['status']:<8} {f['check']}: {f['detail']}")
         for a in data["actions"]:
-            self._print(f"  action   {a['action']} {a['target']}: {a['result']}")
+            change = report.change(a)
+            self._print(f"  action   {a['action']} {a['target']}: {a['result']}{change}")
         for v in data["verification"]:
             self._print(f"  verified {v['status']:<8} {v['check']}: {v['detail']}")
         esc = data.get("escalation")

@@ -92,22 +92,34 @@ def _refusal(args: argparse.Namespace, rb: catalogue.Runbook, run_id: str, why: 
     return exitcodes.REFUSED
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _target(args: argparse.Namespace) -> catalogue.Runbook:
+    """The runbook (recover, diagnose) or maintenance job (maintain) the command names."""
     cat = catalogue.load()
+    if args.command == "maintain":
+        job = cat.maintenance_for(args.service)
+        if not (project_root() / job.playbook).is_file():
+            raise UsageError(f"{job.id} {job.title} is catalogued but not automated yet")
+        return job
     rb = cat.get(args.runbook)
-    env = environments.get(args.env)
-    extravars = parse_extra_vars(args.extra_vars)
     if not rb.implemented:
         raise UsageError(
             f"{rb.id} {rb.title} is catalogued but not automated yet: follow the written runbook"
         )
+    return rb
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    rb = _target(args)
+    env = environments.get(args.env)
+    extravars = parse_extra_vars(args.extra_vars)
     check = args.command == "diagnose" or bool(args.check)
     run_id = new_run_id(rb.id)
     refusal = confirm(env, args)
     if refusal:
         return _refusal(args, rb, run_id, refusal)
+    # Recovery and maintenance both change the service: one at a time per env and service.
     lock = RunLock(env.name, rb.service, run_id)
-    if args.command == "recover":
+    if args.command in ("recover", "maintain"):
         try:
             lock.acquire()
         except LockHeld as exc:
@@ -138,7 +150,7 @@ def _launch(
     check: bool,
     extravars: dict[str, Any],
 ) -> int:
-    mode = "diagnose" if args.command == "diagnose" else "recover"
+    mode = {"diagnose": "diagnose", "maintain": "maintain"}.get(args.command, "recover")
     run_dir = runs_dir() / run_id
     progress = Progress(rb, env.name, mode, check, quiet=args.output == "json")
     progress.start(run_id)

@@ -194,19 +194,50 @@ def _timeline_md(report: dict[str, Any]) -> list[str]:
     return ["", "## Timeline", "", *_table(headers, rows)]
 
 
+def _shown(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _measured_row(item: dict[str, Any]) -> list[str]:
+    value, threshold = _shown(item.get("value")), _shown(item.get("threshold"))
+    return [item["check"], item["status"], value, threshold, item["detail"]]
+
+
 def _checks_md(title: str, items: list[dict[str, Any]], empty: str) -> list[str]:
-    rows = [[i["check"], i["status"], i["detail"]] for i in items] or [["-", "-", empty]]
-    return ["", f"## {title}", "", *_table(["check", "status", "detail"], rows)]
+    # Measured value and threshold columns only when some check carries them.
+    if any("value" in i or "threshold" in i for i in items):
+        headers = ["check", "status", "value", "threshold", "detail"]
+        rows = [_measured_row(i) for i in items]
+    else:
+        headers = ["check", "status", "detail"]
+        rows = [[i["check"], i["status"], i["detail"]] for i in items] or [["-", "-", empty]]
+    return ["", f"## {title}", "", *_table(headers, rows)]
+
+
+def change(action: dict[str, Any]) -> str:
+    """`` (before -> after)`` for an action that changed a value, else empty."""
+    if "before" not in action and "after" not in action:
+        return ""
+    return f" ({_shown(action.get('before'))} -> {_shown(action.get('after'))})"
+
+
+def _actions_md(actions: list[dict[str, Any]]) -> list[str]:
+    if not actions:
+        return _table(["action", "target", "result"], [["none", "-", "nothing needed or allowed"]])
+    if any("before" in a or "after" in a for a in actions):
+        rows = [
+            [a["action"], a["target"], _shown(a.get("before")), _shown(a.get("after")), a["result"]]
+            for a in actions
+        ]
+        return _table(["action", "target", "before", "after", "result"], rows)
+    rows = [[a["action"], a["target"], a["result"]] for a in actions]
+    return _table(["action", "target", "result"], rows)
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    actions = [[a["action"], a["target"], a["result"]] for a in report["actions"]]
     out = _summary_md(report)
     out += _checks_md("Findings", report["findings"], "no findings")
-    out += ["", "## Actions", ""]
-    out += _table(
-        ["action", "target", "result"], actions or [["none", "-", "nothing needed or allowed"]]
-    )
+    out += ["", "## Actions", "", *_actions_md(report["actions"])]
     out += _checks_md("Verification", report["verification"], "no recovery to verify")
     out += _escalation_md(report)
     out += _timeline_md(report)

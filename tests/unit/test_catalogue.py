@@ -82,3 +82,15 @@ def test_every_step_points_at_the_file_that_implements_it(cat: catalogue.Catalog
 def test_escalation_path_is_written_down(cat: catalogue.Catalogue) -> None:
     for rb in cat.runbooks:
         assert [e.level for e in rb.escalation] == ["L1", "L2", "L3"]
+
+
+def test_maintenance_jobs_are_scheduled_and_point_at_their_code(cat: catalogue.Catalogue) -> None:
+    services = {rb.service for rb in cat.runbooks}
+    for job in cat.maintenance:
+        assert job.service in services, job.id
+        assert len(job.schedule.split()) == 5, f"{job.id}: schedule is not a cron expression"
+        if not (ROOT / job.playbook).is_file():
+            continue  # catalogued before it is automated: `maintain` refuses it with exit 2
+        assert job.steps, f"{job.id} lists no steps"
+        for step in job.steps:
+            assert (ROOT / step.file).is_file(), step.file

@@ -27,6 +27,10 @@ def test_list_json_carries_every_runbook(capsys: pytest.CaptureFixture[str]) -> 
     assert [rb["id"] for rb in data["runbooks"]] == ["RB-01", "RB-02", "RB-03"]
     assert data["runbooks"][0]["severity"] == "critical"
     assert "BackendServiceDown" in data["runbooks"][0]["alerts"]
+    assert {job["service"]: job["schedule"] for job in data["maintenance"]} == {
+        "database": "0 3 * * 0",
+        "cache": "30 4 * * *",
+    }
 
 
 @pytest.mark.parametrize(
@@ -37,6 +41,7 @@ def test_list_json_carries_every_runbook(capsys: pytest.CaptureFixture[str]) -> 
         (["diagnose", "RB-01", "--env", "moon"], "unknown environment 'moon'"),
         (["recover", "rb-01", "-e", "no-equals"], "expected KEY=VALUE"),
         (["report", "nope"], "no report for run 'nope'"),
+        (["maintain", "redis", "--env", "local"], "choose one of database, cache"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

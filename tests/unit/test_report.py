@@ -98,6 +98,38 @@ def test_recovered_run_report(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "report.json").read_text())["run_id"] == data["run_id"]
 
 
+def test_measured_values_thresholds_and_before_after_are_rendered(tmp_path: Path) -> None:
+    host = {
+        "outcome": "recovered",
+        "reason": "policy switched",
+        "findings": [
+            {
+                "check": "eviction_policy",
+                "status": "critical",
+                "value": "noeviction",
+                "threshold": "allkeys-lru",
+                "detail": "writes fail with OOM",
+            }
+        ],
+        "actions": [
+            {
+                "action": "config_set",
+                "target": "maxmemory-policy",
+                "before": "noeviction",
+                "after": "allkeys-lru",
+                "result": "applied and persisted",
+            }
+        ],
+    }
+    data = report.build(_ctx(tmp_path), _consume(_events({"localhost": host})))
+    md = report.to_markdown(data)
+    assert "| check | status | value | threshold | detail |" in md
+    assert "| eviction_policy | critical | noeviction | allkeys-lru | writes fail with OOM |" in md
+    row = "| config_set | maxmemory-policy | noeviction | allkeys-lru | applied and persisted |"
+    assert row in md
+    assert report.change(data["actions"][0]) == " (noeviction -> allkeys-lru)"
+
+
 def test_escalation_quotes_the_runbook_path_and_next_runbook(tmp_path: Path) -> None:
     host = {
         "outcome": "escalate",
