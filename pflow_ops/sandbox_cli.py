@@ -43,31 +43,83 @@ def _ports(sandbox: Any, args: argparse.Namespace) -> Any:
     )
 
 
+def _docker_runtime() -> bool:
+    """Whether the sandbox in $PFLOW_OPS_HOME was brought up with ``--runtime docker``."""
+    from pflow_ops.sandbox.docker import lifecycle as docker_lifecycle
+    from pflow_ops.sandbox.layout import Layout
+
+    return docker_lifecycle.read_runtime(Layout.for_home()) is not None
+
+
+def _up(sandbox: Any, args: argparse.Namespace) -> None:
+    if getattr(args, "runtime", "supervisor") == "docker":
+        from pflow_ops.sandbox.docker import lifecycle as docker_lifecycle
+
+        ep = docker_lifecycle.up(ports=_ports(sandbox, args), docker_host=args.docker_host)
+        where = f" (containers of {ep['docker']['project']} on {ep['docker']['host']})"
+    else:
+        if _docker_runtime():
+            raise sandbox.SandboxError(
+                "the sandbox is up with --runtime docker; run `pflow-ops sandbox down` first", 2
+            )
+        ep = sandbox.up(ports=_ports(sandbox, args))
+        where = ""
+    print(
+        f"sandbox up: backend {ep['backend']['health_url']}, "
+        f"postgres 127.0.0.1:{ep['postgres']['port']}, "
+        f"redis 127.0.0.1:{ep['redis']['port']}{where}"
+    )
+
+
+def _docker_action(args: argparse.Namespace) -> None:
+    from pflow_ops.sandbox.docker import faults, lifecycle
+
+    if args.action == "status":
+        st = lifecycle.status()
+        if args.output == "json":
+            print(json.dumps(st, indent=2, default=str))
+            return
+        print(f"sandbox: {'up' if st['running'] else 'down'} (docker runtime)")
+        for name, c in sorted(st["programs"].items()):
+            health = f", {c['health']}" if c.get("health") else ""
+            print(f"  {name:<24} {c['state']}{health}")
+    elif args.action == "down":
+        lifecycle.down(purge=args.purge)
+        print("sandbox down")
+    elif args.action == "break":
+        print(faults.break_fault(args.fault))
+    elif args.action == "heal":
+        for line in faults.heal() or ["nothing to heal"]:
+            print(line)
+
+
+def _supervisor_action(sandbox: Any, args: argparse.Namespace) -> None:
+    if args.action == "status":
+        st = sandbox.status()
+        if args.output == "json":
+            print(json.dumps(st, indent=2, default=str))
+        else:
+            _status_text(st)
+    elif args.action == "down":
+        sandbox.down(purge=args.purge)
+        print("sandbox down")
+    elif args.action == "break":
+        print(sandbox.break_fault(args.fault))
+    elif args.action == "heal":
+        for line in sandbox.heal() or ["nothing to heal"]:
+            print(line)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from pflow_ops import sandbox
 
     try:
         if args.action == "up":
-            ep = sandbox.up(ports=_ports(sandbox, args))
-            print(
-                f"sandbox up: backend {ep['backend']['health_url']}, "
-                f"postgres 127.0.0.1:{ep['postgres']['port']}, "
-                f"redis 127.0.0.1:{ep['redis']['port']}"
-            )
-        elif args.action == "status":
-            st = sandbox.status()
-            if args.output == "json":
-                print(json.dumps(st, indent=2, default=str))
-            else:
-                _status_text(st)
-        elif args.action == "down":
-            sandbox.down(purge=args.purge)
-            print("sandbox down")
-        elif args.action == "break":
-            print(sandbox.break_fault(args.fault))
-        elif args.action == "heal":
-            for line in sandbox.heal() or ["nothing to heal"]:
-                print(line)
+            _up(sandbox, args)
+        elif _docker_runtime():
+            _docker_action(args)
+        else:
+            _supervisor_action(sandbox, args)
     except sandbox.SandboxError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", exitcodes.USAGE))

@@ -17,6 +17,10 @@ need_pkgs=()
 have_pg_server() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; }
 have_pg_server || need_pkgs+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+# Docker engine for the compose service manager's tests and `sandbox up --runtime docker`
+# (Debian's docker.io; no Compose plugin is needed: containers are found by their labels).
+have_dockerd() { command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; }
+have_dockerd || need_pkgs+=(docker.io)
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_pkgs+=(python3 python3-venv)
 "$PY" -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
