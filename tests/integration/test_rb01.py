@@ -252,6 +252,6 @@ def test_unreachable_service_manager_is_escalated(sandbox: Stack) -> None:
     run = sandbox.recover("-e", "backend_supervisor_server_url=unix:///nonexistent/supervisor.sock")
     data = run.json
     assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
-    assert "service manager cannot be reached" in data["reason"]
+    assert "service manager (supervisord) cannot act on backend" in data["reason"]
     assert "service_status" in _checks(data, "critical")
     assert data["actions"] == []
