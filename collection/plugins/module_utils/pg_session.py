@@ -1,0 +1,164 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""One asynchronous PostgreSQL session with hard client-side deadlines, for the RB-02 modules.
+
+Built on pg_check: the same classified connection failures (refused, timeout, auth_failed,
+too_many_clients, starting_up, ...), but the connection stays open so a whole phase runs over
+one session. Asynchronous connections are always autocommit: each statement is its own
+transaction, so one failing check never aborts the others.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import time
+
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check
+
+# Slack on top of the server-side statement_timeout before the client gives up by itself.
+CLIENT_SLACK_S = 2.0
+
+
+def plain(value):  # type: ignore[no-untyped-def]
+    """Module results must be JSON: numeric becomes float, timestamps ISO text."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class QueryFailed(Exception):
+    """A statement failed; carries the SQLSTATE and one clean line."""
+
+    def __init__(self, msg: str, sqlstate: str | None = None) -> None:
+        super().__init__(msg)
+        self.sqlstate = sqlstate
+
+
+class Session:
+    """An open connection plus the helpers every check needs."""
+
+    def __init__(self, conn, extensions, password: str | None, statement_timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+        self.conn = conn
+        self._extensions = extensions
+        self._password = password
+        self.statement_timeout_s = statement_timeout_s
+
+    def rows(self, sql: str, params: tuple | dict | None = None, timeout_s: float | None = None) -> list[dict]:
+        """Run one statement; return its rows as dicts (empty for statements without rows)."""
+        import psycopg2
+
+        budget = (timeout_s or self.statement_timeout_s) + CLIENT_SLACK_S
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            pg_check._wait(self.conn, time.monotonic() + budget, self._extensions)
+            if cursor.description is None:
+                return []
+            names = [col.name for col in cursor.description]
+            return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+        except pg_check._DeadlineReached:
+            self.conn.cancel()
+            raise QueryFailed(f"no answer within {budget:g} s", "57014") from None
+        except psycopg2.Error as exc:
+            raise QueryFailed(pg_check.one_line(str(exc), self._password), getattr(exc, "pgcode", None)) from None
+        finally:
+            cursor.close()
+
+    def one(self, sql: str, params: tuple | dict | None = None, timeout_s: float | None = None) -> dict:
+        found = self.rows(sql, params, timeout_s)
+        return found[0] if found else {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_session(
+    host: str,
+    port: int,
+    database: str | None,
+    user: str | None,
+    password: str | None,
+    connect_timeout: float,
+    statement_timeout_s: float,
+    read_only: bool,
+    lock_timeout_s: float | None = None,
+    application_name: str = pg_check.APPLICATION_NAME,
+) -> tuple[Session | None, dict]:
+    """Connect within I(connect_timeout); return (session or None, {available, state, msg, latency_ms})."""
+    where = f"{host}:{port}" + (f"/{database}" if database else "")
+    result: dict = {"available": False, "state": "error", "msg": "", "latency_ms": None}
+    try:
+        import psycopg2
+        import psycopg2.extensions as extensions
+    except ImportError:
+        result.update(state="driver_missing", msg=f"PostgreSQL at {where}: psycopg2 is not installed on the target")
+        return None, result
+    options = [f"-c statement_timeout={max(int(statement_timeout_s * 1000), 1)}"]
+    if lock_timeout_s:
+        options.append(f"-c lock_timeout={max(int(lock_timeout_s * 1000), 1)}")
+    if read_only:
+        # Belt and braces: a diagnosis cannot write even if a query were wrong.
+        options.append("-c default_transaction_read_only=on")
+    conn = None
+    try:
+        conn = psycopg2.connect(
+            host=host,
+            port=port,
+            dbname=database,
+            user=user,
+            password=password,
+            application_name=application_name,
+            options=" ".join(options),
+            async_=True,
+        )
+        pg_check._wait(conn, time.monotonic() + connect_timeout, extensions)
+    except pg_check._DeadlineReached:
+        if conn is not None:
+            conn.close()
+        result.update(
+            state="timeout", msg=f"PostgreSQL at {where}: timeout (no answer within {connect_timeout:g} s connecting)"
+        )
+        return None, result
+    except (psycopg2.Error, OSError) as exc:
+        if conn is not None:
+            conn.close()
+        state = pg_check.classify(str(exc), getattr(exc, "pgcode", None))
+        reason = pg_check.one_line(str(exc), password) or type(exc).__name__
+        result.update(state=state, msg=f"PostgreSQL at {where}: {state} ({reason})")
+        return None, result
+    session = Session(conn, extensions, password, statement_timeout_s)
+    started = time.monotonic()
+    try:
+        session.rows("SELECT 1", timeout_s=connect_timeout)
+    except QueryFailed as exc:
+        session.close()
+        state = pg_check.classify(str(exc), exc.sqlstate)
+        result.update(state=state, msg=f"PostgreSQL at {where}: {state} on SELECT 1 ({exc})")
+        return None, result
+    latency_ms = round((time.monotonic() - started) * 1000, 3)
+    result.update(
+        available=True,
+        state="ok",
+        latency_ms=latency_ms,
+        msg=f"PostgreSQL at {where} answered SELECT 1 in {latency_ms:.1f} ms as {user or 'the default role'}",
+    )
+    return session, result
+
+
+def open_with_wait(wait_s: float, interval_s: float, **kwargs) -> tuple[Session | None, dict]:  # type: ignore[no-untyped-def]
+    """open_session, retried until it succeeds or I(wait_s) passes (0: one attempt)."""
+    deadline = time.monotonic() + wait_s
+    attempts = 0
+    while True:
+        attempts += 1
+        session, result = open_session(**kwargs)
+        result["attempts"] = attempts
+        if session is not None or time.monotonic() + interval_s > deadline:
+            return session, result
+        time.sleep(interval_s)
