@@ -216,9 +216,10 @@ def _checks_md(title: str, items: list[dict[str, Any]], empty: str) -> list[str]
 
 def change(action: dict[str, Any]) -> str:
     """`` (before -> after)`` for an action that changed a value, else empty."""
-    if "before" not in action and "after" not in action:
+    before, after = _shown(action.get("before")), _shown(action.get("after"))
+    if not before and not after:
         return ""
-    return f" ({_shown(action.get('before'))} -> {_shown(action.get('after'))})"
+    return f" ({before} -> {after})" if after else f" (was {before})"
 
 
 def _actions_md(actions: list[dict[str, Any]]) -> list[str]:

@@ -128,6 +128,8 @@ def test_measured_values_thresholds_and_before_after_are_rendered(tmp_path: Path
     row = "| config_set | maxmemory-policy | noeviction | allkeys-lru | applied and persisted |"
     assert row in md
     assert report.change(data["actions"][0]) == " (noeviction -> allkeys-lru)"
+    assert report.change({"before": "active 75 s", "after": ""}) == " (was active 75 s)"
+    assert report.change({"action": "analyze"}) == ""
 
 
 def test_escalation_quotes_the_runbook_path_and_next_runbook(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def encode(*parts: str) -> bytes:
 
 
 def read_reply(stream):  # type: ignore[no-untyped-def]
-    """One RESP2 reply (simple string, error, integer, bulk string)."""
+    """One RESP2 reply (simple string, error, integer, bulk string, array of those)."""
     line = stream.readline()
     if not line:
         raise ConnectionResetError("connection closed by Redis")
@@ -53,6 +53,9 @@ def read_reply(stream):  # type: ignore[no-untyped-def]
     if kind == b"$":
         size = int(body)
         return None if size < 0 else stream.read(size + 2)[:-2].decode(errors="replace")
+    if kind == b"*":
+        size = int(body)
+        return None if size < 0 else [read_reply(stream) for _ in range(size)]
     raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
 
 

@@ -1,0 +1,76 @@
+"""redis_diagnose's collection helpers (module_utils/redis_collect): rates over the window,
+without our own lookups, and the optional Prometheus hit-rate query against a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.plugins import PLUGINS, load_plugin
+
+sys.path.insert(0, str(PLUGINS.parents[1] / "collections"))
+diag = load_plugin("redis_collect", "module_utils")
+
+
+class Prometheus(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        value = "0.42" if "pivotal_cache_hit_rate" in self.path else None
+        result = [{"metric": {}, "value": [0, value]}] if value else []
+        body = json.dumps({"status": "success", "data": {"result": result}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def prometheus() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Prometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _params(
+    url: str, query: str = 'pivotal_cache_hit_rate{cache_type="redis"}'
+) -> dict[str, object]:
+    return {
+        "prometheus_url": url,
+        "prometheus_query": query,
+        "prometheus_timeout": 2.0,
+        "thresholds": {},
+    }
+
+
+def test_backend_hit_rate_from_prometheus(prometheus: str) -> None:
+    finding = diag.prometheus(_params(prometheus))
+    assert (finding["status"], finding["value"], finding["threshold"]) == (
+        "warning",
+        "42.0%",
+        "80.0%",
+    )
+
+
+def test_no_url_or_no_series_is_skipped(prometheus: str) -> None:
+    assert diag.prometheus(_params(""))["status"] == "skipped"
+    assert diag.prometheus(_params(prometheus, "other_metric"))["status"] == "skipped"
+
+
+def test_rates_are_deltas_over_the_window_without_our_own_lookups() -> None:
+    keys = ("evicted_keys", "keyspace_hits", "keyspace_misses", "rejected_connections")
+    first = {**dict(zip(keys, (100, 1000, 50, 1), strict=True)), "total_commands_processed": 0}
+    second = {**dict(zip(keys, (400, 1600, 80, 1), strict=True)), "total_commands_processed": 3000}
+    first["errorstat_OOM"], second["errorstat_OOM"] = {"count": 2}, {"count": 7}
+    rates = diag.rates(first, second, 3.0, own_lookups=120, own_hits=100)
+    assert rates["evicted"] == 300 and rates["evicted_per_s"] == 100.0
+    assert (rates["hits"], rates["misses"]) == (500, 10)
+    assert rates["oom_errors"] == 5 and rates["rejected"] == 0 and rates["ops_per_s"] == 1000.0
