@@ -4,10 +4,16 @@ logic is tested without installing the collection."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
 PLUGINS = Path(__file__).resolve().parents[1] / "collection" / "plugins"
+# The modules import their module_utils as ansible_collections.pivotal.flow_ops...: the
+# checkout's collections/ directory (a symlink to collection/) provides that path.
+_COLLECTIONS = str(PLUGINS.parents[1] / "collections")
+if _COLLECTIONS not in sys.path:
+    sys.path.insert(0, _COLLECTIONS)
 
 
 def load_plugin(name: str, kind: str = "modules") -> ModuleType:

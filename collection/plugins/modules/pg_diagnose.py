@@ -26,6 +26,7 @@ author:
   - pflow-ops team
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.postgres
 attributes:
   check_mode:
     support: full
@@ -37,25 +38,10 @@ attributes:
 requirements:
   - psycopg2 on the target
 options:
-  host:
-    description: Host name or address, or a Unix socket directory.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Port.
-    type: int
-    default: 5432
-  database:
-    description: Database to diagnose.
-    type: str
-    required: true
   user:
     description: Login role; a C(pg_monitor) member sees every session and statement.
     type: str
     required: true
-  password:
-    description: Password of I(user).
-    type: str
   connect_timeout:
     description: Hard limit in seconds on connecting and C(SELECT 1).
     type: float

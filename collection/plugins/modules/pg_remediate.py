@@ -28,6 +28,7 @@ author:
   - pflow-ops team
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.postgres
 attributes:
   check_mode:
     support: full
@@ -42,25 +43,10 @@ notes:
   - PostgreSQL 15 lets only a table's owner (or a superuser) run ANALYZE or REINDEX on it. Give
     I(maintenance_user) that ownership; C(pg_signal_backend) is enough for the session actions.
 options:
-  host:
-    description: Host name or address, or a Unix socket directory.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Port.
-    type: int
-    default: 5432
-  database:
-    description: Database.
-    type: str
-    required: true
   user:
     description: Role for the session actions (C(pg_signal_backend) and C(pg_monitor)).
     type: str
     required: true
-  password:
-    description: Password of I(user).
-    type: str
   maintenance_user:
     description: Role for ANALYZE, REINDEX and ALTER SYSTEM; I(user) when omitted.
     type: str

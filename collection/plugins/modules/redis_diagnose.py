@@ -27,6 +27,7 @@ author:
   - pflow-ops team
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.redis
 attributes:
   check_mode:
     support: full
@@ -35,32 +36,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  host:
-    description: Redis host.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Redis port.
-    type: int
-    default: 6379
-  user:
-    description: ACL user (Redis 6+); with I(password) sends C(AUTH user password).
-    type: str
-  password:
-    description: Password; without I(user) sends C(AUTH password).
-    type: str
-  timeout:
-    description: Seconds for the connection and for each reply.
-    type: float
-    default: 3
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the server certificate when I(tls=true).
-    type: bool
-    default: true
   sample_seconds:
     description: Sampling window between the two C(INFO) reads; rates are deltas over it.
     type: float

@@ -21,6 +21,7 @@ author:
   - pflow-ops team
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.redis
 attributes:
   check_mode:
     support: full
@@ -28,33 +29,6 @@ attributes:
     support: none
   platform:
     platforms: posix
-options:
-  host:
-    description: Redis host.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Redis port.
-    type: int
-    default: 6379
-  user:
-    description: ACL user (Redis 6+); with I(password) sends C(AUTH user password).
-    type: str
-  password:
-    description: Password; without I(user) sends C(AUTH password).
-    type: str
-  timeout:
-    description: Seconds for the connection and for each reply.
-    type: float
-    default: 3
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the server certificate when I(tls=true).
-    type: bool
-    default: true
 """
 
 EXAMPLES = r"""
@@ -94,6 +68,7 @@ server:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import CONNECTION_OPTIONS
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import check
 
 
@@ -103,15 +78,7 @@ def run_module(params: dict) -> dict:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            host=dict(type="str", default="127.0.0.1"),
-            port=dict(type="int", default=6379),
-            user=dict(type="str"),
-            password=dict(type="str", no_log=True),
-            timeout=dict(type="float", default=3.0),
-            tls=dict(type="bool", default=False),
-            validate_certs=dict(type="bool", default=True),
-        ),
+        argument_spec=dict(CONNECTION_OPTIONS),
         supports_check_mode=True,
     )
     if module.params["timeout"] <= 0:

@@ -23,6 +23,7 @@ author:
   - pflow-ops team
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.redis
 attributes:
   check_mode:
     support: full
@@ -30,33 +31,9 @@ attributes:
     support: none
   platform:
     platforms: posix
+notes:
+  - The I(user), when an ACL user, needs C(CONFIG) (C(CONFIG GET), C(CONFIG SET), C(CONFIG REWRITE)).
 options:
-  host:
-    description: Redis host.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: Redis port.
-    type: int
-    default: 6379
-  user:
-    description: ACL user (Redis 6+); with I(password) sends C(AUTH user password). Needs C(CONFIG).
-    type: str
-  password:
-    description: Password; without I(user) sends C(AUTH password).
-    type: str
-  timeout:
-    description: Seconds for the connection and for each reply.
-    type: float
-    default: 3
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: Verify the server certificate when I(tls=true).
-    type: bool
-    default: true
   settings:
     description:
       - Wanted settings, name to value. Allowed names are C(maxmemory), C(maxmemory-policy),
