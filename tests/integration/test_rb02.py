@@ -223,6 +223,22 @@ def index_state(stack: Stack) -> list[tuple[Any, ...]]:
     )
 
 
+def test_invalid_index_is_named_then_rebuilt_by_the_runbook(db: Stack) -> None:
+    break_fault(db, "db-invalid-index", settle=0.2)
+    diag = run(db, "diagnose").json
+    invalid = next(f for f in diag["findings"] if f["check"] == "invalid_indexes")
+    assert invalid["status"] != "ok" and "sandbox_accounts_email_key" in invalid["detail"]
+    assert diag["outcome"] == "escalate"
+    assert len(index_state(db)) == 2, "diagnose changed the indexes"
+
+    data = run(db, "recover").json
+    assert data["outcome"] == "recovered", data["reason"]
+    assert "reindex" in {a["action"] for a in data["actions"]}
+    assert index_state(db) == [("sandbox_accounts_email_key", True)]
+    again = run(db, "recover").json
+    assert again["outcome"] == "healthy" and again["changed"] == 0
+
+
 def test_maintenance_rebuilds_invalid_index_and_analyzes(db: Stack) -> None:
     break_fault(db, "db-invalid-index", settle=0.2)
     break_fault(db, "db-stale-stats", settle=0.2)

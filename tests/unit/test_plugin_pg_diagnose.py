@@ -15,6 +15,7 @@ from tests.plugins import PLUGINS, load_plugin
 sys.path.insert(0, str(PLUGINS.parents[1] / "collections"))
 
 dx = load_plugin("pg_diagnostics", "module_utils")
+ox = load_plugin("pg_objects", "module_utils")
 fix = load_plugin("pg_remediation", "module_utils")
 diagnose = load_plugin("pg_diagnose")
 remediate = load_plugin("pg_remediate")
@@ -127,7 +128,7 @@ def test_stale_tables_never_analysed_are_critical() -> None:
         "analyzed_s_ago": None,
         "total": 1,
     }
-    result = dx.evaluate_tables([row], CFG)
+    result = ox.evaluate_tables([row], CFG)
     assert result["findings"][0]["status"] == "critical"
     assert result["stale_tables"] == [
         {
@@ -142,16 +143,16 @@ def test_stale_tables_never_analysed_are_critical() -> None:
 
 def test_wraparound_and_sequences_follow_pghero() -> None:
     assert (
-        dx.evaluate_wraparound({"database": "db", "xid_age": 200_000_000}, CFG)[0]["status"] == "ok"
+        ox.evaluate_wraparound({"database": "db", "xid_age": 200_000_000}, CFG)[0]["status"] == "ok"
     )
     assert (
-        dx.evaluate_wraparound({"database": "db", "xid_age": 700_000_000}, CFG)[0]["status"]
+        ox.evaluate_wraparound({"database": "db", "xid_age": 700_000_000}, CFG)[0]["status"]
         == "critical"
     )
     full = {"schema": "public", "sequence": "s", "used": 0.95, "last_value": 1, "max_value": 2}
-    seq = dx.evaluate_sequences({"total": 1, "unreadable": 0, "over": 1, "top": [full]}, CFG)
+    seq = ox.evaluate_sequences({"total": 1, "unreadable": 0, "over": 1, "top": [full]}, CFG)
     assert seq[0]["status"] == "critical" and "95.0%" in seq[0]["detail"]
-    hidden = dx.evaluate_sequences({"total": 2, "unreadable": 2, "over": 0, "top": []}, CFG)
+    hidden = ox.evaluate_sequences({"total": 2, "unreadable": 2, "over": 0, "top": []}, CFG)
     assert hidden[0]["status"] == "skipped" and "not readable" in hidden[0]["detail"]
 
 
@@ -172,7 +173,7 @@ def test_settings_reload_only_allow_listed_reloadable_ones() -> None:
         "lock_timeout": "0",
         "log_min_duration_statement": "500ms",
     }
-    result = dx.evaluate_settings(rows, desired, ["work_mem", "log_min_duration_statement"])
+    result = ox.evaluate_settings(rows, desired, ["work_mem", "log_min_duration_statement"])
     assert {s["name"]: s["apply"] for s in result["settings"]} == {
         "work_mem": "reload",
         "max_connections": "restart",

@@ -168,6 +168,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_diagnostics as dx
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_objects as ox
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_session
 
 DEFAULT_THRESHOLDS = {
@@ -324,10 +325,10 @@ class Diagnosis:
         self.data["statements"] = result["statements"]
 
     def check_cache(self) -> None:
-        self.findings.extend(dx.evaluate_cache(self.s.one(dx.SQL["cache"]), self.cfg))
+        self.findings.extend(ox.evaluate_cache(self.s.one(dx.SQL["cache"]), self.cfg))
 
     def check_indexes(self) -> None:
-        result = dx.evaluate_indexes(
+        result = ox.evaluate_indexes(
             self.s.rows(dx.SQL["invalid_indexes"], self.q),
             self.s.rows(dx.SQL["unused_indexes"], self.q),
             self.s.rows(dx.SQL["duplicate_indexes"], self.q),
@@ -339,22 +340,22 @@ class Diagnosis:
         self.data["duplicate_indexes"] = result["duplicate_indexes"]
 
     def check_tables(self) -> None:
-        result = dx.evaluate_tables(self.s.rows(dx.SQL["tables"], self.q), self.cfg)
+        result = ox.evaluate_tables(self.s.rows(dx.SQL["tables"], self.q), self.cfg)
         self.findings.extend(result["findings"])
         self.candidates["stale_tables"] = result["stale_tables"]
 
     def check_wraparound(self) -> None:
-        self.findings.extend(dx.evaluate_wraparound(self.s.one(dx.SQL["wraparound"]), self.cfg))
+        self.findings.extend(ox.evaluate_wraparound(self.s.one(dx.SQL["wraparound"]), self.cfg))
 
     def check_sequences(self) -> None:
-        self.findings.extend(dx.evaluate_sequences(self.s.one(dx.SQL["sequences"], self.q), self.cfg))
+        self.findings.extend(ox.evaluate_sequences(self.s.one(dx.SQL["sequences"], self.q), self.cfg))
 
     def check_settings(self) -> None:
         desired = self.params["desired_settings"]
         if not desired:
             return
         rows = self.s.rows(dx.SQL["settings"], {"names": list(desired)})
-        result = dx.evaluate_settings(rows, desired, self.params["allowed_settings"])
+        result = ox.evaluate_settings(rows, desired, self.params["allowed_settings"])
         self.findings.extend(result["findings"])
         self.candidates["settings"] = result["settings"]
 
