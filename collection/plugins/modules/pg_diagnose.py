@@ -409,6 +409,10 @@ def run_module(params: dict) -> dict:
     return result
 
 
+CHECK_GROUPS = ("server", "connections", "activity", "statements", "cache", "indexes", "tables",
+                "wraparound", "sequences", "settings")
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -423,30 +427,8 @@ def main() -> None:
             checks=dict(
                 type="list",
                 elements="str",
-                default=[
-                    "server",
-                    "connections",
-                    "activity",
-                    "statements",
-                    "cache",
-                    "indexes",
-                    "tables",
-                    "wraparound",
-                    "sequences",
-                    "settings",
-                ],
-                choices=[
-                    "server",
-                    "connections",
-                    "activity",
-                    "statements",
-                    "cache",
-                    "indexes",
-                    "tables",
-                    "wraparound",
-                    "sequences",
-                    "settings",
-                ],
+                default=list(CHECK_GROUPS),
+                choices=list(CHECK_GROUPS),
             ),
             protected_applications=dict(type="list", elements="str", default=[]),
             desired_settings=dict(type="dict", default={}),
