@@ -153,11 +153,13 @@ def evaluate(path: str, key: str, max_restarts: int = 3, window_seconds: int = 1
     except OSError as exc:
         raise BudgetError(f"restart budget {path}: {exc.strerror or exc}") from exc
     oldest = entries[0]["ts"] if entries else None
+    verdict = "allowed" if allowed else "refused"
     return {
         "changed": changed,
         "allowed": allowed,
         "overridden": override and not within,
         "used": len(entries),
+        "summary": f"{verdict}: {len(entries)} of {max_restarts} restarts used in the window",
         "remaining": max(max_restarts - len(entries), 0),
         "max_restarts": max_restarts,
         "window_seconds": window_seconds,

@@ -109,6 +109,10 @@ used:
   description: Restarts in the window, including the one just taken by I(state=consume).
   type: int
   returned: always
+summary:
+  description: "One line for the run report, for example C(allowed: 1 of 3 restarts used in the window)."
+  type: str
+  returned: always
 remaining:
   description: Restarts left in the window.
   type: int
