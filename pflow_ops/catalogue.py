@@ -46,6 +46,7 @@ class Runbook:
     steps: tuple[Step, ...] = field(default_factory=tuple)
     escalation: tuple[EscalationLevel, ...] = field(default_factory=tuple)
     schedule: str = ""  # maintenance jobs: when to run them (cron syntax)
+    runbook_url: str = ""  # the written runbook (catalogue runbook_url_base + slug)
 
     @property
     def slug(self) -> str:
@@ -61,6 +62,7 @@ class Runbook:
             "role": self.role,
             "alerts": list(self.alerts),
             "implemented": self.implemented,
+            "runbook_url": self.runbook_url,
         }
 
 
@@ -101,7 +103,7 @@ def catalogue_path() -> Path:
     return project_root() / "catalogue.yml"
 
 
-def _runbook(raw: dict[str, Any]) -> Runbook:
+def _runbook(raw: dict[str, Any], url_base: str = "") -> Runbook:
     try:
         return Runbook(
             id=str(raw["id"]).upper(),
@@ -115,6 +117,7 @@ def _runbook(raw: dict[str, Any]) -> Runbook:
             steps=tuple(Step(**s) for s in raw.get("steps") or ()),
             escalation=tuple(EscalationLevel(**e) for e in raw.get("escalation") or ()),
             schedule=str(raw.get("schedule") or ""),
+            runbook_url=f"{url_base.rstrip('/')}/{str(raw['id']).lower()}" if url_base else "",
         )
     except (KeyError, TypeError) as exc:
         raise CatalogueError(f"catalogue entry {raw.get('id', '?')} is malformed: {exc}") from exc
@@ -128,7 +131,8 @@ def load(path: Path | None = None) -> Catalogue:
         raise CatalogueError(f"cannot read the runbook catalogue {path}: {exc.strerror}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("runbooks"), list):
         raise CatalogueError(f"{path}: expected a mapping with a 'runbooks' list")
+    base = str(data.get("runbook_url_base") or "")
     return Catalogue(
-        runbooks=tuple(_runbook(r) for r in data["runbooks"]),
-        maintenance=tuple(_runbook(r) for r in data.get("maintenance") or ()),
+        runbooks=tuple(_runbook(r, base) for r in data["runbooks"]),
+        maintenance=tuple(_runbook(r, base) for r in data.get("maintenance") or ()),
     )

@@ -24,6 +24,10 @@ class UsageError(Exception):
 def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     if target == "runbook":
         p.add_argument("runbook", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
+    elif target == "alert":
+        p.add_argument(
+            "alertname", metavar="ALERTNAME", help="e.g. RedisHighEvictions (see `list`)"
+        )
     else:
         p.add_argument("service", metavar="SERVICE", help="database or cache (see `list`)")
     p.add_argument("--env", default="local", help="environment (inventories/ENV); default: local")
@@ -97,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diagnose", help="investigation only; never changes anything")
     _add_run_args(p)
+
+    p = sub.add_parser(
+        "alert",
+        help="run the runbook an alert maps to, then wait for the alert to resolve",
+    )
+    _add_run_args(p, target="alert")
+    p.add_argument("--check", action="store_true", help="dry run: diagnose, change nothing")
+    p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
+    p.add_argument(
+        "--fingerprint",
+        metavar="HEX",
+        help="Alertmanager fingerprint of the firing alert: the closed loop waits for that one",
+    )
 
     p = sub.add_parser("maintain", help="run a scheduled maintenance job (database, cache)")
     _add_run_args(p, target="service")

@@ -24,6 +24,11 @@ from pflow_ops.progress import Progress
 from pflow_ops.runner import PlaybookRun, execute
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Alertmanager fingerprints are 16 hex digits; anything else in --fingerprint is refused, so an
+# alert's data never reaches a playbook unchecked.
+_FINGERPRINT = re.compile(r"^[0-9a-f]{1,32}$")
+# Commands that change the service: one at a time per env and service (the lock).
+_CHANGING = ("recover", "maintain", "alert")
 
 
 def parse_extra_vars(pairs: list[str]) -> dict[str, Any]:
@@ -100,7 +105,7 @@ def _target(args: argparse.Namespace) -> catalogue.Runbook:
         if not (project_root() / job.playbook).is_file():
             raise UsageError(f"{job.id} {job.title} is catalogued but not automated yet")
         return job
-    rb = cat.get(args.runbook)
+    rb = cat.for_alert(args.alertname) if args.command == "alert" else cat.get(args.runbook)
     if not rb.implemented:
         raise UsageError(
             f"{rb.id} {rb.title} is catalogued but not automated yet: follow the written runbook"
@@ -111,6 +116,9 @@ def _target(args: argparse.Namespace) -> catalogue.Runbook:
 def cmd_run(args: argparse.Namespace) -> int:
     rb = _target(args)
     env = environments.get(args.env)
+    fingerprint = getattr(args, "fingerprint", None)
+    if fingerprint is not None and not _FINGERPRINT.match(fingerprint):
+        raise UsageError(f"bad --fingerprint '{fingerprint}': expected up to 32 hex digits")
     extravars = parse_extra_vars(args.extra_vars)
     check = args.command == "diagnose" or bool(args.check)
     run_id = new_run_id(rb.id)
@@ -119,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _refusal(args, rb, run_id, refusal)
     # Recovery and maintenance both change the service: one at a time per env and service.
     lock = RunLock(env.name, rb.service, run_id)
-    if args.command in ("recover", "maintain"):
+    if args.command in _CHANGING:
         try:
             lock.acquire()
         except LockHeld as exc:
@@ -135,6 +143,12 @@ def _run_vars(
 ) -> dict[str, Any]:
     """The user's -e values plus what the roles need to know about this run."""
     out = {**extravars, "pflow_run_id": run_id, "pflow_mode": mode}
+    if args.command == "alert":
+        # Only the alert's name (checked against the catalogue) and its fingerprint (checked
+        # hex) reach the playbook: labels stay data on the receiver's side.
+        out["pflow_alert_name"] = args.alertname
+        if args.fingerprint:
+            out["pflow_alert_fingerprint"] = args.fingerprint
     override = getattr(args, "override_budget", None)
     if override:
         out["pflow_restart_budget_override"] = True

@@ -100,6 +100,28 @@ def _escalation(
     }
 
 
+def close_loop(outcome: str, reason: str, loop: dict[str, Any], check: bool) -> tuple[str, str]:
+    """A recovery whose alert keeps firing (or cannot be seen to stop) is not a recovery."""
+    state = str(loop.get("state", ""))
+    if check or outcome not in ("healthy", "recovered") or state not in ("firing", "unknown"):
+        return outcome, reason
+    why = (
+        f"the alert did not resolve within {loop.get('timeout_s')} s"
+        if state == "firing"
+        else "could not confirm that the alert resolved"
+    )
+    return "escalate", f"{reason}; but {loop.get('detail', '')}: {why}"
+
+
+def _loop_check(loop: dict[str, Any]) -> dict[str, Any]:
+    status = {"resolved": "ok", "firing": "critical", "not_checked": "info"}
+    return {
+        "check": "alert_resolved",
+        "status": status.get(str(loop.get("state")), "warning"),
+        "detail": str(loop.get("detail", "")),
+    }
+
+
 def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
     hosts = _host_results(result)
     if hosts:
@@ -112,6 +134,11 @@ def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
         reason = "; ".join(reasons)
     else:
         outcome, reason = "error", _no_result_reason(result)
+    loop = result.artifact_data.get("pflow_alert_loop")
+    verification = _collect(hosts, "verification")
+    if isinstance(loop, dict) and hosts:
+        outcome, reason = close_loop(outcome, reason, loop, ctx.check)
+        verification.append(_loop_check(loop))
     actions = _collect(hosts, "actions")
     return {
         "run_id": ctx.run_id,
@@ -130,7 +157,8 @@ def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
         "budget_override": ctx.budget_override,
         "findings": _collect(hosts, "findings"),
         "actions": actions,
-        "verification": _collect(hosts, "verification"),
+        "verification": verification,
+        "alert": loop if isinstance(loop, dict) else None,
         "escalation": _escalation(ctx, outcome, reason, hosts, actions),
         "timeline": [s.to_dict() for s in result.steps],
         "logs": {host: h.get("logs") or [] for host, h in sorted(hosts.items())},

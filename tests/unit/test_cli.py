@@ -42,6 +42,12 @@ def test_list_json_carries_every_runbook(capsys: pytest.CaptureFixture[str]) -> 
         (["recover", "rb-01", "-e", "no-equals"], "expected KEY=VALUE"),
         (["report", "nope"], "no report for run 'nope'"),
         (["maintain", "redis", "--env", "local"], "choose one of database, cache"),
+        (["alert", "DiskFull", "--env", "local"], "known alerts are BackendServiceDown, "),
+        (["alert", "HighErrorRate", "--env", "moon"], "unknown environment 'moon'"),
+        (
+            ["alert", "HighErrorRate", "--env", "local", "--fingerprint", "$(reboot)"],
+            "expected up to 32 hex digits",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -169,6 +169,43 @@ def test_unreachable_hosts_escalate(tmp_path: Path) -> None:
     assert data["findings"][0]["check"] == "reachability"
 
 
+def _with_loop(tmp_path: Path, state: str, check: bool = False) -> dict[str, Any]:
+    host = {"outcome": "recovered", "reason": "backend restarted (down)", "findings": []}
+    result = _consume(_events({"localhost": host}))
+    result.artifact_data["pflow_alert_loop"] = {
+        "alertname": "BackendServiceDown",
+        "state": state,
+        "timeout_s": 90,
+        "detail": f"BackendServiceDown {state} after 4.0 s",
+    }
+    return report.build(_ctx(tmp_path, check=check), result)
+
+
+def test_the_closed_loop_confirms_a_recovery_or_turns_it_into_an_escalation(
+    tmp_path: Path,
+) -> None:
+    data = _with_loop(tmp_path, "resolved")
+    assert data["outcome"] == "recovered"
+    assert data["verification"][-1] == {
+        "check": "alert_resolved",
+        "status": "ok",
+        "detail": "BackendServiceDown resolved after 4.0 s",
+    }
+    assert data["alert"]["alertname"] == "BackendServiceDown"
+    firing = _with_loop(tmp_path, "firing")
+    assert firing["outcome"] == "escalate"
+    assert "did not resolve within 90 s" in firing["reason"]
+    assert firing["escalation"] is not None
+    unknown = _with_loop(tmp_path, "unknown")
+    assert unknown["outcome"] == "escalate"
+    assert "could not confirm" in unknown["reason"]
+    # No monitoring configured: recorded, and the runbook's own verdict stands.
+    assert _with_loop(tmp_path, "not_checked")["outcome"] == "recovered"
+    # A dry run fixed nothing, so an alert still firing does not change its verdict.
+    assert _with_loop(tmp_path, "firing", check=True)["outcome"] == "recovered"
+    assert "alert_resolved" in report.to_markdown(firing)
+
+
 def test_history_lists_runs_newest_first(tmp_path: Path) -> None:
     for run_id in ("20261126T000001Z-rb-01-aaaa", "20261126T000002Z-rb-01-bbbb"):
         ctx = _ctx(tmp_path / run_id)
