@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 import time
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -28,7 +29,7 @@ def _labels(pairs: dict[str, str]) -> str:
 class Metrics:
     """Thread-safe request, latency and cache counters."""
 
-    def __init__(self, start_time: float | None = None) -> None:
+    def __init__(self, start_time: float | None = None, hit_rate_window: float = 60.0) -> None:
         self.start_time = time.time() if start_time is None else start_time
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str, str], int] = {}
@@ -36,6 +37,10 @@ class Metrics:
         self._duration_sum = 0.0
         self._duration_count = 0
         self._cache: dict[str, int] = {"hit": 0, "miss": 0, "error": 0}
+        # The hit-rate gauge covers the last minute, as the Node.js service computes it: a ratio
+        # since start would keep CacheLowHitRate firing long after the cache recovered.
+        self._window = hit_rate_window
+        self._recent: deque[tuple[float, bool]] = deque()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -49,14 +54,23 @@ class Metrics:
 
     def cache_lookup(self, result: str) -> None:
         """``result`` is hit, miss, or error (Redis unreachable: the lookup served nothing)."""
+        now = time.monotonic()
         with self._lock:
             self._cache[result] += 1
+            self._recent.append((now, result == "hit"))
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - self._window:
+            self._recent.popleft()
 
     def hit_rate(self) -> float:
-        """hits / (hits + misses), errors counting as misses; NaN before the first lookup."""
+        """hits / lookups over the last ``hit_rate_window`` seconds, errors counting as misses;
+        NaN when there was no lookup in the window."""
         with self._lock:
-            hits = self._cache["hit"]
-            total = hits + self._cache["miss"] + self._cache["error"]
+            self._forget(time.monotonic())
+            hits = sum(1 for _, hit in self._recent if hit)
+            total = len(self._recent)
         return hits / total if total else math.nan
 
     def render(self) -> str:
@@ -91,7 +105,8 @@ class Metrics:
 
     def _cache_lines(self, cache: dict[str, int]) -> list[str]:
         lines = [
-            "# HELP pivotal_cache_hit_rate Share of API cache lookups answered from the cache.",
+            "# HELP pivotal_cache_hit_rate Share of API cache lookups answered from the cache "
+            "over the last minute.",
             "# TYPE pivotal_cache_hit_rate gauge",
             f'pivotal_cache_hit_rate{{cache_type="redis"}} {_fmt(self.hit_rate())}',
             "# HELP pivotal_cache_lookups_total API cache lookups by result.",

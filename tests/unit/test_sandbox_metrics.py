@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import re
 
 from pflow_ops.sandbox.metrics import BUCKETS, Metrics
@@ -57,6 +58,19 @@ def test_cache_hit_rate_moves_with_lookups() -> None:
     assert _samples(metrics.render())[key] == 0.5
     metrics.cache_lookup("error")  # Redis down: the cache served nothing
     assert math.isclose(metrics.hit_rate(), 1 / 3)
+
+
+def test_the_hit_rate_covers_a_recent_window_only() -> None:
+    metrics = Metrics(hit_rate_window=0.2)
+    metrics.cache_lookup("miss")
+    metrics.cache_lookup("miss")
+    time.sleep(0.3)  # the misses age out: a recovered cache is not judged by its past
+    metrics.cache_lookup("hit")
+    assert metrics.hit_rate() == 1.0
+    time.sleep(0.3)
+    assert math.isnan(metrics.hit_rate())
+    # The counters keep everything, for rate() in Prometheus.
+    assert 'result="miss"} 2' in metrics.render()
 
 
 def test_label_values_are_escaped() -> None:

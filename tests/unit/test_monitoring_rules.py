@@ -1,0 +1,220 @@
+"""The Prometheus rules in monitoring/ agree with the runbook catalogue, and promtool accepts them.
+
+Both ways: every catalogue alert has exactly one rule, and every alert rule outside the SLO file is
+a catalogue alert, labelled and annotated from the catalogue (severity, service, runbook,
+runbook_url). The SLO burn-rate alerts implement monitoring/slo.yml. promtool (Debian's
+``prometheus`` package) checks the files and runs the unit tests in monitoring/tests/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pflow_ops import catalogue
+from pflow_ops.sandbox import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+ALERT_RULES = MONITORING / "rules" / "pivotal-flow.rules.yml"
+SLO_RULES = MONITORING / "rules" / "pivotal-flow.slo.rules.yml"
+SLO_FILE = MONITORING / "slo.yml"
+RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
+TEST_FILES = sorted((MONITORING / "tests").glob("*.test.yml"))
+
+# The sandbox rewrites durations to a compressed timescale and only understands these forms.
+DURATION = re.compile(r"\d+[ms]")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_RANGE = re.compile(r"\[([^\]]*)\]")
+
+
+def range_selectors(expr: str) -> list[str]:
+    """The contents of every ``[...]`` in a PromQL expression, ignoring brackets inside strings."""
+    return _RANGE.findall(_QUOTED.sub('""', expr))
+
+
+def rules(path: Path) -> list[dict[str, Any]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def alerts(path: Path) -> list[dict[str, Any]]:
+    return [rule for rule in rules(path) if "alert" in rule]
+
+
+def _one_alert(path: Path, name: str) -> dict[str, Any]:
+    (found,) = [rule for rule in alerts(path) if rule["alert"] == name]
+    return found
+
+
+@pytest.fixture(scope="module")
+def cat() -> catalogue.Catalogue:
+    return catalogue.load()
+
+
+@pytest.fixture(scope="module")
+def slo() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(SLO_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool not found on PATH: it ships with Debian's `prometheus` package, which "
+            "scripts/setup.sh installs (or: apt-get install prometheus)"
+        )
+    return path
+
+
+def _catalogue_alerts(cat: catalogue.Catalogue) -> list[str]:
+    return [alert for rb in cat.runbooks for alert in rb.alerts]
+
+
+def test_every_catalogue_alert_has_exactly_one_rule(cat: catalogue.Catalogue) -> None:
+    names = [rule["alert"] for path in RULE_FILES for rule in alerts(path)]
+    assert {a: names.count(a) for a in _catalogue_alerts(cat)} == {
+        a: 1 for a in _catalogue_alerts(cat)
+    }
+
+
+def test_every_alert_rule_outside_the_slo_file_is_a_catalogue_alert(
+    cat: catalogue.Catalogue,
+) -> None:
+    outside = [r["alert"] for p in RULE_FILES if p != SLO_RULES for r in alerts(p)]
+    assert sorted(outside) == sorted(_catalogue_alerts(cat))
+
+
+@pytest.mark.parametrize("name", [a for rb in catalogue.load().runbooks for a in rb.alerts])
+def test_alert_is_labelled_and_annotated_from_the_catalogue(
+    cat: catalogue.Catalogue, name: str
+) -> None:
+    rb = cat.for_alert(name)
+    rule = _one_alert(ALERT_RULES, name)
+    assert rule["labels"] == {"severity": rb.severity, "service": rb.service, "runbook": rb.id}
+    notes = rule["annotations"]
+    assert set(notes) == {"summary", "description", "runbook", "runbook_url"}
+    assert (notes["runbook"], notes["runbook_url"]) == (rb.id, rb.runbook_url)
+    assert rb.runbook_url.startswith("https://")
+    assert "$value" in notes["description"]
+    assert DURATION.fullmatch(str(rule["for"]))
+
+
+def test_slo_alerts_page_the_rb01_team_and_are_not_catalogue_alerts(
+    cat: catalogue.Catalogue, slo: dict[str, Any]
+) -> None:
+    names = [s["alert"]["name"] for s in slo["slos"]]
+    assert sorted(names) == sorted(r["alert"] for r in alerts(SLO_RULES))
+    assert not set(names) & set(_catalogue_alerts(cat))
+    for spec in slo["slos"]:
+        rb = cat.get(spec["alert"]["runbook"])
+        rule = _one_alert(SLO_RULES, spec["alert"]["name"])
+        assert rule["labels"] == {"severity": rb.severity, "service": rb.service, "runbook": rb.id}
+        notes = rule["annotations"]
+        assert (notes["runbook"], notes["runbook_url"]) == (rb.id, rb.runbook_url)
+
+
+def _recording_windows(slo_name: str) -> set[str]:
+    names = [r["record"] for r in rules(SLO_RULES) if r.get("labels", {}).get("slo") == slo_name]
+    return {n.removeprefix("slo:sli_error:ratio_rate") for n in names}
+
+
+def test_burn_rate_thresholds_and_windows_follow_slo_yml(slo: dict[str, Any]) -> None:
+    for spec in slo["slos"]:
+        budget = round(1 - float(spec["objective"]), 6)
+        expr = " ".join(_one_alert(SLO_RULES, spec["alert"]["name"])["expr"].split())
+        windows = _recording_windows(spec["name"])
+        for burn in spec["alert"]["burn_rates"]:
+            threshold = f"> ({burn['factor']:g} * {budget:g})"
+            for window in (burn["long_window"], burn["short_window"]):
+                assert window in windows
+                selector = f'slo:sli_error:ratio_rate{window}{{slo="{spec["name"]}"}}'
+                assert f"{selector} {threshold}" in expr
+
+
+def test_latency_threshold_is_a_bucket_of_the_backend_histogram(slo: dict[str, Any]) -> None:
+    (latency,) = [s for s in slo["slos"] if "threshold_s" in s["sli"]]
+    threshold = float(latency["sli"]["threshold_s"])
+    assert threshold in metrics.BUCKETS
+    exposed = str(int(threshold)) if threshold.is_integer() else repr(threshold)
+    matchers = {
+        m.replace("\\\\", "\\")
+        for r in rules(SLO_RULES)
+        if r.get("labels", {}).get("slo") == latency["name"]
+        for m in re.findall(r'le=~"((?:[^"\\]|\\.)*)"', r["expr"])
+    }
+    assert matchers
+    for pattern in matchers:  # the backend's le label, and Prometheus 3's normalised "1.0"
+        assert re.fullmatch(pattern, exposed)
+        assert re.fullmatch(pattern, f"{threshold:.1f}")
+
+
+def test_range_selector_check_sees_brackets_outside_strings_only() -> None:
+    expr = 'rate(x{status=~"[45].."}[5m]) / rate(y[1h]) + z[30s:10s]'
+    assert range_selectors(expr) == ["5m", "1h", "30s:10s"]
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_every_range_and_for_uses_the_sandbox_forms(path: Path) -> None:
+    found = [
+        (r.get("alert") or r["record"], s) for r in rules(path) for s in range_selectors(r["expr"])
+    ]
+    assert found, f"{path.name}: no range selector found; is the check blind?"
+    assert [f for f in found if not DURATION.fullmatch(f[1])] == []
+    fors = [(r["alert"], str(r["for"])) for r in alerts(path)]
+    assert [f for f in fors if not DURATION.fullmatch(f[1])] == []
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    assert [g["name"] for g in groups if "interval" in g] == []  # the global interval applies
+
+
+def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+
+
+def test_promtool_check_rules_accepts_every_rule_file(promtool: str) -> None:
+    assert len(RULE_FILES) == 2
+    proc = _promtool(promtool, "check", "rules", *map(str, RULE_FILES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == len(RULE_FILES)
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(promtool: str, path: Path) -> None:
+    proc = _promtool(promtool, "test", "rules", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def _alert_cases() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    for path in TEST_FILES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            cases += group.get("alert_rule_test") or []
+    return cases
+
+
+def test_every_alert_has_a_firing_and_a_quiet_promtool_case(
+    cat: catalogue.Catalogue, slo: dict[str, Any]
+) -> None:
+    urls = {a: cat.for_alert(a).runbook_url for a in _catalogue_alerts(cat)}
+    urls |= {s["alert"]["name"]: cat.get(s["alert"]["runbook"]).runbook_url for s in slo["slos"]}
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for case in _alert_cases():
+        name = case["alertname"]
+        expected = case.get("exp_alerts") or []
+        (fired if expected else quiet).add(name)
+        for alert in expected:  # each firing case pins the labels and the runbook link
+            assert alert["exp_labels"]["runbook"] == alert["exp_annotations"]["runbook"]
+            assert alert["exp_annotations"]["runbook_url"] == urls[name]
+    assert fired == quiet == set(urls)
