@@ -65,6 +65,31 @@ def _add_sandbox_parser(p: argparse.ArgumentParser) -> None:
         help="Docker engine for --runtime docker (default: unix:///var/run/docker.sock if it "
         "answers, else a private dockerd started under the sandbox directory)",
     )
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus, Alertmanager, postgres/redis exporters, the alert receiver "
+        "and light API traffic (supervisor runtime); alert rules load time-compressed",
+    )
+    up.add_argument(
+        "--receiver",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --monitoring: start `pflow-ops serve` as the Alertmanager webhook "
+        "(default: on); --no-receiver leaves its port free for another listener",
+    )
+    up.add_argument(
+        "--time-factor",
+        type=int,
+        metavar="N",
+        help="with --monitoring: divide rule ranges and `for:` durations by N (default: 20, "
+        "so 5m -> 15s)",
+    )
+    up.add_argument(
+        "--rules-dir",
+        metavar="DIR",
+        help="with --monitoring: load DIR/*.rules.yml instead of the shipped monitoring/rules",
+    )
     st = sb.add_parser("status", help="show the sandbox programs and health")
     st.add_argument("--output", choices=["text", "json"], default="text")
     down = sb.add_parser("down", help="stop everything; leave no process behind")
@@ -119,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, target="service")
     p.add_argument("--check", action="store_true", help="dry run: report what it would do")
     p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
+
+    p = sub.add_parser("serve", help="Alertmanager webhook receiver: each alert starts its runbook")
+    from pflow_ops.receiver.options import add_serve_args  # argparse only: cheap to import
+
+    add_serve_args(p)
 
     p = sub.add_parser("history", help="past runs, newest first")
     p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
@@ -192,6 +222,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_history(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "serve":
+        from pflow_ops.receiver.service import cmd_serve
+
+        return cmd_serve(args)
     if args.command == "sandbox":
         from pflow_ops.sandbox_cli import cmd_sandbox
 
@@ -208,6 +242,12 @@ def _user_error_types() -> tuple[type[Exception], ...]:
     return (CatalogueError, UnknownRunbook, UnknownEnvironment)
 
 
+def _serve_error_type() -> type[Exception]:
+    from pflow_ops.receiver.service import ServeError
+
+    return ServeError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -219,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_error_types() as exc:
         print(f"pflow-ops: error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
+    except _serve_error_type() as exc:
+        print(f"pflow-ops: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "code", exitcodes.USAGE))
     except KeyboardInterrupt:
         print("pflow-ops: interrupted", file=sys.stderr)
         return exitcodes.ERROR

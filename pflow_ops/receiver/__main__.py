@@ -1,0 +1,5 @@
+import sys
+
+from pflow_ops.receiver.service import main
+
+sys.exit(main())

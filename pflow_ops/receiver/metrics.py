@@ -1,0 +1,103 @@
+"""The receiver's own Prometheus metrics, in the text exposition format (version 0.0.4).
+
+Counters live in memory and restart at zero with the receiver: Prometheus treats that as a
+counter reset. Label values come from the catalogue and a fixed set of reasons, never from an
+alert's labels, and are escaped anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+PREFIX = "pflow_receiver"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs) + "}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        self._buckets = [0] * len(DURATION_BUCKETS)
+        self._duration_sum = 0.0
+        self._duration_count = 0
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._counters[name]
+            series[key] = series.get(key, 0.0) + amount
+
+    def observe_run(self, runbook: str, outcome: str, seconds: float) -> None:
+        self.inc("runs_total", runbook=runbook, outcome=outcome)
+        with self._lock:
+            self._duration_sum += seconds
+            self._duration_count += 1
+            for i, bound in enumerate(DURATION_BUCKETS):
+                if seconds <= bound:
+                    self._buckets[i] += 1
+
+    def value(self, name: str, **labels: str) -> float:
+        with self._lock:
+            return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
+    def render(self, queue_depth: int, running: int) -> str:
+        out: list[str] = []
+        with self._lock:
+            for name, help_text in _COUNTERS:
+                full = f"{PREFIX}_{name}"
+                out += [f"# HELP {full} {help_text}", f"# TYPE {full} counter"]
+                series = self._counters.get(name) or {}
+                if not series and name in _UNLABELLED:
+                    out.append(f"{full} 0")
+                for key, value in sorted(series.items()):
+                    out.append(f"{full}{_labels(key)} {_num(value)}")
+            out += self._histogram()
+        out += _gauge("queue_depth", "Alerts queued, waiting for their run", queue_depth)
+        out += _gauge("runs_in_progress", "Runs in progress", running)
+        return "\n".join(out) + "\n"
+
+    def _histogram(self) -> list[str]:
+        full = f"{PREFIX}_run_duration_seconds"
+        out = [
+            f"# HELP {full} Duration of the runs the receiver launched",
+            f"# TYPE {full} histogram",
+        ]
+        for bound, count in zip(DURATION_BUCKETS, self._buckets, strict=True):
+            out.append(f'{full}_bucket{{le="{_num(bound)}"}} {count}')
+        out.append(f'{full}_bucket{{le="+Inf"}} {self._duration_count}')
+        out.append(f"{full}_sum {_num(round(self._duration_sum, 3))}")
+        out.append(f"{full}_count {self._duration_count}")
+        return out
+
+
+def _gauge(name: str, help_text: str, value: int) -> list[str]:
+    full = f"{PREFIX}_{name}"
+    return [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {value}"]
+
+
+_COUNTERS = (
+    ("alerts_received_total", "Alerts received, by status"),
+    ("alerts_deduplicated_total", "Firing alerts already queued, running or handled recently"),
+    ("alerts_throttled_total", "Firing alerts refused by the per-runbook throttle window"),
+    ("alerts_ignored_total", "Alerts not acted on: unknown alertname, bad fingerprint"),
+    ("alerts_cancelled_total", "Queued runs cancelled because their alert resolved"),
+    ("requests_rejected_total", "HTTP requests refused, by reason"),
+    ("runs_total", "Runs finished, by runbook and outcome"),
+)
+_UNLABELLED = {"alerts_deduplicated_total", "alerts_throttled_total", "alerts_cancelled_total"}

@@ -1,0 +1,66 @@
+"""The ``pflow-ops serve`` arguments. Argparse only: ``pflow-ops --help`` imports this module, so
+it must stay cheap (no Ansible, no HTTP server, no catalogue)."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_PORT = 9095
+DEFAULT_MAX_BODY = 1024 * 1024
+TOKEN_ENV = "PFLOW_OPS_RECEIVER_TOKEN"
+
+
+def add_serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="local", help="environment (inventories/ENV); default: local")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; default: 127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port; default: {DEFAULT_PORT}")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"file holding the bearer token Alertmanager sends (else ${TOKEN_ENV}); "
+        "the token is never taken from the command line",
+    )
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest accepted request body (413 above); default: 1 MiB",
+    )
+    p.add_argument(
+        "--throttle-window",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="at most one run start per (runbook, env) in this window; default: 600",
+    )
+    p.add_argument(
+        "--dedupe-window",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="a fingerprint handled this recently is not run again; default: 600",
+    )
+    p.add_argument(
+        "--run-timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="kill a run that takes longer than this; default: 1800",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="on SIGTERM, wait this long for the running run to finish; default: 300",
+    )
+    p.add_argument("--dry-run", action="store_true", help="every run is a check-mode run")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="allow auto-remediation on a protected environment",
+    )
+    # Tests only: replaces `python -m pflow_ops alert` in front of the fixed run arguments, so a
+    # test can count launches without Ansible. Hidden from --help on purpose.
+    p.add_argument("--launcher-cmd", help=argparse.SUPPRESS)

@@ -1,0 +1,205 @@
+"""``pflow-ops serve``: start-up guards, the server and its workers, a clean SIGTERM.
+
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT); 1 internal error; 2 bad usage (no token, unknown
+environment, address in use); 3 refused by a guard (protected environment without --yes,
+another receiver already serving this environment from this state directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from pflow_ops import catalogue, environments, exitcodes
+from pflow_ops.paths import project_root, state_home
+from pflow_ops.receiver import worker
+from pflow_ops.receiver.core import Receiver, log_line
+from pflow_ops.receiver.journal import Journal, JournalBusy
+from pflow_ops.receiver.options import TOKEN_ENV, add_serve_args
+from pflow_ops.receiver.policy import Policy, Route
+from pflow_ops.receiver.server import ReceiverServer
+
+MIN_TOKEN_LENGTH = 16
+
+
+class ServeError(Exception):
+    """A start-up problem the user can fix: one line, an exit code."""
+
+    def __init__(self, message: str, code: int = exitcodes.USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load_token(token_file: str | None, environ: dict[str, str] | None = None) -> bytes:
+    """The bearer token, from ``--token-file`` or ``$PFLOW_OPS_RECEIVER_TOKEN``."""
+    environ = dict(os.environ) if environ is None else environ
+    if token_file:
+        path = Path(token_file)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+            mode = path.stat().st_mode
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ServeError(f"cannot read the token file {token_file}: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            print(
+                f"pflow-ops serve: warning: {token_file} is readable by others (chmod 600 it)",
+                file=sys.stderr,
+            )
+    else:
+        token = environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ServeError(f"no bearer token: pass --token-file PATH or set {TOKEN_ENV}")
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise ServeError(
+            f"the bearer token must be at least {MIN_TOKEN_LENGTH} characters, without spaces"
+        )
+    return token.encode("utf-8")
+
+
+def _routes() -> dict[str, Route]:
+    cat = catalogue.load()
+    return {
+        alert: Route(
+            runbook=rb.id,
+            service=rb.service,
+            implemented=rb.implemented and (project_root() / rb.playbook).is_file(),
+        )
+        for rb in cat.runbooks
+        for alert in rb.alerts
+    }
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise ServeError(f"bad --port {args.port}")
+    if args.max_body < 1:
+        raise ServeError("--max-body must be positive")
+    for name in ("throttle_window", "dedupe_window", "run_timeout", "drain_timeout"):
+        if getattr(args, name) < 0:
+            raise ServeError(f"--{name.replace('_', '-')} must not be negative")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _check_args(args)
+    token = load_token(args.token_file)
+    env = environments.get(args.env)
+    if env.protected and not args.yes:
+        raise ServeError(
+            f"environment '{env.name}' is protected: pass --yes to allow auto-remediation there",
+            exitcodes.REFUSED,
+        )
+    return _serve(args, env.name, token)
+
+
+def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
+    routes = _routes()
+    journal = Journal(state_home() / "receiver" / env)
+    try:
+        journal.open()
+    except JournalBusy as exc:
+        raise ServeError(str(exc), exitcodes.REFUSED) from None
+    policy = Policy(routes, args.throttle_window, args.dedupe_window)
+    launcher = worker.SubprocessLauncher()
+    prefix = shlex.split(args.launcher_cmd) if args.launcher_cmd else worker.ALERT_COMMAND
+    app = Receiver(
+        env,
+        policy,
+        journal,
+        launcher,
+        prefix=prefix,
+        dry_run=args.dry_run,
+        run_timeout=args.run_timeout,
+    )
+    try:
+        app.recover()
+        try:
+            server = ReceiverServer((args.host, args.port), app, token, args.max_body)
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        workers = [
+            threading.Thread(target=app.work, args=(svc,), name=f"worker-{svc}", daemon=True)
+            # Services of the catalogue, plus any a replayed item names (the catalogue may have
+            # changed since it was queued): every queued item has a worker.
+            for svc in sorted({r.service for r in routes.values()} | app.services())
+        ]
+        for thread in workers:
+            thread.start()
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        log_line(
+            "listening",
+            url=f"http://{host}:{port}/webhook",
+            env=env,
+            dry_run=args.dry_run,
+            journal=str(journal.path),
+        )
+        _run_until_signal(server)
+        log_line("stopping", queued=app.depth()[0], running=app.depth()[1])
+        app.stop()
+        _drain(workers, launcher, args.drain_timeout)
+        log_line("stopped", queued=app.depth()[0])
+        return exitcodes.OK
+    finally:
+        journal.close()
+
+
+def _run_until_signal(server: ReceiverServer) -> None:
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5):
+            if not thread.is_alive():
+                break
+    finally:
+        server.shutdown()  # stop accepting; requests in flight finish on their own threads
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drain(workers: list[threading.Thread], launcher: worker.Launcher, timeout: float) -> None:
+    """Let the running runs finish, up to ``timeout``; then stop them (they run again after
+    the next start, since their finish was never journaled)."""
+    deadline = time.monotonic() + timeout
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in workers):
+        launcher.abort()
+        for thread in workers:
+            thread.join(10.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-ops serve",
+        description="Alertmanager webhook receiver: each alert starts its runbook.",
+    )
+    add_serve_args(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pflow_ops.receiver``: the same command without the main CLI."""
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_serve(args)
+    except ServeError as exc:
+        print(f"pflow-ops serve: error: {exc}", file=sys.stderr)
+        return exc.code
+    except (catalogue.CatalogueError, environments.UnknownEnvironment) as exc:
+        print(f"pflow-ops serve: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE

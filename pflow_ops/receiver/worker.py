@@ -1,0 +1,170 @@
+"""Launching runs: the fixed argv of ``pflow-ops alert``, the child process, the run lock probe.
+
+A run is always a child process with an argv list (never a shell). Only the validated alertname
+(a catalogue name) and fingerprint (hex) come from the alert; everything else is the receiver's
+own configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from pflow_ops.lock import RunLock
+from pflow_ops.receiver.payload import FINGERPRINT
+
+ALERT_COMMAND = (sys.executable, "-m", "pflow_ops", "alert")
+OUTCOMES = ("healthy", "recovered", "escalate", "refused", "error")
+_BY_RC = {0: "healthy", 3: "refused", 4: "escalate"}
+# Catalogue alert names are Prometheus-style identifiers; checked again here so nothing else
+# (an option, a path, a template) can ever land in argv even if the catalogue were edited badly.
+_ALERTNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def build_argv(
+    prefix: tuple[str, ...] | list[str], alertname: str, env: str, fingerprint: str, check: bool
+) -> list[str]:
+    if not _ALERTNAME.match(alertname):
+        raise ValueError(f"alertname {alertname!r} is not an identifier")
+    if not FINGERPRINT.match(fingerprint):
+        raise ValueError(f"fingerprint {fingerprint!r} is not hex")
+    argv = [*prefix, alertname, "--env", env, "--output", "json", "--yes"]
+    argv += ["--fingerprint", fingerprint]
+    if check:
+        argv.append("--check")
+    return argv
+
+
+@dataclass(frozen=True)
+class RunResult:
+    rc: int
+    outcome: str
+    duration_s: float
+    run_id: str = ""
+    changed: int = 0
+    detail: str = ""
+    aborted: bool = False  # killed by the receiver's shutdown: to be run again after restart
+
+
+class Launcher(Protocol):
+    def run(self, argv: list[str], timeout: float) -> RunResult: ...
+
+    def abort(self) -> None: ...
+
+
+def parse_result(rc: int, stdout: str, stderr: str, duration: float) -> RunResult:
+    """The outcome from the child's JSON report; from its exit code when there is none."""
+    report: object = None
+    with contextlib.suppress(ValueError):
+        report = json.loads(stdout) if stdout.strip() else None
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    detail = lines[-1][:300] if lines else ""
+    if isinstance(report, dict) and report.get("outcome") in OUTCOMES:
+        changed = report.get("changed")
+        return RunResult(
+            rc=rc,
+            outcome=str(report["outcome"]),
+            duration_s=duration,
+            run_id=str(report.get("run_id") or ""),
+            changed=changed if isinstance(changed, int) else 0,
+            detail=str(report.get("reason") or detail)[:300],
+        )
+    return RunResult(rc=rc, outcome=_BY_RC.get(rc, "error"), duration_s=duration, detail=detail)
+
+
+class SubprocessLauncher:
+    """Runs each argv as a child in its own session, so it can be stopped as a group."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self._aborting = False
+
+    def run(self, argv: list[str], timeout: float) -> RunResult:
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return RunResult(1, "error", 0.0, detail=f"cannot start the run: {exc.strerror}")
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            err += f"\nrun killed after {timeout:.0f} s (--run-timeout)"
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        duration = time.monotonic() - started
+        if self._aborting:
+            return RunResult(proc.returncode, "error", duration, aborted=True)
+        return parse_result(proc.returncode, out, err, duration)
+
+    def abort(self) -> None:
+        """Stop every running child (shutdown after the drain timeout)."""
+        self._aborting = True
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def lock_is_free(env: str, service: str) -> bool:
+    """Whether the per-(env, service) run lock is free right now, without writing to it.
+
+    The child takes the lock itself; probing first lets the worker wait for a run that is
+    not its own (a human's CLI run, or a child left behind by a receiver that was killed)
+    instead of launching into a certain refusal.
+    """
+    path = RunLock(env, service, "").path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock at once
+    return True
+
+
+def wait_for_lock(
+    env: str, service: str, stop: threading.Event, timeout: float, poll: float = 1.0
+) -> bool:
+    """True once the lock is free; False when stopping or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not lock_is_free(env, service):
+        if time.monotonic() >= deadline or stop.wait(poll):
+            return False
+    return True
