@@ -191,6 +191,7 @@ def _launch(
         duration_s=finished - started,
         run_dir=run_dir,
         budget_override=bool(getattr(args, "override_budget", None)),
+        alert=_trigger(args),
     )
     data = report.build(ctx, result)
     report.write(data, run_dir)
@@ -199,6 +200,12 @@ def _launch(
     else:
         progress.summary(data)
     return exitcodes.BY_OUTCOME.get(data["outcome"], exitcodes.ERROR)
+
+
+def _trigger(args: argparse.Namespace) -> dict[str, str] | None:
+    if args.command != "alert":
+        return None
+    return {"alertname": args.alertname, "fingerprint": args.fingerprint or ""}
 
 
 def _iso(ts: float) -> str:

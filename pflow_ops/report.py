@@ -27,6 +27,7 @@ class RunContext:
     duration_s: float
     run_dir: Path
     budget_override: bool = False
+    alert: dict[str, str] | None = None  # the alert that started the run (`pflow-ops alert`)
 
 
 def worst(outcomes: list[str]) -> str:
@@ -100,6 +101,18 @@ def _escalation(
     }
 
 
+def _alert(ctx: RunContext, loop: Any) -> dict[str, Any] | None:
+    """What started the run and, when the closed loop ran, whether the alert resolved."""
+    if ctx.alert is None and not isinstance(loop, dict):
+        return None
+    out: dict[str, Any] = {"state": "not_checked", **(ctx.alert or {})}
+    if isinstance(loop, dict):
+        out.update(loop)
+    else:
+        out["detail"] = "not checked: the runbook did not restore service"
+    return out
+
+
 def close_loop(outcome: str, reason: str, loop: dict[str, Any], check: bool) -> tuple[str, str]:
     """A recovery whose alert keeps firing (or cannot be seen to stop) is not a recovery."""
     state = str(loop.get("state", ""))
@@ -158,7 +171,7 @@ def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
         "findings": _collect(hosts, "findings"),
         "actions": actions,
         "verification": verification,
-        "alert": loop if isinstance(loop, dict) else None,
+        "alert": _alert(ctx, loop),
         "escalation": _escalation(ctx, outcome, reason, hosts, actions),
         "timeline": [s.to_dict() for s in result.steps],
         "logs": {host: h.get("logs") or [] for host, h in sorted(hosts.items())},
@@ -187,6 +200,9 @@ def _summary_md(report: dict[str, Any]) -> list[str]:
         f"({report['duration_s']} s); {report['changed']} changed task(s)",
         f"- Outcome: **{report['outcome']}**: {report['reason']}",
     ]
+    if report.get("alert"):
+        alert = report["alert"]
+        out.append(f"- Started by alert `{alert.get('alertname', '?')}`: {alert.get('detail', '')}")
     if report["budget_override"]:
         out.append("- The restart budget was **overridden** by the operator (--override-budget)")
     return out

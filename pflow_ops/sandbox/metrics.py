@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
 import time
+from collections import deque
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

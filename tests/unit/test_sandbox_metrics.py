@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 import re
+import time
 
 from pflow_ops.sandbox.metrics import BUCKETS, Metrics
 
