@@ -18,8 +18,16 @@ step "ansible-playbook --syntax-check"
 for pb in playbooks/*.yml; do
   ansible-playbook --syntax-check -i inventories/local/hosts.yml "$pb"
 done
+ansible-playbook --syntax-check awx/configure.yml awx/recovery_gate.yml
 step "ansible-lint (production profile)"
-ansible-lint --offline -q playbooks collection/roles molecule
+ansible-lint --offline -q playbooks collection/roles collection/playbooks collection/extensions molecule awx \
+  execution-environment.yml
+step "ansible-builder create (the execution environment's build context, no engine needed)"
+ee=$(mktemp -d)
+ansible-builder create --file execution-environment.yml --context "$ee/context" \
+  --output-filename Containerfile >/dev/null
+test -f "$ee/context/Containerfile"
+rm -rf "$ee"
 step "ansible-galaxy collection build"
 out=$(mktemp -d)
 ansible-galaxy collection build collection --output-path "$out" --force >/dev/null
