@@ -137,7 +137,8 @@ def _phase(event_data: dict[str, Any], current: str) -> str:
         return name
     if str(event_data.get("task", "")).startswith("Validating arguments against arg spec"):
         return current or "preflight"  # a role's argument_specs check, run at role entry
-    return current or name or "play"
+    # Before a role's first phase file: the playbook's own pre-tasks, which check the run's inputs.
+    return current or "preflight"
 
 
 class EventConsumer:
