@@ -44,5 +44,7 @@ for role in collection/roles/*/; do
   ANSIBLE_CONFIG="$out/ansible.cfg" ansible-doc -t role "pivotal.flow_ops.$(basename "$role")" >/dev/null
 done
 rm -rf "$out"
+step "changelog lint and ansible-test sanity"
+scripts/collection_checks.sh
 step "pytest"
 python -m pytest -q "$@"

@@ -119,7 +119,7 @@ def check(
     result: dict = {"available": False, "state": "error", "msg": "", "latency_ms": None, "server_version": None}
     try:
         import psycopg2
-        import psycopg2.extensions as extensions
+        from psycopg2 import extensions
     except ImportError:
         result.update(
             state="driver_missing",

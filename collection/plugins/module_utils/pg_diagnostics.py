@@ -11,7 +11,8 @@ A finding is {check, status, value, threshold, detail}, status ok | warning | cr
 
 from __future__ import annotations
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_queries import (  # noqa: F401  (re-exported)
+# Re-exported: pg_diagnose and pg_remediation read dx.SQL, dx.OWN_APPLICATION_PREFIX and friends.
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_queries import (  # noqa: F401  # pylint: disable=unused-import
     OWN_APPLICATION_PREFIX,
     RELOADABLE_CONTEXTS,
     SESSION_SKIP_SQL,

@@ -306,7 +306,7 @@ class Remediator:
             self._record(action("set", name, f"failed: {exc}", row["current"]), failed=True)
             return
         current = row["current"]
-        for _ in range(20):
+        for _attempt in range(20):
             current = s.one("SELECT current_setting(%(n)s) AS v", {"n": name})["v"]
             if current.lower() == value.lower():
                 break

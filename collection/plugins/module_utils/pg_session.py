@@ -95,7 +95,7 @@ def open_session(
     result: dict = {"available": False, "state": "error", "msg": "", "latency_ms": None}
     try:
         import psycopg2
-        import psycopg2.extensions as extensions
+        from psycopg2 import extensions
     except ImportError:
         result.update(state="driver_missing", msg=f"PostgreSQL at {where}: psycopg2 is not installed on the target")
         return None, result

@@ -103,7 +103,7 @@ class RedisConnection:
         self.sock.settimeout(self.timeout)
         self.sock.sendall(b"".join(encode(*[str(p) for p in parts]) for parts in commands))
         replies: list = []
-        for _ in commands:
+        for _command in commands:
             try:
                 replies.append(read_reply(self.stream))
             except RedisReplyError as exc:
@@ -160,7 +160,7 @@ def parse_info_all(text: str) -> dict:
         if not sep:
             continue
         if "=" in value and (key.startswith("db") or key.startswith("errorstat_")):
-            fields[key] = {k: _number(v) for k, _, v in (p.partition("=") for p in value.split(","))}
+            fields[key] = {k: _number(v) for k, _sep, v in (p.partition("=") for p in value.split(","))}
         else:
             fields[key] = _number(value)
     return fields

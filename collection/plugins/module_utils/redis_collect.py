@@ -11,7 +11,9 @@ import heapq
 import json
 import time
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import redis_checks as checks
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import (
@@ -146,7 +148,7 @@ def sample_bigkeys(conn, budget: float, top: int) -> dict:  # type: ignore[no-un
             complete = True
             break
     biggest = sorted(heap, reverse=True)
-    details = conn.pipeline([c for _, key in biggest for c in (("TYPE", key), ("PTTL", key))]) if biggest else []
+    details = conn.pipeline([c for _size, key in biggest for c in (("TYPE", key), ("PTTL", key))]) if biggest else []
     lookups += len(details)
     top_keys = [
         {"key": key, "bytes": size, "type": str(details[2 * i]), "ttl_ms": details[2 * i + 1]}
@@ -196,10 +198,10 @@ def prometheus(params: dict) -> dict:
         else params["thresholds"]["hit_rate_min"]
     )
     try:
-        with urllib.request.urlopen(url, timeout=params["prometheus_timeout"]) as resp:
+        with open_url(url, timeout=params["prometheus_timeout"]) as resp:
             result = json.loads(resp.read().decode())["data"]["result"]
         value = float(result[0]["value"][1])
-    except (OSError, ValueError, KeyError, IndexError) as exc:
+    except (OSError, UrlsConnectionError, ValueError, KeyError, IndexError) as exc:
         return checks.finding(
             "backend_hit_rate",
             "skipped",

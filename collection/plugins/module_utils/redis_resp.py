@@ -55,7 +55,7 @@ def read_reply(stream):  # type: ignore[no-untyped-def]
         return None if size < 0 else stream.read(size + 2)[:-2].decode(errors="replace")
     if kind == b"*":
         size = int(body)
-        return None if size < 0 else [read_reply(stream) for _ in range(size)]
+        return None if size < 0 else [read_reply(stream) for _item in range(size)]
     raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
 
 

@@ -24,7 +24,7 @@ description:
   - With I(wait_timeout=0) it looks once. Read-only; in check mode it looks once too, since a
     dry run fixed nothing to wait for.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

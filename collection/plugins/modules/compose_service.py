@@ -28,7 +28,7 @@ description:
     (O(docker_host), TLS, O(timeout), ...). An engine that is down, refuses the connection or whose
     socket we may not open is reported (RV(reachable=false), one line in RV(msg)), not failed.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
   - ansible.builtin.action_common_attributes
@@ -145,11 +145,11 @@ instances:
     id: {description: Short container id., type: str}
     name: {description: Container name., type: str}
     number: {description: Compose container number., type: int}
-    state: {description: As RV(state), for this replica., type: str}
+    state: {description: "As RV(state), for this replica.", type: str}
     running: {description: Whether the container is running., type: bool}
     exit_code: {description: Exit code of the last run., type: int}
     oom_killed: {description: Whether the kernel OOM killer ended the last run., type: bool}
-    health: {description: Healthcheck status (healthy, unhealthy, starting), null without one., type: str}
+    health: {description: "Healthcheck status (healthy, unhealthy, starting), null without one.", type: str}
     restart_count: {description: Restarts done by the engine's restart policy., type: int}
     started_at: {description: Start time of the current or last run (RFC 3339)., type: str}
 detail:
@@ -493,7 +493,9 @@ def run(client: ComposeDockerClient) -> dict[str, Any]:
             else:
                 result.update(rolling_restart(client, containers, params, client.check_mode))
         return result
-    except ENGINE_ERRORS as exc:
+    # pylint runs without `requests`, so it sees community.docker's stand-in RequestException as
+    # something it cannot infer; at run time it is requests' own exception class.
+    except ENGINE_ERRORS as exc:  # pylint: disable=catching-non-exception
         return unreachable(params, describe_error(exc, params["docker_host"]))
     finally:
         client.close()

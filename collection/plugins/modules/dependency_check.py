@@ -26,7 +26,7 @@ description:
     It returns C(available=false) and the reason, classified. The task fails only on bad
     parameters.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -19,7 +19,7 @@ description:
   - Read-only and cheap (no subprocess); it runs for real in check mode and always reports
     C(changed=false). Unhealthy findings are results, not task failures.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -179,7 +179,7 @@ def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
     values: dict[str, int] = {}
     with open(path, encoding="ascii", errors="replace") as fh:
         for line in fh:
-            key, _, rest = line.partition(":")
+            key, _sep, rest = line.partition(":")
             fields = rest.split()
             if fields and fields[0].isdigit():
                 values[key] = int(fields[0]) * (1024 if fields[1:2] == ["kB"] else 1)

@@ -26,7 +26,7 @@ description:
     parameters.
   - Read-only; it runs for real in check mode and always reports C(changed=false).
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -234,10 +234,10 @@ def _request(target: Target, sock: socket.socket, started: float, timeout: float
         out.update(state="hung", reason=f"no HTTP response within {timeout:g} s after connecting")
     except ssl.SSLError as exc:
         out.update(reason=f"TLS error: {exc.reason or exc}")
+    except http.client.RemoteDisconnected:  # a ConnectionResetError too: test it first
+        out.update(reason="server closed the connection without a response")
     except ConnectionResetError:
         out.update(reason="connection reset by peer")
-    except http.client.RemoteDisconnected:
-        out.update(reason="server closed the connection without a response")
     except (OSError, http.client.HTTPException) as exc:
         out.update(reason=f"{type(exc).__name__}: {exc}")
     else:
@@ -367,7 +367,7 @@ def run_module(params: dict) -> dict:
         result["gate"] = run_gate(prober, params["wait_timeout"], params["interval"])
         gate_ok = result["gate"]["passed"]
     if gate_ok:
-        for _ in range(params["samples"]):
+        for _sample in range(params["samples"]):
             probes.append(prober())
     if params["soak_seconds"] > 0:
         if gate_ok:
@@ -376,7 +376,8 @@ def run_module(params: dict) -> dict:
             result["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None}
     healthy = gate_ok and all(p["state"] == "healthy" for p in probes)
     decisive = prober.last if healthy else prober.last_failure
-    assert decisive is not None  # at least one probe always runs
+    if decisive is None:  # at least one probe always runs
+        raise AssertionError("no probe ran")
     result.update(
         healthy=healthy,
         state=decisive["state"],

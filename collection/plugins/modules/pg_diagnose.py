@@ -23,7 +23,7 @@ description:
   - Works as a least-privilege monitoring role (C(pg_monitor) and C(pg_signal_backend)). A missing
     pg_stat_statements is a finding with the fix, not a failure.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - pivotal.flow_ops.postgres

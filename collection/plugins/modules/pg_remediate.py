@@ -25,7 +25,7 @@ description:
     I(allowed_settings) and reloadable. Restart-only settings are never applied.
   - In check mode it runs only the read-only re-checks and returns what it would do.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - pivotal.flow_ops.postgres

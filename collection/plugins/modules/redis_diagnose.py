@@ -24,7 +24,7 @@ description:
   - Read-only. It does not fail when Redis is unavailable; it returns C(available=false) with the
     reason classified (refused, timeout, auth_failed, noauth, loading, max_clients, busy, error).
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - pivotal.flow_ops.redis
@@ -200,7 +200,7 @@ def collect(conn, params: dict, t: dict) -> dict:  # type: ignore[no-untyped-def
     bigkeys = data["bigkeys"]
     own_hits = bigkeys.get("sampled", 0) + 2 * len(bigkeys.get("top", []))
     data["rates"] = rates(first, second, time.monotonic() - started, bigkeys.get("lookups", 0), own_hits)
-    data["info"] = {**first, **{k: v for k, v in second.items()}}
+    data["info"] = {**first, **second}
     return data
 
 
@@ -345,8 +345,8 @@ def main() -> None:
         argument_spec=dict(
             CONNECTION_OPTIONS,
             sample_seconds=dict(type="float", default=3.0),
-            bigkeys_budget_seconds=dict(type="float", default=1.0),
-            bigkeys_top=dict(type="int", default=5),
+            bigkeys_budget_seconds=dict(type="float", default=1.0, no_log=False),
+            bigkeys_top=dict(type="int", default=5, no_log=False),
             slowlog_top=dict(type="int", default=5),
             clients_top=dict(type="int", default=5),
             thresholds=dict(type="dict", default={}),

@@ -18,7 +18,7 @@ description:
   - A diagnostic. It never changes anything and does not fail when Redis is unavailable; it returns
     C(available=false) with the reason classified.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - pivotal.flow_ops.redis

@@ -20,7 +20,7 @@ description:
   - Never sends C(FLUSHALL), C(FLUSHDB), C(KEYS) or C(DEBUG).
   - In check mode only C(CONFIG GET) and C(CLIENT LIST) run; the result lists the would-be changes.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - pivotal.flow_ops.redis

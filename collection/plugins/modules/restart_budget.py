@@ -23,7 +23,7 @@ description:
     and a warning says so.
   - This is an action plugin; it runs on the controller and never contacts the target host.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -19,7 +19,7 @@ description:
     that does not reach the requested state is reported with C(state_reached=false), not a failure;
     the task fails only on bad parameters, an unreachable supervisord or an unknown program.
 author:
-  - pflow-ops team
+  - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -111,13 +111,13 @@ program:
     state:
       description: supervisord state name (RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN).
       type: str
-    pid: {description: Process id, null when no process., type: int}
+    pid: {description: "Process id, null when no process.", type: int}
     exitstatus: {description: Exit status of the last exit., type: int}
     start: {description: Epoch seconds of the last start., type: int}
     stop: {description: Epoch seconds of the last stop., type: int}
-    now: {description: supervisord's clock, epoch seconds., type: int}
-    uptime_s: {description: Seconds since start when RUNNING or STOPPING, else null., type: int}
-    spawnerr: {description: Last spawn error, empty when none., type: str}
+    now: {description: "supervisord's clock, epoch seconds.", type: int}
+    uptime_s: {description: "Seconds since start when RUNNING or STOPPING, else null.", type: int}
+    spawnerr: {description: "Last spawn error, empty when none.", type: str}
     description: {description: supervisord's one-line description., type: str}
   sample: {name: backend, group: backend, state: RUNNING, pid: 4242, exitstatus: 0, start: 1767225600,
            stop: 0, now: 1767225700, uptime_s: 100, spawnerr: "", description: "pid 4242, uptime 0:01:40"}
