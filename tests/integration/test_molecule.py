@@ -1,8 +1,9 @@
-"""The Molecule scenario ``molecule/default`` (RB-01 against a real sandbox), run the way a
-developer runs it: ``molecule test`` from the repository root. The scenario itself asserts the
-outcome (check mode changes nothing, converge recovers the backend, a second converge changes
-nothing, /health answers 200); this test asserts that the whole sequence passed, that the
-idempotence step ran and passed, and that destroy left no sandbox process or directory behind."""
+"""The Molecule scenarios, one per role of the collection (``molecule/<role>``), each against its
+own real sandbox, run the way a developer runs them: ``molecule test -s ROLE`` from the
+repository root. Each scenario asserts its own outcome (check mode changes nothing, converge
+fixes the injected fault, a second converge changes nothing, verify sees the user-visible
+state); this test asserts that every step of the sequence ran and passed, and that destroy left
+no sandbox process or directory behind."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from tests.integration.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 600
+SCENARIOS = ["backend", "database", "cache", "service_manager", "alert_loop"]
+STEPS = ("syntax", "create", "prepare", "check", "converge", "idempotence", "verify", "destroy")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x1b\x07]*(?:\x07|\x1b\\)")
-# Printed by molecule/default/create.yml; the path has no spaces, so line wrapping cannot split it.
+# Printed by molecule/shared/create.yml; the path has no spaces, so line wrapping cannot split it.
 HOME_LINE = re.compile(r"PFLOW_OPS_HOME for this run:.*?-> (/tmp/pfo-molecule-[A-Za-z0-9_]+)", re.S)
 
 
@@ -35,9 +38,9 @@ def _molecule_missing() -> str | None:
     if spec is not None and spec.origin is not None:
         return None
     return (
-        f"MOLECULE IS NOT INSTALLED in {sys.prefix}: the Molecule scenario molecule/default "
-        "(RB-01 check/converge/idempotence/verify) DID NOT RUN. Install it with the test extras "
-        "(pip install -e '.[test]') or `pip install molecule==26.10.0`."
+        f"MOLECULE IS NOT INSTALLED in {sys.prefix}: the Molecule scenarios under molecule/ "
+        "(check/converge/idempotence/verify of every role) DID NOT RUN. Install it with the test "
+        "extras (pip install -e '.[test]') or `pip install molecule==26.10.0`."
     )
 
 
@@ -88,7 +91,14 @@ def _processes_under(paths: list[Path]) -> list[str]:
     return found
 
 
-def test_molecule_default_scenario_passes(tmp_path: Path) -> None:
+def test_every_role_has_a_scenario() -> None:
+    roles = sorted(p.name for p in (ROOT / "collection" / "roles").iterdir() if p.is_dir())
+    scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    assert scenarios == roles == sorted(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario_passes(scenario: str, tmp_path: Path) -> None:
     # molecule is pinned in the test extras: its absence is a broken set-up, not a reason to skip.
     missing = _molecule_missing()
     assert not missing, missing
@@ -108,20 +118,19 @@ def test_molecule_default_scenario_passes(tmp_path: Path) -> None:
 
     started = time.monotonic()
     rc, out = _molecule(
-        "test", "--scenario-name", "default", "--destroy", "always", env=env, timeout=TIMEOUT_S
+        "test", "--scenario-name", scenario, "--destroy", "always", env=env, timeout=TIMEOUT_S
     )
     elapsed = time.monotonic() - started
-    print(f"molecule test (scenario default): rc={rc}, {elapsed:.1f} s")
+    print(f"molecule test (scenario {scenario}): rc={rc}, {elapsed:.1f} s")
     if rc != 0:
         # molecule destroys after a failed step by itself; a killed run could not.
-        _molecule("destroy", "--scenario-name", "default", env=env, timeout=120)
+        _molecule("destroy", "--scenario-name", scenario, env=env, timeout=120)
     tail = _excerpt(out)
 
     assert rc is not None, f"molecule test did not finish within {TIMEOUT_S} s:\n{tail}"
     assert rc == 0, f"molecule test failed (rc={rc}) after {elapsed:.0f} s:\n{tail}"
-    assert re.search(r"default \S+ idempotence: Executed: Successful", out), tail
-    for step in ("syntax", "create", "prepare", "check", "converge", "verify", "destroy"):
-        assert re.search(rf"default \S+ {step}: Executed: Successful", out), f"{step}:\n{tail}"
+    for step in STEPS:
+        assert re.search(rf"{scenario} \S+ {step}: Executed: Successful", out), f"{step}:\n{tail}"
 
     # destroy must leave nothing behind: no process, no home, no PostgreSQL data directory
     # (which a root-run sandbox keeps under /var/lib/pflow-ops).
