@@ -17,7 +17,7 @@ def _status_text(st: dict[str, Any]) -> None:
     print("sandbox: up")
     for name, prog in sorted((st.get("programs") or {}).items()):
         pid = f" pid {prog['pid']}" if prog.get("pid") else ""
-        print(f"  {name:<10} {prog.get('state', '?')}{pid}")
+        print(f"  {name:<17} {prog.get('state', '?')}{pid}")
     health = st.get("health")
     if health is not None:
         print(f"  health     {json.dumps(health)}")
@@ -27,6 +27,13 @@ def _status_text(st: dict[str, Any]) -> None:
         pg = ep["postgres"]
         print(f"  postgres   {pg['host']}:{pg['port']}/{pg['database']}")
         print(f"  redis      {ep['redis']['host']}:{ep['redis']['port']}")
+    mon = st.get("monitoring")
+    if mon:
+        print(f"  prometheus {mon['prometheus_url']}")
+        print(f"  alertmanager {mon['alertmanager_url']}")
+        state = "on" if mon["receiver_enabled"] else "off: --no-receiver"
+        print(f"  receiver   {mon['receiver_url']} ({state})")
+        print(f"  rules      {mon['time_compression']}")
 
 
 def _ports(sandbox: Any, args: argparse.Namespace) -> Any:
@@ -51,7 +58,35 @@ def _docker_runtime() -> bool:
     return docker_lifecycle.read_runtime(Layout.for_home()) is not None
 
 
+def _monitoring(sandbox: Any, args: argparse.Namespace) -> Any:
+    """MonitoringOptions for ``--monitoring``, None without it; its sub-options need it."""
+    receiver = getattr(args, "receiver", None)
+    factor = getattr(args, "time_factor", None)
+    rules_dir = getattr(args, "rules_dir", None)
+    if not getattr(args, "monitoring", False):
+        if receiver is not None or factor is not None or rules_dir is not None:
+            raise sandbox.SandboxError(
+                "--receiver, --time-factor and --rules-dir only apply with --monitoring", 2
+            )
+        return None
+    if getattr(args, "runtime", "supervisor") == "docker":
+        raise sandbox.SandboxError(
+            "--monitoring runs under the supervisor runtime only; drop --runtime docker", 2
+        )
+    from pathlib import Path
+
+    from pflow_ops.sandbox.layout import DEFAULT_TIME_FACTOR
+    from pflow_ops.sandbox.monitoring import MonitoringOptions
+
+    return MonitoringOptions(
+        receiver=True if receiver is None else receiver,
+        time_factor=DEFAULT_TIME_FACTOR if factor is None else factor,
+        rules_dir=Path(rules_dir) if rules_dir else None,
+    )
+
+
 def _up(sandbox: Any, args: argparse.Namespace) -> None:
+    monitoring = _monitoring(sandbox, args)
     if getattr(args, "runtime", "supervisor") == "docker":
         from pflow_ops.sandbox.docker import lifecycle as docker_lifecycle
 
@@ -62,13 +97,22 @@ def _up(sandbox: Any, args: argparse.Namespace) -> None:
             raise sandbox.SandboxError(
                 "the sandbox is up with --runtime docker; run `pflow-ops sandbox down` first", 2
             )
-        ep = sandbox.up(ports=_ports(sandbox, args))
+        ep = sandbox.up(ports=_ports(sandbox, args), monitoring_options=monitoring)
         where = ""
     print(
         f"sandbox up: backend {ep['backend']['health_url']}, "
         f"postgres 127.0.0.1:{ep['postgres']['port']}, "
         f"redis 127.0.0.1:{ep['redis']['port']}{where}"
     )
+    mon = ep.get("monitoring")
+    if mon:
+        receiver = "" if mon["receiver_enabled"] else " (not started: --no-receiver)"
+        print(
+            f"monitoring: prometheus {mon['prometheus_url']}, "
+            f"alertmanager {mon['alertmanager_url']}, "
+            f"receiver {mon['receiver_webhook_url']}{receiver}; "
+            f"rules {mon['time_compression']}"
+        )
 
 
 def _docker_action(args: argparse.Namespace) -> None:

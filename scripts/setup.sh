@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything pflow-ops needs on a Debian/Ubuntu machine, idempotently:
-#   - Debian packages: PostgreSQL server (15 preferred), redis-server, a Python venv
+#   - Debian packages: PostgreSQL server (15 preferred), redis-server, Docker, Prometheus,
+#     Alertmanager and the postgres/redis exporters, a Java runtime (ansible-rulebook), a Python venv
 #   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
 set -euo pipefail
@@ -21,6 +22,14 @@ command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 # (Debian's docker.io; no Compose plugin is needed: containers are found by their labels).
 have_dockerd() { command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; }
 have_dockerd || need_pkgs+=(docker.io)
+# Monitoring stack of `sandbox up --monitoring`: Debian's packages, each binary named after its
+# package in /usr/bin. Services the packages may start keep their own ports and configuration;
+# the sandbox runs its own instances on free loopback ports.
+for pkg in prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter; do
+  [ -x "/usr/bin/$pkg" ] || need_pkgs+=("$pkg")
+done
+# ansible-rulebook (the tests run the collection's EDA rulebook) embeds the Drools engine: Java 17+.
+command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_pkgs+=(python3 python3-venv)
 "$PY" -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)

@@ -27,6 +27,18 @@ PORT_ENV = {
 }
 MAXMEMORY_ENV = "PFLOW_SANDBOX_REDIS_MAXMEMORY"
 DEFAULT_MAXMEMORY = "64mb"
+DEFAULT_TIME_FACTOR = 20
+"""`up --monitoring` divides alert-rule durations by this: 5m -> 15s, a sandbox timescale."""
+
+
+def _check_ports(pairs: list[tuple[str, int]]) -> None:
+    seen: dict[int, str] = {}
+    for name, port in pairs:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise SandboxError(f"{name} port must be an integer 1-65535, got {port!r}", USAGE)
+        if port in seen:
+            raise SandboxError(f"{name} and {seen[port]} cannot share port {port}", USAGE)
+        seen[port] = name
 
 
 @dataclass(frozen=True)
@@ -38,16 +50,43 @@ class SandboxPorts:
     redis: int = 56379
 
     def __post_init__(self) -> None:
-        seen: dict[int, str] = {}
-        for name, port in self.items():
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise SandboxError(f"{name} port must be an integer 1-65535, got {port!r}", USAGE)
-            if port in seen:
-                raise SandboxError(f"{name} and {seen[port]} cannot share port {port}", USAGE)
-            seen[port] = name
+        _check_ports(self.items())
 
     def items(self) -> list[tuple[str, int]]:
         return [("backend", self.backend), ("postgres", self.postgres), ("redis", self.redis)]
+
+
+@dataclass(frozen=True)
+class MonitoringPorts:
+    """Loopback ports of the monitoring programs, chosen free by `up --monitoring`."""
+
+    prometheus: int
+    alertmanager: int
+    postgres_exporter: int
+    redis_exporter: int
+    receiver: int
+
+    def __post_init__(self) -> None:
+        _check_ports(self.items())
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(name, getattr(self, name)) for name in self.__dataclass_fields__]
+
+
+@dataclass
+class MonitoringState:
+    """What `up --monitoring` decided: ports, the rules' time factor, whether the receiver runs."""
+
+    ports: MonitoringPorts
+    time_factor: int = DEFAULT_TIME_FACTOR
+    receiver: bool = True
+    rules_source: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MonitoringState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["ports"] = MonitoringPorts(**known.get("ports", {}))
+        return cls(**known)
 
 
 def pflow_ops_home(home: Path | None = None) -> Path:
@@ -138,6 +177,36 @@ class Layout:
         return self.root / "endpoints.json"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """Configs, time-compressed rules, TSDB and the receiver token of `up --monitoring`;
+        also the working directory of every monitoring program (how `down` finds them)."""
+        return self.root / "monitoring"
+
+    @property
+    def prometheus_conf(self) -> Path:
+        return self.monitoring_dir / "prometheus.yml"
+
+    @property
+    def alertmanager_conf(self) -> Path:
+        return self.monitoring_dir / "alertmanager.yml"
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.monitoring_dir / "rules"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.monitoring_dir / "prometheus-data"
+
+    @property
+    def alertmanager_data(self) -> Path:
+        return self.monitoring_dir / "alertmanager-data"
+
+    @property
+    def receiver_token_file(self) -> Path:
+        return self.monitoring_dir / "receiver.token"
+
+    @property
     def pg_parent(self) -> Path:
         if not self.privileged:
             return self.root / "postgres"
@@ -183,6 +252,8 @@ class SandboxState:
     pids: dict[str, list[int]] = field(default_factory=dict)
     """name -> [pid, start time in clock ticks]; the start time guards against pid reuse."""
     faults: list[str] = field(default_factory=list)
+    monitoring: MonitoringState | None = None
+    """Set by `up --monitoring`, None for a plain `up`."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +262,8 @@ class SandboxState:
     def from_json(cls, data: dict[str, Any]) -> SandboxState:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["ports"] = SandboxPorts(**known.get("ports", {}))
+        if isinstance(known.get("monitoring"), dict):
+            known["monitoring"] = MonitoringState.from_json(known["monitoring"])
         return cls(**known)
 
 

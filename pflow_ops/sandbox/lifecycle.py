@@ -10,7 +10,7 @@ import time
 import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -39,6 +39,12 @@ from pflow_ops.sandbox.layout import (
 )
 from pflow_ops.sandbox.net import check_ports_free, wait_for
 from pflow_ops.sandbox.rpc import Supervisor
+
+if TYPE_CHECKING:
+    from pflow_ops.sandbox.monitoring import MonitoringOptions
+
+# The monitoring modules (and PyYAML) are imported only when a sandbox uses them: a plain
+# sandbox, on every test's critical path, pays nothing for them.
 
 GIVING_UP = ("FATAL", "EXITED", "BACKOFF", "STOPPED")
 
@@ -77,7 +83,13 @@ def _write_files(layout: Layout, state: SandboxState, programs: render.Programs)
     postgres.configure(layout, state)
     layout.redis_conf.write_text(render.redis_conf(layout, state), encoding="utf-8")
     layout.redis_conf.chmod(0o600)
-    conf = render.supervisord_conf(layout, state, programs)
+    extra: list[str] = []
+    if state.monitoring is not None:
+        from pflow_ops.sandbox import monitoring, monitoring_conf
+
+        monitoring.write_files(layout, state)
+        extra = monitoring_conf.program_sections(layout, state, state.monitoring, programs.python)
+    conf = render.supervisord_conf(layout, state, programs, extra)
     layout.supervisord_conf.write_text(conf, encoding="utf-8")
     layout.supervisord_conf.chmod(0o600)  # holds the backend's database password
     save_state(layout, state)
@@ -138,29 +150,76 @@ def _start(ctx: Context, deadline: float) -> None:
     _wait_program(ctx, "redis", lambda: _redis_ping(state), deadline)
     start_program(ctx, "backend")
     _wait_program(ctx, "backend", lambda: health(state.ports.backend).status == 200, deadline)
+    if state.monitoring is not None:
+        _start_monitoring(ctx, deadline)
     record_pids(ctx)
 
 
+def _start_monitoring(ctx: Context, deadline: float) -> None:
+    from pflow_ops.sandbox import monitoring
+
+    for name, ready in monitoring.readiness(ctx.state):
+        _wait_program(ctx, name, ready, deadline)
+    monitoring.load_rules(ctx.layout, ctx.state, _remaining(deadline))
+    start_program(ctx, "traffic")  # only now: the backend answers
+
+
+def _reap_monitoring(layout: Layout) -> set[int]:
+    """Monitoring programs a dead supervisord left behind (none without a monitoring dir)."""
+    if not layout.monitoring_dir.exists():
+        return set()
+    from pflow_ops.sandbox import monitoring
+
+    return monitoring.reap(layout)
+
+
+def _check_running(
+    state: SandboxState, ports: SandboxPorts | None, options: MonitoringOptions | None
+) -> None:
+    """`up` on a running sandbox is a no-op, unless it asks for something else."""
+    if ports is not None and ports != state.ports:
+        raise SandboxError(
+            f"the sandbox is already running on ports {state.ports}; "
+            "run `pflow-ops sandbox down` before changing them",
+            USAGE,
+        )
+    if options is not None and state.monitoring is None:
+        raise SandboxError(
+            "the sandbox is already running without monitoring; "
+            "run `pflow-ops sandbox down` before `up --monitoring`",
+            USAGE,
+        )
+
+
 def up(
-    home: Path | None = None, ports: SandboxPorts | None = None, timeout: float = 60
+    home: Path | None = None,
+    ports: SandboxPorts | None = None,
+    timeout: float = 60,
+    monitoring_options: MonitoringOptions | None = None,
 ) -> dict[str, Any]:
-    """Start the sandbox (idempotent) and return the contents of endpoints.json."""
+    """Start the sandbox (idempotent) and return the contents of endpoints.json.
+
+    With ``monitoring_options``, also Prometheus, Alertmanager, the exporters, the receiver and
+    a traffic generator (:mod:`pflow_ops.sandbox.monitoring`).
+    """
     layout = Layout.for_home(home)
     state = load_state(layout)
     if state is not None and Supervisor(layout.supervisor_socket).is_up():
-        if ports is not None and ports != state.ports:
-            raise SandboxError(
-                f"the sandbox is already running on ports {state.ports}; "
-                "run `pflow-ops sandbox down` before changing them",
-                USAGE,
-            )
+        _check_running(state, ports, monitoring_options)
         return _endpoints(layout, state)
     deadline = time.monotonic() + timeout
     programs = _locate()
     state = _prepare_state(layout, state, ports, programs.pg_bin)
     layout.check_socket_paths(state.ports.postgres)
     reaper.reap(layout, state)  # leftovers of a sandbox whose supervisord died
+    _reap_monitoring(layout)
     check_ports_free(state.ports)
+    if monitoring_options is None:
+        state.monitoring = None
+    else:
+        from pflow_ops.sandbox import monitoring
+
+        state.monitoring = monitoring.prepare(state, monitoring_options)  # reuses its ports
     try:
         _write_files(layout, state, programs)
         ctx = Context(layout, state, _start_supervisord(layout, deadline))
@@ -168,15 +227,24 @@ def up(
     except BaseException:
         _stop(layout, state)  # leave nothing half-started behind
         raise
-    data = render.endpoints(layout, state, programs.supervisorctl)
+    data = _render_endpoints(layout, state, programs.supervisorctl)
     write_private_json(layout.endpoints_file, data)
+    return data
+
+
+def _render_endpoints(layout: Layout, state: SandboxState, supervisorctl: Path) -> dict[str, Any]:
+    data = render.endpoints(layout, state, supervisorctl)
+    if state.monitoring is not None:
+        from pflow_ops.sandbox import monitoring_conf
+
+        data["monitoring"] = monitoring_conf.endpoints_section(layout, state.monitoring)
     return data
 
 
 def _endpoints(layout: Layout, state: SandboxState) -> dict[str, Any]:
     data = read_json(layout.endpoints_file)
     if data is None:
-        data = render.endpoints(layout, state, tools.venv_bin() / "supervisorctl")
+        data = _render_endpoints(layout, state, tools.venv_bin() / "supervisorctl")
         write_private_json(layout.endpoints_file, data)
     return data
 
@@ -225,7 +293,12 @@ def status(home: Path | None = None) -> dict[str, Any]:
     }
     if state is None or not sv.is_up():
         return result
-    result.update(running=True, faults=list(state.faults), programs=_programs_status(sv, layout))
+    programs = _programs_status(sv, layout)
+    result.update(running=True, faults=list(state.faults), programs=programs)
+    if state.monitoring is not None:
+        from pflow_ops.sandbox import monitoring
+
+        result["monitoring"] = monitoring.status(state, programs)
     answer = health(state.ports.backend)
     body = answer.json()
     if answer.status is not None and body is not None:
@@ -254,7 +327,7 @@ def _stop(layout: Layout, state: SandboxState | None) -> None:
     if supervisord_pid is not None:
         procs.wait_gone([supervisord_pid], 15)
     loaders.stop(layout)
-    survivors = reaper.reap(layout, state)
+    survivors = reaper.reap(layout, state) | _reap_monitoring(layout)
     reaper.remove_runtime_files(layout)
     if survivors:
         raise SandboxError(f"sandbox processes still running after stop: {sorted(survivors)}")

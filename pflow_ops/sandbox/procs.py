@@ -48,6 +48,14 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
+def cwd(pid: int) -> str:
+    """The working directory of ``pid`` ("" when it is gone or not ours to read)."""
+    try:
+        return os.readlink(PROC / str(pid) / "cwd")
+    except OSError:
+        return ""
+
+
 def is_alive(pid: int) -> bool:
     """True for a live process; zombies count as gone (they hold no resources but a pid)."""
     state = proc_state(pid)

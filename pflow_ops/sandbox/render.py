@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,13 @@ class Programs:
     supervisorctl: Path
 
 
-def _sv(value: object) -> str:
+def sv(value: object) -> str:
     # supervisord expands %(name)s in values, so a literal percent sign must be doubled.
     return str(value).replace("%", "%%")
 
 
-def _command(argv: list[str]) -> str:
-    return _sv(shlex.join(argv))
+def command(argv: list[str]) -> str:
+    return sv(shlex.join(argv))
 
 
 def pg_dsn(state: SandboxState, user: str, password: str, database: str = PG_DATABASE) -> str:
@@ -51,19 +52,21 @@ def redis_url(state: SandboxState) -> str:
     return f"redis://{HOST}:{state.ports.redis}/0"
 
 
-def _program(name: str, settings: dict[str, object], layout: Layout) -> str:
+def program_section(name: str, settings: dict[str, object], layout: Layout) -> str:
     lines = [f"[program:{name}]"]
     lines += [f"{key}={value}" for key, value in settings.items()]
     lines += [
         "redirect_stderr=true",
-        f"stdout_logfile={_sv(layout.log(name))}",
+        f"stdout_logfile={sv(layout.log(name))}",
         "stdout_logfile_maxbytes=5MB",
         "stdout_logfile_backups=1",
     ]
     return "\n".join(lines)
 
 
-def _common(priority: int, autostart: bool, stopsignal: str, stopwait: int) -> dict[str, object]:
+def common_settings(
+    priority: int, autostart: bool, stopsignal: str, stopwait: int
+) -> dict[str, object]:
     # No autorestart anywhere: a crashed or stopped service stays down until `heal`.
     return {
         "priority": priority,
@@ -78,54 +81,57 @@ def _common(priority: int, autostart: bool, stopsignal: str, stopwait: int) -> d
 
 
 def _postgres_program(layout: Layout, state: SandboxState, programs: Programs) -> str:
-    settings = _common(10, True, "INT", 10)  # SIGINT: fast shutdown
-    settings["command"] = _command([str(programs.pg_bin / "postgres"), "-D", str(layout.pg_data)])
-    settings["directory"] = _sv(layout.pg_parent)
+    settings = common_settings(10, True, "INT", 10)  # SIGINT: fast shutdown
+    settings["command"] = command([str(programs.pg_bin / "postgres"), "-D", str(layout.pg_data)])
+    settings["directory"] = sv(layout.pg_parent)
     if state.service_user:
         settings["user"] = state.service_user
-    return _program("postgres", settings, layout)
+    return program_section("postgres", settings, layout)
 
 
 def _redis_program(layout: Layout, programs: Programs) -> str:
-    settings = _common(10, True, "TERM", 5)
-    settings["command"] = _command([str(programs.redis_server), str(layout.redis_conf)])
-    settings["directory"] = _sv(layout.redis_dir)
-    return _program("redis", settings, layout)
+    settings = common_settings(10, True, "TERM", 5)
+    settings["command"] = command([str(programs.redis_server), str(layout.redis_conf)])
+    settings["directory"] = sv(layout.redis_dir)
+    return program_section("redis", settings, layout)
 
 
 def _backend_program(layout: Layout, state: SandboxState, programs: Programs) -> str:
     # Started by `up` after the database is bootstrapped, so its first /health is meaningful.
-    settings = _common(30, False, "TERM", 3)
+    settings = common_settings(30, False, "TERM", 3)
     settings["stopasgroup"] = "true"
     argv = [str(programs.python), "-m", "pflow_ops.sandbox.backend"]
     argv += ["--port", str(state.ports.backend), "--redis-url", redis_url(state)]
     argv += ["--error-rate", str(ERROR_RATE)]
-    settings["command"] = _command(argv)
-    settings["directory"] = _sv(layout.backend_dir)
+    settings["command"] = command(argv)
+    settings["directory"] = sv(layout.backend_dir)
     # The DSN carries a password: pass it in the environment, not on the world-readable cmdline.
     env = {
         BACKEND_DSN_ENV: pg_dsn(state, PG_APP_USER, state.app_password),
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "PYTHONUNBUFFERED": "1",
     }
-    settings["environment"] = ",".join(f'{k}="{_sv(v)}"' for k, v in env.items())
-    return _program("backend", settings, layout)
+    settings["environment"] = ",".join(f'{k}="{sv(v)}"' for k, v in env.items())
+    return program_section("backend", settings, layout)
 
 
-def supervisord_conf(layout: Layout, state: SandboxState, programs: Programs) -> str:
+def supervisord_conf(
+    layout: Layout, state: SandboxState, programs: Programs, extra: Sequence[str] = ()
+) -> str:
+    """supervisord's configuration; ``extra`` adds program sections (the monitoring stack)."""
     sections = [
         f"; {HEADER}",
         "[unix_http_server]",
-        f"file={_sv(layout.supervisor_socket)}",
+        f"file={sv(layout.supervisor_socket)}",
         "chmod=0700",
         "",
         "[supervisord]",
-        f"logfile={_sv(layout.log('supervisord'))}",
+        f"logfile={sv(layout.log('supervisord'))}",
         "logfile_maxbytes=5MB",
         "logfile_backups=1",
-        f"pidfile={_sv(layout.supervisord_pidfile)}",
-        f"childlogdir={_sv(layout.logs_dir)}",
-        f"directory={_sv(layout.root)}",
+        f"pidfile={sv(layout.supervisord_pidfile)}",
+        f"childlogdir={sv(layout.logs_dir)}",
+        f"directory={sv(layout.root)}",
         "identifier=pflow-sandbox",
         "nodaemon=false",
         "umask=077",
@@ -134,7 +140,7 @@ def supervisord_conf(layout: Layout, state: SandboxState, programs: Programs) ->
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
         "[supervisorctl]",
-        f"serverurl=unix://{_sv(layout.supervisor_socket)}",
+        f"serverurl=unix://{sv(layout.supervisor_socket)}",
         "",
         _postgres_program(layout, state, programs),
         "",
@@ -142,6 +148,8 @@ def supervisord_conf(layout: Layout, state: SandboxState, programs: Programs) ->
         "",
         _backend_program(layout, state, programs),
     ]
+    for section in extra:
+        sections += ["", section]
     return "\n".join(sections) + "\n"
 
 

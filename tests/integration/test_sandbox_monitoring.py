@@ -1,0 +1,255 @@
+"""`sandbox up --monitoring` with real Prometheus, Alertmanager and exporters.
+
+One monitored sandbox serves the module, started through the CLI with ``--no-receiver``: the
+test stands up its own webhook on the receiver port and checks what Alertmanager sends there.
+The rules are the shipped ``monitoring/rules`` when they define RedisConnectionFailure, else a
+one-rule file written here. Timings are printed (``pytest -s``), never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pflow_ops.sandbox.procs import all_pids, cmdline, cwd, is_alive
+from tests.integration.conftest import ROOT, Stack, free_ports
+
+pytestmark = pytest.mark.integration
+T = TypeVar("T")
+ALERT = "RedisConnectionFailure"
+TEST_RULES = """\
+groups:
+  - name: sandbox-test
+    rules:
+      - alert: RedisConnectionFailure
+        expr: max by (job, instance) (redis_up{job="redis"}) == 0
+        for: 1m
+        labels:
+          severity: medium-high
+          service: cache
+        annotations:
+          summary: Redis does not answer its exporter
+"""
+
+
+def _rules_dir(tmp: Path) -> Path:
+    shipped = ROOT / "monitoring" / "rules"
+    if any(ALERT in p.read_text() for p in shipped.glob("*.rules.yml")):
+        return shipped
+    own = tmp / "rules"
+    own.mkdir()
+    (own / "test.rules.yml").write_text(TEST_RULES)
+    return own
+
+
+def _get(url: str, timeout: float = 3.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        body = resp.read().decode()
+    return json.loads(body) if body.lstrip().startswith(("{", "[")) else body
+
+
+def _until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except OSError:
+            result = None
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+@dataclass
+class Hook:
+    """A stand-in receiver: records every POST (arrival time, Authorization, JSON body)."""
+
+    posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+
+    def matching(self, status: str, after: float) -> tuple[float, str, dict[str, Any]] | None:
+        for post in list(self.posts):
+            arrived, _, body = post
+            names = {a["labels"].get("alertname") for a in body.get("alerts", [])}
+            if arrived >= after and body.get("status") == status and ALERT in names:
+                return post
+        return None
+
+
+def _serve(hook: Hook, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            hook.posts.append((time.monotonic(), self.headers.get("Authorization", ""), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclass
+class Monitored:
+    stack: Stack
+    rules_dir: Path
+
+    @property
+    def mon(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.stack.endpoints["monitoring"]
+        return data
+
+    def prom(self, path: str, **query: str) -> Any:
+        qs = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return _get(f"{self.mon['prometheus_url']}{path}{qs}")
+
+    def up(self) -> None:
+        start = time.monotonic()
+        run = self.stack.cli(
+            "sandbox", "up", "--monitoring", "--no-receiver", "--rules-dir", str(self.rules_dir)
+        )
+        assert run.rc == 0, run.stderr
+        print(f"\n[timing] sandbox up --monitoring: {time.monotonic() - start:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def ms() -> Iterator[Monitored]:
+    home = Path(tempfile.mkdtemp(prefix="pfo-mon-", dir="/tmp"))
+    env = {**os.environ, "PFLOW_OPS_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    stack = Stack(home=home, env=env)
+    backend, pg, rd = free_ports(3)
+    ports = ["--backend-port", str(backend), "--postgres-port", str(pg), "--redis-port", str(rd)]
+    rules_dir = _rules_dir(home)
+    start = time.monotonic()
+    run = stack.cli("sandbox", "up", "--monitoring", "--no-receiver", "--rules-dir",
+                    str(rules_dir), *ports)  # fmt: skip
+    assert run.rc == 0, run.stderr
+    print(f"\n[timing] sandbox up --monitoring ({rules_dir}): {time.monotonic() - start:.1f}s")
+    try:
+        yield Monitored(stack, rules_dir)
+    finally:
+        down = stack.cli("sandbox", "down", "--purge")
+        shutil.rmtree(home, ignore_errors=True)
+        assert down.rc == 0, down.stderr
+
+
+def test_prometheus_scrapes_loads_rules_and_knows_alertmanager(ms: Monitored) -> None:
+    def all_up() -> dict[str, str] | None:
+        targets = ms.prom("/api/v1/targets")["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        return health if set(health.values()) == {"up"} and len(health) == 3 else None
+
+    assert _until(all_up, 30, "three scrape targets up") == {
+        "pivotal-backend": "up", "postgres": "up", "redis": "up",
+    }  # fmt: skip
+    groups = ms.prom("/api/v1/rules")["data"]["groups"]
+    # The time-compressed copies under the sandbox dir, not the source files.
+    assert {Path(g["file"]).parent for g in groups} == {Path(ms.mon["rules_dir"])}
+    rules = {r["name"]: r for group in groups for r in group["rules"]}
+    assert rules[ALERT]["health"] == "ok"
+    assert rules[ALERT]["duration"] == 3  # `for: 1m` / 20
+    assert _get(f"{ms.mon['alertmanager_url']}/-/ready").strip() == "OK"
+    # Found within Prometheus' discovery throttle (5 s) of the reload that added the rules.
+    active = _until(
+        lambda: ms.prom("/api/v1/alertmanagers")["data"]["activeAlertmanagers"] or None,
+        30,
+        "Prometheus to find Alertmanager",
+    )
+    assert [a["url"] for a in active] == [f"{ms.mon['alertmanager_url']}/api/v2/alerts"]
+
+
+def test_endpoints_and_status_describe_the_stack(ms: Monitored) -> None:
+    mon = ms.mon
+    assert mon["time_factor"] == 20 and "5m -> 15s" in mon["time_compression"]
+    token = Path(mon["receiver_token_file"])
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text().strip()) >= 32
+    for copy in Path(mon["rules_dir"]).glob("*.rules.yml"):
+        assert "time-compressed x20" in copy.read_text().splitlines()[1]
+    status = ms.stack.status()
+    assert status["monitoring"]["programs"] == {
+        "postgres_exporter": "RUNNING", "redis_exporter": "RUNNING", "prometheus": "RUNNING",
+        "alertmanager": "RUNNING", "receiver": "STOPPED", "traffic": "RUNNING",
+    }  # fmt: skip
+    assert status["healthy"] is True
+    text = ms.stack.cli("sandbox", "status").stdout
+    assert mon["prometheus_url"] in text and "time-compressed x20" in text
+
+
+def test_redis_down_fires_and_notifies_the_receiver(ms: Monitored) -> None:
+    hook = Hook()
+    server = _serve(hook, int(ms.mon["receiver_url"].rsplit(":", 1)[1]))
+    token = Path(ms.mon["receiver_token_file"]).read_text().strip()
+    query = f'ALERTS{{alertname="{ALERT}",alertstate="firing"}}'
+    try:
+        broke = time.monotonic()
+        assert ms.stack.cli("sandbox", "break", "redis-down").rc == 0
+        _until(lambda: ms.prom("/api/v1/query", query=query)["data"]["result"] or None, 60,
+               f"{ALERT} firing in Prometheus")  # fmt: skip
+        fired = time.monotonic()
+        arrived, auth, body = _until(lambda: hook.matching("firing", broke), 60, "webhook POST")
+        assert auth == f"Bearer {token}"
+        assert body["version"] == "4" and body["receiver"] == "pflow-ops"
+        print(f"\n[timing] break redis-down -> {ALERT} firing: {fired - broke:.1f}s; "
+              f"-> webhook POST: {arrived - broke:.1f}s")  # fmt: skip
+        healed = time.monotonic()
+        assert ms.stack.cli("sandbox", "heal").rc == 0
+        resolved, _, _ = _until(lambda: hook.matching("resolved", healed), 60, "resolved POST")
+        print(f"[timing] heal -> resolved POST: {resolved - healed:.1f}s")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _ours(home: Path, pids: set[int]) -> set[int]:
+    found = {pid for pid in pids if is_alive(pid)}
+    root = str(home / "sandbox")
+    for pid in all_pids():
+        if is_alive(pid) and (root in cmdline(pid) or cwd(pid).startswith(root)):
+            found.add(pid)
+    return found - {os.getpid()}
+
+
+def _program_pids(ms: Monitored) -> set[int]:
+    return {int(p["pid"]) for p in ms.stack.status()["programs"].values() if p["pid"]}
+
+
+def test_down_after_supervisord_died_leaves_no_process(ms: Monitored) -> None:
+    pids = _program_pids(ms)
+    assert len(pids) == 8  # everything but the receiver
+    supervisord = int((ms.stack.home / "sandbox" / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)  # the monitoring programs are orphaned, still running
+    assert len(_ours(ms.stack.home, pids)) >= 8
+    assert ms.stack.cli("sandbox", "down").rc == 0
+    assert _ours(ms.stack.home, pids) == set()
+
+
+def test_up_again_then_down_purge(ms: Monitored) -> None:
+    state = json.loads((ms.stack.home / "sandbox" / "state.json").read_text())
+    port = state["monitoring"]["ports"]["prometheus"]  # `down` keeps the state, ports included
+    ms.up()  # the same ports again, and the TSDB of the first run kept
+    assert ms.mon["prometheus_url"] == f"http://127.0.0.1:{port}"
+    data = ms.stack.home / "sandbox" / "monitoring" / "prometheus-data"
+    assert any(data.iterdir())
+    pids = _program_pids(ms)
+    assert ms.stack.cli("sandbox", "down", "--purge").rc == 0
+    assert _ours(ms.stack.home, pids) == set()
+    assert not data.exists()
