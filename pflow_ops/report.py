@@ -76,7 +76,12 @@ def _collect(hosts: dict[str, dict[str, Any]], key: str) -> list[dict[str, Any]]
 
 
 def _escalation(
-    ctx: RunContext, outcome: str, reason: str, hosts: dict[str, Any], actions: list[dict[str, Any]]
+    ctx: RunContext,
+    outcome: str,
+    reason: str,
+    hosts: dict[str, Any],
+    actions: list[dict[str, Any]],
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     if outcome in ("healthy", "recovered"):
         return None
@@ -90,6 +95,12 @@ def _escalation(
         steps.append(
             "Find out why the service keeps failing before restarting it again; "
             "if a restart is still right, re-run with --override-budget"
+        )
+    if plan and plan["not_attempted"]:
+        steps.append(
+            f"Fix the host(s) that stopped the rollout, then re-run `pflow-ops recover "
+            f"{ctx.runbook.id.lower()} --env {ctx.env}`: healthy hosts are left alone, and "
+            f"{len(plan['not_attempted'])} host(s) were not attempted"
         )
     steps.append(f"Follow the written runbook {ctx.runbook.id} and escalate along its path")
     return {
@@ -111,6 +122,38 @@ def _alert(ctx: RunContext, loop: Any) -> dict[str, Any] | None:
     else:
         out["detail"] = "not checked: the runbook did not restore service"
     return out
+
+
+def rollout(result: RunResult) -> dict[str, Any] | None:
+    """The rolling-restart plan a runbook published (RB-01's pflow_rollout), the batches that ran
+    and the hosts a stopped rollout never reached; None for runs without a plan."""
+    plan = result.artifact_data.get("pflow_rollout")
+    if not isinstance(plan, dict):
+        return None
+    batches = [
+        [str(h) for h in batch] for batch in result.artifact_data.get("pflow_rollout_batches") or []
+    ]
+    reached = {host for batch in batches for host in batch}
+    return {
+        "rolling": bool(plan.get("rolling")),
+        "serial": plan.get("serial"),
+        "max_fail_percentage": plan.get("max_fail_percentage"),
+        "batches": batches,
+        "not_attempted": [str(h) for h in plan.get("hosts") or [] if str(h) not in reached],
+    }
+
+
+def stopped_rollout(outcome: str, reason: str, plan: dict[str, Any] | None) -> tuple[str, str]:
+    """Hosts the rollout never reached were neither checked nor fixed: the run cannot be
+    healthy or recovered, and the reason names them."""
+    if not plan or not plan["not_attempted"]:
+        return outcome, reason
+    skipped = plan["not_attempted"]
+    stop = (
+        f"the rollout stopped after batch {len(plan['batches'])}: {len(skipped)} host(s) "
+        f"not attempted: {', '.join(skipped)}"
+    )
+    return ("escalate" if outcome in ("healthy", "recovered") else outcome), f"{reason}; {stop}"
 
 
 def close_loop(outcome: str, reason: str, loop: dict[str, Any], check: bool) -> tuple[str, str]:
@@ -147,6 +190,9 @@ def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
         reason = "; ".join(reasons)
     else:
         outcome, reason = "error", _no_result_reason(result)
+    plan = rollout(result)
+    if hosts:
+        outcome, reason = stopped_rollout(outcome, reason, plan)
     loop = result.artifact_data.get("pflow_alert_loop")
     verification = _collect(hosts, "verification")
     if isinstance(loop, dict) and hosts:
@@ -172,7 +218,8 @@ def build(ctx: RunContext, result: RunResult) -> dict[str, Any]:
         "actions": actions,
         "verification": verification,
         "alert": _alert(ctx, loop),
-        "escalation": _escalation(ctx, outcome, reason, hosts, actions),
+        "rollout": plan,
+        "escalation": _escalation(ctx, outcome, reason, hosts, actions, plan),
         "timeline": [s.to_dict() for s in result.steps],
         "logs": {host: h.get("logs") or [] for host, h in sorted(hosts.items())},
         "runner": {"status": result.status, "rc": result.rc, "artifacts": result.artifacts_dir},
@@ -218,6 +265,21 @@ def _escalation_md(report: dict[str, Any]) -> list[str]:
     out += [f"{i}. {s}" for i, s in enumerate(esc["next_steps"], 1)]
     out += ["", f"Escalation path ({report['runbook']}):"]
     out += [f"- {p['level']}: {p['who']} ({p['when']})" for p in esc["path"]]
+    return out
+
+
+def _rollout_md(plan: dict[str, Any] | None) -> list[str]:
+    if not plan or not plan["rolling"]:
+        return []
+    out = [
+        "",
+        "## Rollout",
+        "",
+        f"Batches (serial {plan['serial']}, max {plan['max_fail_percentage']}% failed per batch):",
+    ]
+    out += [f"{i}. {', '.join(batch)}" for i, batch in enumerate(plan["batches"], 1)]
+    if plan["not_attempted"]:
+        out += ["", f"Not attempted (the rollout stopped): {', '.join(plan['not_attempted'])}"]
     return out
 
 
@@ -285,6 +347,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     out += ["", "## Actions", "", *_actions_md(report["actions"])]
     out += _checks_md("Verification", report["verification"], "no recovery to verify")
     out += _escalation_md(report)
+    out += _rollout_md(report.get("rollout"))
     out += _timeline_md(report)
     for host, lines in report["logs"].items():
         if lines:

@@ -1,0 +1,76 @@
+"""A stopped rolling restart is reported: the batches that ran and the hosts never reached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pflow_ops import catalogue, report
+from pflow_ops.runner import RunResult
+
+
+def _ctx(tmp_path: Path) -> report.RunContext:
+    return report.RunContext(
+        run_id="20261126T000000Z-rb-01-abcd",
+        runbook=catalogue.load().get("rb-01"),
+        env="fleet",
+        check=False,
+        mode="recover",
+        started_at="2026-11-26T00:00:00+00:00",
+        finished_at="2026-11-26T00:00:05+00:00",
+        duration_s=5.0,
+        run_dir=tmp_path,
+    )
+
+
+def _result(outcomes: dict[str, str], batches: list[list[str]], hosts: list[str]) -> RunResult:
+    results: dict[str, Any] = {
+        h: {"outcome": o, "reason": f"{o} here", "findings": [], "actions": []}
+        for h, o in outcomes.items()
+    }
+    return RunResult(
+        status="failed",
+        rc=2,
+        artifact_data={
+            "pflow_results": results,
+            "pflow_rollout": {
+                "hosts": hosts,
+                "rolling": True,
+                "serial": [1, "25%"],
+                "max_fail_percentage": 0,
+            },
+            "pflow_rollout_batches": batches,
+        },
+    )
+
+
+def test_stopped_rollout_names_the_hosts_not_attempted(tmp_path: Path) -> None:
+    hosts = ["b1", "b2", "b3", "b4", "b5"]
+    result = _result(
+        {"b1": "healthy", "b2": "recovered", "b3": "escalate"}, [["b1"], ["b2", "b3"]], hosts
+    )
+    data = report.build(_ctx(tmp_path), result)
+    assert data["outcome"] == "escalate"
+    assert data["rollout"]["not_attempted"] == ["b4", "b5"]
+    assert data["reason"].startswith("b3: escalate here; the rollout stopped after batch 2")
+    assert any("2 host(s) were not attempted" in s for s in data["escalation"]["next_steps"])
+    md = report.to_markdown(data)
+    assert "## Rollout" in md and "Not attempted (the rollout stopped): b4, b5" in md
+
+
+def test_a_rollout_cut_short_is_never_a_recovery(tmp_path: Path) -> None:
+    # A cancelled or timed-out run: every host reached recovered, two were never reached.
+    result = _result({"b1": "recovered"}, [["b1"]], ["b1", "b2", "b3"])
+    data = report.build(_ctx(tmp_path), result)
+    assert data["outcome"] == "escalate"
+    assert "not attempted: b2, b3" in data["reason"]
+
+
+def test_complete_rollout_and_runs_without_a_plan_are_unchanged(tmp_path: Path) -> None:
+    done = _result({"b1": "healthy", "b2": "recovered"}, [["b1"], ["b2"]], ["b1", "b2"])
+    data = report.build(_ctx(tmp_path), done)
+    assert data["outcome"] == "recovered" and data["rollout"]["not_attempted"] == []
+    plain = RunResult(
+        status="successful", rc=0, artifact_data={"pflow_results": {"h": {"outcome": "healthy"}}}
+    )
+    assert report.build(_ctx(tmp_path), plain)["rollout"] is None
