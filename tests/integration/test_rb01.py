@@ -151,6 +151,19 @@ def test_diagnose_never_changes_anything(sandbox: Stack) -> None:
     assert sandbox.budget_entries() == []
 
 
+def test_an_out_of_range_threshold_stops_the_run_before_anything_is_touched(
+    sandbox: Stack,
+) -> None:
+    """Workflow extra vars bypass AWX's survey bounds: the role checks the ranges itself."""
+    assert sandbox.cli("sandbox", "break", "backend-crash").rc == 0
+    run = sandbox.recover("-e", "backend_error_rate_max=5")
+    data = run.json
+    assert run.rc == 1 and data["outcome"] == "error"
+    assert "out of range" in data["reason"] and "backend_error_rate_max 0-1" in data["reason"]
+    assert sandbox.backend_pid() is None, "nothing was restarted"
+    assert sandbox.budget_entries() == []
+
+
 def test_spent_restart_budget_refuses_and_a_human_can_override(sandbox: Stack) -> None:
     budget = ("-e", "backend_restart_budget_max=1")
     assert sandbox.cli("sandbox", "break", "backend-crash").rc == 0
