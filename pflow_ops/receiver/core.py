@@ -150,7 +150,7 @@ class Receiver:
         """Block until ``service`` has queued work (None once the receiver is stopping)."""
         with self.cond:
             while not self.stopping.is_set():
-                item = self.policy.next_for(service)
+                item = self.policy.next_for(service, time.time())
                 if item is not None:
                     return item
                 self.cond.wait(timeout=1.0)

@@ -8,7 +8,8 @@ replay at start take the same decisions. Time is passed in (wall clock seconds, 
 - Dedupe: a firing fingerprint already queued, running, or finished within the dedupe window
   is not queued again.
 - Throttle: at most one run start per runbook (the receiver serves one env) per throttle
-  window; while one is queued or running, other alerts of the same runbook are throttled.
+  window. A throttled alert is not dropped: its run is deferred until the window allows it
+  (Alertmanager may not repeat a firing alert for hours), and its resolution cancels it.
 - A resolved alert cancels queued (not running) work for its fingerprint.
 """
 
@@ -42,6 +43,7 @@ class Item:
     service: str
     state: str = QUEUED
     attempts: int = 0
+    not_before: float = 0.0  # a throttled item waits until then
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Decision:
         if self.item is not None:
             rec["runbook"] = self.item.runbook
             rec["service"] = self.item.service
+            if self.item.not_before:
+                rec["not_before"] = round(self.item.not_before, 3)
         if self.cancelled:
             rec["cancelled"] = list(self.cancelled)
         return rec
@@ -98,14 +102,26 @@ class Policy:
             return Decision(rid, "deduplicated", "already queued or running")
         if fp in self.handled:
             return Decision(rid, "deduplicated", "handled recently")
-        if any(it.runbook == route.runbook for it in self.items.values()):
-            return Decision(rid, "throttled", f"a {route.runbook} run is already pending")
-        started = self.last_start.get(route.runbook)
-        if started is not None and now - started < self.throttle_window:
-            return Decision(rid, "throttled", f"{route.runbook} started {now - started:.0f} s ago")
+        opens = self._window_opens(route.runbook, now)
         item = Item(rid, str(name), fp, route.runbook, route.service)
         self.items[rid] = item
-        return Decision(rid, QUEUED, "", item)
+        if opens <= now:
+            return Decision(rid, QUEUED, "", item)
+        item.not_before = opens
+        why = f"{route.runbook} started or is pending within {self.throttle_window:.0f} s"
+        return Decision(rid, "throttled", f"{why}: deferred {opens - now:.0f} s", item)
+
+    def _window_opens(self, runbook: str, now: float) -> float:
+        """When a new run of ``runbook`` may start: one throttle window after its latest start,
+        counting the runs still queued as starting when they may (now at the earliest)."""
+        starts = [
+            max(it.not_before, now)
+            for it in self.items.values()
+            if it.runbook == runbook and it.state == QUEUED
+        ]
+        if runbook in self.last_start:
+            starts.append(self.last_start[runbook])
+        return max(starts) + self.throttle_window if starts else now
 
     def _forget_old(self, now: float) -> None:
         stale = [fp for fp, ts in self.handled.items() if now - ts >= self.dedupe_window]
@@ -121,12 +137,13 @@ class Policy:
         return rids
 
     # -- the run lifecycle -------------------------------------------------------------------
-    def next_for(self, service: str) -> Item | None:
-        """The oldest queued item of ``service``, unless one of it is already running."""
+    def next_for(self, service: str, now: float) -> Item | None:
+        """The oldest queued item of ``service`` that may start now, unless one of it is
+        already running."""
         mine = [it for it in self.items.values() if it.service == service]
         if any(it.state == RUNNING for it in mine):
             return None
-        return next((it for it in mine if it.state == QUEUED), None)
+        return next((it for it in mine if it.state == QUEUED and it.not_before <= now), None)
 
     def start(self, rid: str, now: float) -> None:
         item = self.items.get(rid)
@@ -170,6 +187,7 @@ def _queued_item(rec: dict[str, Any], receipt: dict[str, Any] | None) -> Item | 
         fingerprint=str(receipt.get("fingerprint")),
         runbook=str(rec["runbook"]),
         service=str(rec.get("service")),
+        not_before=float(rec.get("not_before") or 0.0),
     )
 
 
@@ -187,7 +205,8 @@ def replay(policy: Policy, records: Iterable[dict[str, Any]]) -> Replay:
         elif event == "decision":
             undecided.pop(rid, None)
             receipt = receipts.pop(rid, None)
-            item = _queued_item(rec, receipt) if rec.get("action") == QUEUED else None
+            deferred = rec.get("action") in (QUEUED, "throttled")
+            item = _queued_item(rec, receipt) if deferred else None
             if item is not None:
                 policy.items[rid] = item
             for cancelled in rec.get("cancelled") or ():

@@ -65,20 +65,45 @@ def test_storm_of_one_alert_queues_exactly_one_item() -> None:
     assert actions.count("deduplicated") == 299
 
 
-def test_throttle_allows_one_run_start_per_runbook_per_window() -> None:
+def test_throttle_allows_one_run_start_per_runbook_per_window_and_defers_the_rest() -> None:
     p = policy(throttle=600, dedupe=0)
     p.decide("r1", alert(fp="aa"), now=1000)
-    # Another alert of the same runbook while the first is pending: throttled.
-    assert p.decide("r2", alert("HighErrorRate", fp="bb"), now=1001).action == "throttled"
+    # Another alert of the same runbook while the first is pending: throttled, not dropped.
+    second = p.decide("r2", alert("HighErrorRate", fp="bb"), now=1001)
+    assert second.action == "throttled" and second.item is not None
+    assert second.item.not_before == 1601  # one window after r1 may start (now)
+    assert second.record()["not_before"] == 1601
     p.start("r1", now=1002)
     p.finish("r1", now=1005)
-    throttled = p.decide("r3", alert("HighErrorRate", fp="bb"), now=1500)
-    assert throttled.action == "throttled"
-    assert "RB-01 started 498 s ago" in throttled.reason
+    # Its time has not come: the worker does not get it yet.
+    assert p.next_for("backend", now=1500) is None
+    # A repeat of the deferred alert is deduplicated, not deferred twice.
+    assert p.decide("r3", alert("HighErrorRate", fp="bb"), now=1500).action == "deduplicated"
     # Another runbook is not held back by RB-01's window.
     assert p.decide("r4", alert("DatabaseSlowQueries", fp="cc"), now=1500).action == QUEUED
-    # After the window, RB-01 may start again.
-    assert p.decide("r5", alert("HighErrorRate", fp="bb"), now=1603).action == QUEUED
+    # When the window opens, the deferred run is handed out.
+    due = p.next_for("backend", now=1601)
+    assert due is not None and due.rid == "r2"
+
+
+def test_a_deferred_alert_that_resolves_is_cancelled() -> None:
+    p = policy(throttle=600, dedupe=0)
+    p.decide("r1", alert(fp="aa"), now=1000)
+    p.start("r1", now=1000)
+    deferred = p.decide("r2", alert("HighErrorRate", fp="bb"), now=1010)
+    assert deferred.action == "throttled" and "deferred 590 s" in deferred.reason
+    resolved = p.decide("r3", alert("HighErrorRate", fp="bb", status="resolved"), now=1020)
+    assert resolved.cancelled == ("r2",)
+    assert p.next_for("backend", now=2000) is None
+
+
+def test_a_run_after_the_window_is_not_deferred() -> None:
+    p = policy(throttle=600, dedupe=0)
+    p.decide("r1", alert(fp="aa"), now=1000)
+    p.start("r1", now=1000)
+    p.finish("r1", now=1010)
+    late = p.decide("r2", alert("HighErrorRate", fp="bb"), now=1700)
+    assert late.action == QUEUED and late.item is not None and late.item.not_before == 0.0
 
 
 def test_resolved_cancels_queued_work_but_not_a_running_one() -> None:
@@ -127,11 +152,11 @@ def test_one_running_item_per_service_and_services_run_side_by_side() -> None:
     p = policy(throttle=0, dedupe=0)
     p.decide("r1", alert(fp="aa"), now=1000)
     p.decide("r2", alert("DatabaseSlowQueries", fp="bb"), now=1000)
-    first = p.next_for("backend")
+    first = p.next_for("backend", now=1000)
     assert first is not None and first.rid == "r1"
     p.start("r1", now=1001)
-    assert p.next_for("backend") is None  # r1 is running
-    db = p.next_for("database")
+    assert p.next_for("backend", now=1001) is None  # r1 is running
+    db = p.next_for("database", now=1001)
     assert db is not None and db.rid == "r2"
 
 
@@ -213,3 +238,24 @@ def test_replay_applies_finish_cancel_and_requeue() -> None:
     assert p.items == {}
     assert p.handled == {"aa": 1105}
     assert p.items.get("a") is None and p.last_start["RB-01"] == 1101
+
+
+def test_replay_keeps_a_deferred_item_deferred() -> None:
+    live = policy(throttle=600, dedupe=0)
+    first = live.decide("r1", alert(fp="aa"), now=1000)
+    deferred = live.decide("r2", alert("HighErrorRate", fp="bb"), now=1001)
+    journal = [
+        {"event": "received", "rid": "r1", "ts": 1000, **alert(fp="aa")},
+        {**first.record(), "ts": 1000},
+        {"event": "received", "rid": "r2", "ts": 1001, **alert("HighErrorRate", fp="bb")},
+        {**deferred.record(), "ts": 1001},
+    ]
+    restored = policy(throttle=600, dedupe=0)
+    replay(restored, journal)
+    assert restored.items["r2"].not_before == 1601
+    assert restored.next_for("backend", now=1002) is not None  # r1, due at once
+    restored.start("r1", now=1002)
+    restored.finish("r1", now=1010)
+    assert restored.next_for("backend", now=1100) is None
+    due = restored.next_for("backend", now=1601)
+    assert due is not None and due.rid == "r2"
