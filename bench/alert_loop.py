@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Alert-driven recovery, timed (issue #6): fault -> alert firing -> run start -> healthy -> resolved.
+"""Alert-driven recovery, timed (issue #6): fault, alert firing, run start, healthy, resolved.
 
 Starts its own sandbox with the monitoring stack (`sandbox up --monitoring`: real Prometheus with
 the shipped rules on the sandbox's compressed timescale, real Alertmanager, the exporters and the
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -115,6 +116,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--faults", default=",".join(FAULTS))
     args = parser.parse_args()
+    # Killed with SIGTERM, still take the sandbox down (the finally below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     home = Path(tempfile.mkdtemp(prefix="pfo-bench-alerts-", dir="/tmp"))
     env = {**os.environ, "PFLOW_OPS_HOME": str(home)}
     backend, pg, rd = free_ports(3)
@@ -124,8 +127,10 @@ def main() -> int:
         mon = json.loads((home / "sandbox" / "endpoints.json").read_text())["monitoring"]
         prom = mon["prometheus_url"]
         print(f"time factor {mon.get('time_factor')}: rule windows and for: durations divided")
-        print(f"{'fault':<16}{'alert':<27}{'firing':>8}{'started':>8}{'healthy':>8}{'resolved':>9}"
-              "  outcome (alert)")
+        print(
+            f"{'fault':<16}{'alert':<27}{'firing':>8}{'started':>8}{'healthy':>8}{'resolved':>9}"
+            "  outcome (alert)"
+        )
         for fault in args.faults.split(","):
             r = time_fault(env, home, prom, fault)
             print(
