@@ -15,18 +15,30 @@ def _roles() -> list[Path]:
     return sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").is_file())
 
 
-@pytest.mark.parametrize("role", _roles(), ids=lambda p: p.name)
+def _all_roles() -> list[Path]:
+    """Every role, including those used only through entry points (service_manager)."""
+    return sorted(p for p in ROLES.iterdir() if (p / "meta" / "argument_specs.yml").is_file())
+
+
+def test_every_role_has_argument_specs_defaults_and_a_readme() -> None:
+    for role in ROLES.iterdir():
+        for name in ("meta/argument_specs.yml", "defaults/main.yml", "README.md"):
+            assert (role / name).is_file(), f"{role.name} has no {name}"
+
+
+@pytest.mark.parametrize("role", _all_roles(), ids=lambda p: p.name)
 def test_defaults_equal_argument_specs(role: Path) -> None:
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
     spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
-    options = spec["argument_specs"]["main"]["options"]
-    assert set(defaults) == set(options)
-    for name, value in defaults.items():
-        assert options[name].get("default") == value, name
-        assert options[name].get("description"), f"{name} has no description"
+    for entry_point, entry in spec["argument_specs"].items():
+        options = entry["options"]
+        assert set(defaults) == set(options), f"{role.name}:{entry_point}"
+        for name, value in defaults.items():
+            assert options[name].get("default") == value, f"{role.name}:{entry_point} {name}"
+            assert options[name].get("description"), f"{name} has no description"
 
 
-@pytest.mark.parametrize("role", _roles(), ids=lambda p: p.name)
+@pytest.mark.parametrize("role", _all_roles(), ids=lambda p: p.name)
 def test_public_variables_carry_the_role_prefix_and_are_documented(role: Path) -> None:
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
     readme = (role / "README.md").read_text()
