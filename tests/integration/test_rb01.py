@@ -160,6 +160,10 @@ def test_an_out_of_range_threshold_stops_the_run_before_anything_is_touched(
     data = run.json
     assert run.rc == 1 and data["outcome"] == "error"
     assert "out of range" in data["reason"] and "backend_error_rate_max 0-1" in data["reason"]
+    # An AWX job whose survey said "prod", launched against this inventory: refused the same way.
+    other = sandbox.recover("-e", "pflow_confirm_env=prod").json
+    assert other["outcome"] == "error"
+    assert "'prod' is not this inventory's environment 'local'" in other["reason"]
     assert sandbox.backend_pid() is None, "nothing was restarted"
     assert sandbox.budget_entries() == []
 
