@@ -6,7 +6,7 @@ hung backend slows it down instead of piling connections up) to ``/api/items`` a
 ``/api/items/:id``.
 
 Item ids come from a small hot set, and a short burst warms it first: the backend's hit-rate
-gauge counts since its start, so a cold start (or a wide set whose keys all expire together)
+gauge covers the last minute, so a cold start (or a wide set whose keys all expire together)
 would read as a low hit rate, and on the sandbox's compressed clock CacheLowHitRate would fire
 without any fault.
 """
