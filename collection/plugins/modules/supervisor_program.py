@@ -171,6 +171,7 @@ SPAWNED = ("STARTING", "RUNNING", "BACKOFF", "FATAL")
 SHUTDOWN_STATE = 6
 BAD_NAME = 10
 NO_FILE = 20
+SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
 
@@ -366,7 +367,9 @@ def act(proxy, server_url: str, name: str, actions: list[str], timeout: float,  
         try:
             call(server_url, proxy.supervisor.startProcess, name, False)
         except xmlrpc.client.Fault as exc:
-            if exc.faultCode != ALREADY_STARTED:
+            # SPAWN_ERROR: the process was spawned and already died (a fast exit); the wait
+            # below reports it as any start that did not settle, with supervisord's state.
+            if exc.faultCode not in (ALREADY_STARTED, SPAWN_ERROR):
                 return get_info(proxy, server_url, name), f"startProcess failed: {exc.faultString}"
         info = wait_for(proxy, server_url, name, START_SETTLED if wait_running else SPAWNED, timeout)
         if info["statename"] not in (("RUNNING",) if wait_running else ("STARTING", "RUNNING")):
