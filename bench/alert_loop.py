@@ -21,17 +21,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from pflow_ops.receiver.loadtest import measure
 from pflow_ops.sandbox import observe
+from pflow_ops.sandbox.net import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 PFLOW = str(Path(sys.executable).parent / "pflow-ops")
@@ -45,17 +44,6 @@ FAULTS = {
 }
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def cli(env: dict[str, str], *args: str) -> None:
     proc = subprocess.run([PFLOW, *args], env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -65,12 +53,7 @@ def cli(env: dict[str, str], *args: str) -> None:
 def quiet(env: dict[str, str], home: Path, prom: str) -> None:
     cli(env, "sandbox", "heal")
     shutil.rmtree(home / "budget", ignore_errors=True)
-
-    def nothing_active() -> bool:
-        with urllib.request.urlopen(prom + "/api/v1/alerts", timeout=2) as resp:
-            return not json.loads(resp.read())["data"]["alerts"]
-
-    observe.wait_until(nothing_active, timeout=180, interval=0.5)
+    observe.wait_quiet(prom, timeout=180)
 
 
 def the_run(home: Path, runbook: str, alertname: str, since: float) -> observe.Run | None:

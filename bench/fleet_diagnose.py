@@ -34,7 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.fleet import Fleet, build, free_ports  # noqa: E402
+from pflow_ops.sandbox.net import free_ports  # noqa: E402
+from tests.integration.fleet import Fleet, build  # noqa: E402
 
 PFLOW = [sys.executable, "-m", "pflow_ops"]
 FLOOR_PLAY = """

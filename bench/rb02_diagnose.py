@@ -31,7 +31,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.conftest import free_ports  # noqa: E402
+from pflow_ops.sandbox.net import free_ports  # noqa: E402
 
 PFLOW = [sys.executable, "-m", "pflow_ops"]
 BATCH = 500  # tables per transaction: each CREATE TABLE takes locks until commit

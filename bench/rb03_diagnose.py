@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,20 +25,11 @@ from pathlib import Path
 
 import redis
 
+from pflow_ops.sandbox.net import free_ports
+
 ROOT = Path(__file__).resolve().parents[1]
 PFLOW = str(Path(sys.executable).parent / "pflow-ops")
 TARGET = 1.5
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def diagnose(env: dict[str, str]) -> float:

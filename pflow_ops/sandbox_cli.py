@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from pflow_ops import exitcodes
@@ -115,42 +117,40 @@ def _up(sandbox: Any, args: argparse.Namespace) -> None:
         )
 
 
-def _docker_action(args: argparse.Namespace) -> None:
+def _docker_status_text(st: dict[str, Any]) -> None:
+    print(f"sandbox: {'up' if st['running'] else 'down'} (docker runtime)")
+    for name, c in sorted(st["programs"].items()):
+        health = f", {c['health']}" if c.get("health") else ""
+        print(f"  {name:<24} {c['state']}{health}")
+
+
+def _docker_runtime_api() -> Any:
+    """The docker runtime's status/down/break_fault/heal, the supervisor sandbox's API."""
     from pflow_ops.sandbox.docker import faults, lifecycle
 
-    if args.action == "status":
-        st = lifecycle.status()
-        if args.output == "json":
-            print(json.dumps(st, indent=2, default=str))
-            return
-        print(f"sandbox: {'up' if st['running'] else 'down'} (docker runtime)")
-        for name, c in sorted(st["programs"].items()):
-            health = f", {c['health']}" if c.get("health") else ""
-            print(f"  {name:<24} {c['state']}{health}")
-    elif args.action == "down":
-        lifecycle.down(purge=args.purge)
-        print("sandbox down")
-    elif args.action == "break":
-        print(faults.break_fault(args.fault))
-    elif args.action == "heal":
-        for line in faults.heal() or ["nothing to heal"]:
-            print(line)
+    return SimpleNamespace(
+        status=lifecycle.status,
+        down=lifecycle.down,
+        break_fault=faults.break_fault,
+        heal=faults.heal,
+    )
 
 
-def _supervisor_action(sandbox: Any, args: argparse.Namespace) -> None:
+def _action(api: Any, args: argparse.Namespace, status_text: Callable[[Any], None]) -> None:
+    """status, down, break or heal, the same on either runtime."""
     if args.action == "status":
-        st = sandbox.status()
+        st = api.status()
         if args.output == "json":
             print(json.dumps(st, indent=2, default=str))
         else:
-            _status_text(st)
+            status_text(st)
     elif args.action == "down":
-        sandbox.down(purge=args.purge)
+        api.down(purge=args.purge)
         print("sandbox down")
     elif args.action == "break":
-        print(sandbox.break_fault(args.fault))
+        print(api.break_fault(args.fault))
     elif args.action == "heal":
-        for line in sandbox.heal() or ["nothing to heal"]:
+        for line in api.heal() or ["nothing to heal"]:
             print(line)
 
 
@@ -161,9 +161,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         if args.action == "up":
             _up(sandbox, args)
         elif _docker_runtime():
-            _docker_action(args)
+            _action(_docker_runtime_api(), args, _docker_status_text)
         else:
-            _supervisor_action(sandbox, args)
+            _action(sandbox, args, _status_text)
     except sandbox.SandboxError as exc:
         print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", exitcodes.USAGE))

@@ -30,7 +30,7 @@ from pflow_ops.sandbox.layout import (
     MonitoringState,
     SandboxState,
 )
-from pflow_ops.sandbox.net import http_get, port_in_use, wait_for
+from pflow_ops.sandbox.net import free_ports, http_get, port_in_use, wait_for
 
 RULES_GLOB = "*.rules.yml"
 PACKAGES = {
@@ -72,17 +72,6 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return files
 
 
-def _fresh_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def choose_ports(previous: MonitoringPorts | None, taken: set[int]) -> MonitoringPorts:
     """The previous ports when all are still free (stable URLs across `up`), else fresh ones."""
     if previous is not None:
@@ -90,7 +79,7 @@ def choose_ports(previous: MonitoringPorts | None, taken: set[int]) -> Monitorin
         if not taken.intersection(values) and not any(port_in_use(p) for p in values):
             return previous
     while True:
-        fresh = _fresh_ports(len(MonitoringPorts.__dataclass_fields__))
+        fresh = free_ports(len(MonitoringPorts.__dataclass_fields__))
         if not taken.intersection(fresh):
             return MonitoringPorts(*fresh)
 

@@ -30,6 +30,19 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` distinct ports the kernel has free on ``host`` right now (all bound at once,
+    then released, so they differ from each other)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def check_ports_free(ports: SandboxPorts, host: str = HOST) -> None:
     """Raise naming the first port that is taken and the service that wanted it."""
     for service, port in ports.items():

@@ -6,7 +6,6 @@ through the same milestones: injected, alert firing, run started, service health
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,36 +13,42 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pflow_ops.sandbox.net import wait_for
+
 ALERT_WAIT_TASK = "Wait for the alert to resolve in Prometheus and Alertmanager"
 
 
-def alert_state(prometheus_url: str, alertname: str, timeout: float = 2.0) -> str:
-    """``firing``, ``pending`` or ``inactive`` (``unreachable`` when Prometheus does not answer)."""
+def active_alerts(prometheus_url: str, timeout: float = 2.0) -> list[dict[str, Any]] | None:
+    """Prometheus' pending and firing alerts; None when Prometheus does not answer."""
     try:
         with urllib.request.urlopen(prometheus_url + "/api/v1/alerts", timeout=timeout) as resp:
             payload = json.loads(resp.read())
     except (OSError, ValueError):
+        return None
+    alerts: list[dict[str, Any]] = payload.get("data", {}).get("alerts", [])
+    return alerts
+
+
+def alert_state(prometheus_url: str, alertname: str) -> str:
+    """``firing``, ``pending`` or ``inactive`` (``unreachable`` when Prometheus does not answer)."""
+    alerts = active_alerts(prometheus_url)
+    if alerts is None:
         return "unreachable"
-    states = {
-        a.get("state")
-        for a in payload.get("data", {}).get("alerts", [])
-        if a.get("labels", {}).get("alertname") == alertname
-    }
+    states = {a.get("state") for a in alerts if a.get("labels", {}).get("alertname") == alertname}
     for state in ("firing", "pending"):
         if state in states:
             return state
     return "inactive"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:
-    """Seconds until ``predicate()`` held; raises TimeoutError after ``timeout``."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"not within {timeout:.0f} s")
-        time.sleep(interval)
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> None:
+    """Poll until ``predicate()`` holds; SandboxError after ``timeout``."""
+    wait_for(lambda: True if predicate() else None, timeout, "the condition", interval)
+
+
+def wait_quiet(prometheus_url: str, timeout: float) -> None:
+    """Wait until Prometheus has no pending or firing alert at all (after a heal)."""
+    wait_until(lambda: active_alerts(prometheus_url) == [], timeout, 0.5)
 
 
 @dataclass(frozen=True)

@@ -7,32 +7,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pflow_ops.sandbox.net import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 PFLOW = [sys.executable, "-m", "pflow_ops"]
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @dataclass
@@ -122,29 +113,29 @@ class Stack:
         return [e for entries in data["keys"].values() for e in entries]
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    home = Path(tempfile.mkdtemp(prefix="pfo-it-", dir="/tmp"))
+@contextmanager
+def running_stack(prefix: str, *up_args: str, timeout: float = 180) -> Iterator[Stack]:
+    """A sandbox in a throwaway PFLOW_OPS_HOME on free loopback ports, taken down afterwards;
+    ``up_args`` are extra `sandbox up` options (e.g. --monitoring)."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     backend, pg, rd = free_ports(3)
     env = {**os.environ, "PFLOW_OPS_HOME": str(home), "PYTHONPATH": str(ROOT)}
     st = Stack(home=home, env=env)
-    up = st.cli(
-        "sandbox",
-        "up",
-        "--backend-port",
-        str(backend),
-        "--postgres-port",
-        str(pg),
-        "--redis-port",
-        str(rd),
-    )
+    ports = ["--backend-port", str(backend), "--postgres-port", str(pg), "--redis-port", str(rd)]
+    up = st.cli("sandbox", "up", *up_args, *ports, timeout=timeout)
     assert up.rc == 0, up.stderr
     try:
         yield st
     finally:
-        down = st.cli("sandbox", "down", "--purge")
+        down = st.cli("sandbox", "down", "--purge", timeout=120)
         shutil.rmtree(home, ignore_errors=True)
         assert down.rc == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack("pfo-it-") as st:
+        yield st
 
 
 @pytest.fixture

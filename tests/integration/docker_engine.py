@@ -22,7 +22,8 @@ import pytest
 
 from pflow_ops.sandbox.docker import project as proj
 from pflow_ops.sandbox.docker.engine import Engine, dockerd_path
-from tests.integration.conftest import ROOT, Run, Stack, free_ports
+from pflow_ops.sandbox.net import free_ports
+from tests.integration.conftest import ROOT, Run, Stack
 
 
 def _install_docker() -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -32,6 +31,8 @@ from urllib.parse import quote
 
 import yaml
 
+from pflow_ops.sandbox import render
+from pflow_ops.sandbox.net import free_ports
 from pflow_ops.sandbox.render import BACKEND_DSN_ENV
 from pflow_ops.sandbox.rpc import Supervisor
 
@@ -50,22 +51,6 @@ FAST_VARS: dict[str, Any] = {
     "backend_dependency_timeout": 2.0,
     "backend_log_lines": 5,
 }
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def _sv(value: object) -> str:
-    # supervisord expands %(name)s in its values: a literal percent sign is doubled.
-    return str(value).replace("%", "%%")
 
 
 @dataclass(frozen=True)
@@ -113,9 +98,9 @@ class Fleet:
         # startsecs 1 with no retries (a backend that cannot bind its port ends FATAL).
         lines = [
             f"[program:{inst.program}]",
-            f"command={_sv(shlex.join(argv))}",
-            "environment=" + ",".join(f'{k}="{_sv(v)}"' for k, v in env.items()),
-            f"directory={_sv(self.root)}",
+            f"command={render.command(argv)}",
+            "environment=" + ",".join(f'{k}="{render.sv(v)}"' for k, v in env.items()),
+            f"directory={render.sv(self.root)}",
             "autostart=true",
             "autorestart=false",
             "startsecs=1",
@@ -125,7 +110,7 @@ class Fleet:
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            f"stdout_logfile={_sv(self.root / 'logs' / inst.program)}.log",
+            f"stdout_logfile={render.sv(self.root / 'logs' / inst.program)}.log",
             "stdout_logfile_maxbytes=1MB",
             "stdout_logfile_backups=0",
         ]
@@ -134,13 +119,13 @@ class Fleet:
     def supervisord_conf(self) -> str:
         head = [
             "[unix_http_server]",
-            f"file={_sv(self.socket_path)}",
+            f"file={render.sv(self.socket_path)}",
             "chmod=0700",
             "[supervisord]",
-            f"logfile={_sv(self.root / 'logs' / 'supervisord.log')}",
-            f"pidfile={_sv(self.root / 'supervisord.pid')}",
-            f"childlogdir={_sv(self.root / 'logs')}",
-            f"directory={_sv(self.root)}",
+            f"logfile={render.sv(self.root / 'logs' / 'supervisord.log')}",
+            f"pidfile={render.sv(self.root / 'supervisord.pid')}",
+            f"childlogdir={render.sv(self.root / 'logs')}",
+            f"directory={render.sv(self.root)}",
             "identifier=pflow-fleet",
             "nodaemon=false",
             "umask=077",

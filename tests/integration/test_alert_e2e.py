@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 from pflow_ops import catalogue
 from pflow_ops.receiver.loadtest import alert, measure, notification
 from pflow_ops.sandbox import observe
-from tests.integration.conftest import Stack, free_ports
+from tests.integration.conftest import Stack, running_stack
 
 # fault, the alert it raises, the runbook that alert maps to (catalogue.yml)
 FAULTS = [
@@ -43,29 +42,8 @@ RUN_TIMEOUT = 240.0
 
 @pytest.fixture(scope="module")
 def monitored() -> Iterator[Stack]:
-    home = Path(tempfile.mkdtemp(prefix="pfo-e2e-", dir="/tmp"))
-    backend, pg, rd = free_ports(3)
-    env = {**os.environ, "PFLOW_OPS_HOME": str(home), "PYTHONPATH": str(Path.cwd())}
-    st = Stack(home=home, env=env)
-    up = st.cli(
-        "sandbox",
-        "up",
-        "--monitoring",
-        "--backend-port",
-        str(backend),
-        "--postgres-port",
-        str(pg),
-        "--redis-port",
-        str(rd),
-        timeout=240,
-    )
-    assert up.rc == 0, up.stderr
-    try:
+    with running_stack("pfo-e2e-", "--monitoring", timeout=240) as st:
         yield st
-    finally:
-        down = st.cli("sandbox", "down", "--purge", timeout=120)
-        shutil.rmtree(home, ignore_errors=True)
-        assert down.rc == 0, down.stderr
 
 
 def _monitoring(st: Stack) -> dict[str, Any]:
@@ -78,13 +56,7 @@ def _quiet(st: Stack) -> None:
     healed = st.cli("sandbox", "heal")
     assert healed.rc == 0, healed.stderr
     shutil.rmtree(st.home / "budget", ignore_errors=True)
-    prom = _monitoring(st)["prometheus_url"]
-
-    def nothing_active() -> bool:
-        with urllib.request.urlopen(prom + "/api/v1/alerts", timeout=2) as resp:
-            return not json.loads(resp.read())["data"]["alerts"]
-
-    observe.wait_until(nothing_active, timeout=120, interval=0.5)
+    observe.wait_quiet(_monitoring(st)["prometheus_url"], timeout=120)
 
 
 def _finished_runs(st: Stack, runbook: str, since: float) -> list[dict[str, Any]]:

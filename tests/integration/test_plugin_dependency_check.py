@@ -22,7 +22,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.integration.conftest import free_ports
+from pflow_ops.sandbox.net import free_ports
 from tests.plugins import load_plugin
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.integration.conftest import ROOT, Run, Stack, free_ports
+from pflow_ops.sandbox.net import free_ports
+from tests.integration.conftest import ROOT, Run, Stack
 from tests.plugins import load_plugin
 
 # redis_tune imports its module_utils as ansible_collections.pivotal.flow_ops...

@@ -25,10 +25,9 @@ import redis
 
 import pflow_ops.sandbox as sandbox
 from pflow_ops.sandbox import SandboxError, SandboxPorts
-from pflow_ops.sandbox.net import HttpResult, http_get
+from pflow_ops.sandbox.net import HttpResult, free_ports, http_get
 from pflow_ops.sandbox.procs import all_pids, cmdline, is_alive
 from pflow_ops.sandbox.rpc import Supervisor
-from tests.integration.conftest import free_ports
 
 # No skip when PostgreSQL or Redis is missing: scripts/setup.sh installs them, and a skip
 # would hide a broken set-up.

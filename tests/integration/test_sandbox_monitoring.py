@@ -2,18 +2,16 @@
 
 One monitored sandbox serves the module, started through the CLI with ``--no-receiver``: the
 test stands up its own webhook on the receiver port and checks what Alertmanager sends there.
-The rules are the shipped ``monitoring/rules`` when they define RedisConnectionFailure, else a
-one-rule file written here. Timings are printed (``pytest -s``), never asserted.
+The rules are the shipped ``monitoring/rules``. Timings are printed (``pytest -s``), never
+asserted.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -27,34 +25,12 @@ from typing import Any, TypeVar
 import pytest
 
 from pflow_ops.sandbox.procs import all_pids, cmdline, cwd, is_alive
-from tests.integration.conftest import ROOT, Stack, free_ports
+from tests.integration.conftest import ROOT, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
 ALERT = "RedisConnectionFailure"
-TEST_RULES = """\
-groups:
-  - name: sandbox-test
-    rules:
-      - alert: RedisConnectionFailure
-        expr: max by (job, instance) (redis_up{job="redis"}) == 0
-        for: 1m
-        labels:
-          severity: medium-high
-          service: cache
-        annotations:
-          summary: Redis does not answer its exporter
-"""
-
-
-def _rules_dir(tmp: Path) -> Path:
-    shipped = ROOT / "monitoring" / "rules"
-    if any(ALERT in p.read_text() for p in shipped.glob("*.rules.yml")):
-        return shipped
-    own = tmp / "rules"
-    own.mkdir()
-    (own / "test.rules.yml").write_text(TEST_RULES)
-    return own
+RULES = ROOT / "monitoring" / "rules"
 
 
 def _get(url: str, timeout: float = 3.0) -> Any:
@@ -133,23 +109,11 @@ class Monitored:
 
 @pytest.fixture(scope="module")
 def ms() -> Iterator[Monitored]:
-    home = Path(tempfile.mkdtemp(prefix="pfo-mon-", dir="/tmp"))
-    env = {**os.environ, "PFLOW_OPS_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    stack = Stack(home=home, env=env)
-    backend, pg, rd = free_ports(3)
-    ports = ["--backend-port", str(backend), "--postgres-port", str(pg), "--redis-port", str(rd)]
-    rules_dir = _rules_dir(home)
     start = time.monotonic()
-    run = stack.cli("sandbox", "up", "--monitoring", "--no-receiver", "--rules-dir",
-                    str(rules_dir), *ports)  # fmt: skip
-    assert run.rc == 0, run.stderr
-    print(f"\n[timing] sandbox up --monitoring ({rules_dir}): {time.monotonic() - start:.1f}s")
-    try:
-        yield Monitored(stack, rules_dir)
-    finally:
-        down = stack.cli("sandbox", "down", "--purge")
-        shutil.rmtree(home, ignore_errors=True)
-        assert down.rc == 0, down.stderr
+    up_args = ("--monitoring", "--no-receiver", "--rules-dir", str(RULES))
+    with running_stack("pfo-mon-", *up_args) as stack:
+        print(f"\n[timing] sandbox up --monitoring: {time.monotonic() - start:.1f}s")
+        yield Monitored(stack, RULES)
 
 
 def test_prometheus_scrapes_loads_rules_and_knows_alertmanager(ms: Monitored) -> None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pflow_ops import catalogue, report
+from pflow_ops import report
 from pflow_ops.runner import RunResult
+from tests.unit.test_report import _ctx as run_context
 
 
 def _ctx(tmp_path: Path) -> report.RunContext:
-    return report.RunContext(
-        run_id="20261126T000000Z-rb-01-abcd",
-        runbook=catalogue.load().get("rb-01"),
-        env="fleet",
-        check=False,
-        mode="recover",
-        started_at="2026-11-26T00:00:00+00:00",
-        finished_at="2026-11-26T00:00:05+00:00",
-        duration_s=5.0,
-        run_dir=tmp_path,
-    )
+    return replace(run_context(tmp_path), env="fleet")
 
 
 def _result(outcomes: dict[str, str], batches: list[list[str]], hosts: list[str]) -> RunResult:
