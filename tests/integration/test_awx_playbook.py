@@ -213,8 +213,14 @@ def test_playbooks_pass_syntax_check() -> None:
             "Recovery needed: backend-02: escalate (backend process down)",
         ),
         ({}, False, "No pflow_results artifact"),
+        # A word outside the outcome vocabulary fails closed: it counts as error.
+        (
+            {"pflow_results": {"backend-01": {"outcome": "fixed", "reason": "looks fine"}}},
+            False,
+            "Recovery needed: backend-01: error (looks fine)",
+        ),
     ],
-    ids=["healthy", "needs-recovery", "no-artifacts"],
+    ids=["healthy", "needs-recovery", "no-artifacts", "unknown-outcome"],
 )
 def test_gate_ends_the_workflow_only_when_every_host_is_healthy(
     artifacts: dict[str, Any], passes: bool, message: str

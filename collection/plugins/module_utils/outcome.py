@@ -83,8 +83,9 @@ def combine_results(results):
     for host in sorted(results or {}):
         data = results[host] if isinstance(results[host], dict) else {}
         outcome = normalize(data.get("outcome"))
-        rows.append({"host": host, "outcome": outcome,
-                     "reason": str(data.get("reason") or "no reason given")})
+        reason = str(data.get("reason") or "no reason given")
+        rows.append({"host": host, "outcome": outcome, "reason": reason,
+                     "line": "%s: %s (%s)" % (host, outcome, reason)})
     rows.sort(key=lambda row: ORDER.index(row["outcome"]))
     return {
         "outcome": combine(row["outcome"] for row in rows),

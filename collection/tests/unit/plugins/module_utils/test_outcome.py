@@ -63,4 +63,5 @@ def test_combine_results_lists_hosts_not_ok_worst_first() -> None:
     assert [(r["host"], r["outcome"]) for r in got["not_ok"]] == [
         ("web4", "error"), ("web3", "refused"), ("web2", "escalate")]
     assert got["not_ok"][1]["reason"] == "no reason given"
+    assert got["not_ok"][2]["line"] == "web2: escalate (still down)"
     assert outcome.combine_results({})["outcome"] == "error"
