@@ -133,13 +133,13 @@ def test_connect_timeout_and_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def timeout(*_a: object, **_k: object) -> None:
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(hh.socket, "create_connection", timeout)
+    monkeypatch.setattr(socket, "create_connection", timeout)
     assert run("http://192.0.2.1/health")["state"] == "timeout"
 
     def nxdomain(*_a: object, **_k: object) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(hh.socket, "create_connection", nxdomain)
+    monkeypatch.setattr(socket, "create_connection", nxdomain)
     res = run("http://no-such-host.invalid/health")
     assert res["state"] == "error" and "DNS" in res["reason"]
 
@@ -250,3 +250,36 @@ def test_https_with_and_without_certificate_validation(tls_server: Server) -> No
         and "TLS" in res["reason"]
         and "CERTIFICATE_VERIFY_FAILED" in res["reason"]
     )
+
+
+def test_port_owner_names_the_listening_process(server: Server) -> None:
+    import os
+
+    res = run(url(server, "/ok"), port_owner=True)
+    listener = res["listener"]
+    assert listener["port"] == server.server_address[1]
+    assert listener["pid"] == os.getpid() and "python" in listener["cmdline"]
+    assert f"held by pid {os.getpid()}" in listener["detail"]
+    assert run(url(server, "/ok"))["listener"] is None  # only when asked
+
+
+def test_port_owner_is_null_when_nothing_listens() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert run(f"http://127.0.0.1:{port}/health", port_owner=True)["listener"] is None
+
+
+def test_gate_stops_as_soon_as_the_watched_process_is_gone(server: Server) -> None:
+    probe = load_plugin("http_probe", "module_utils")
+    server.healthy_after = time.monotonic() + 60
+    prober = probe.Prober(probe.Target(url(server, "/gate"), True), 1.0, [200])
+    calls: list[int] = []
+
+    def watch() -> str | None:
+        calls.append(1)
+        return "process 42 exited" if len(calls) >= 2 else None
+
+    gate = probe.run_gate(prober, 30.0, 0.05, watch)
+    assert gate["passed"] is False and gate["gone"] == "process 42 exited"
+    assert gate["attempts"] == 2 and gate["waited_s"] < 5

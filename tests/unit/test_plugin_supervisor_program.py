@@ -57,6 +57,14 @@ autostart=false
 autorestart=false
 startretries=0
 
+[program:web]
+command={python} -u -m http.server --bind 127.0.0.1 {web_port}
+autostart=false
+autorestart=false
+startsecs=0
+redirect_stderr=true
+stdout_logfile={tmp}/web.log
+
 [program:flapper]
 command=sh -c 'echo boom; exit 3'
 autostart=false
@@ -77,7 +85,10 @@ def supervisord(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     tmp = tmp_path_factory.mktemp("sv")
     port = free_port()
     conf = tmp / "supervisord.conf"
-    conf.write_text(CONF.format(tmp=tmp, port=port, python=sys.executable, stubborn=STUBBORN))
+    web_port = free_port()
+    conf.write_text(
+        CONF.format(tmp=tmp, port=port, python=sys.executable, stubborn=STUBBORN, web_port=web_port)
+    )
     proc = subprocess.Popen([str(SUPERVISORD), "-n", "-c", str(conf)], cwd=tmp)
     sock = tmp / "supervisor.sock"
     url = f"unix://{sock}"
@@ -91,7 +102,7 @@ def supervisord(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     else:
         proc.terminate()
         pytest.fail("supervisord did not come up")
-    yield {"url": url, "http": f"http://127.0.0.1:{port}", "tmp": tmp}
+    yield {"url": url, "http": f"http://127.0.0.1:{port}", "tmp": tmp, "web_port": web_port}
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -105,6 +116,11 @@ def params(url: str, name: str, **kw: object) -> dict:
         "state": "info",
         "log_lines": 50,
         "wait_timeout": 10.0,
+        "gate_timeout": 10.0,
+        "gate_interval": 0.1,
+        "gate_probe_timeout": 1.0,
+        "soak_seconds": 0.0,
+        "soak_interval": 0.1,
     }
     base.update(kw)
     return base
@@ -263,3 +279,42 @@ def test_restart_without_waiting_for_running_returns_once_spawned(supervisord: d
     after = res["program_after"]
     assert res["changed"] is True and res["state_reached"] is True
     assert after["state"] in ("STARTING", "RUNNING") and after["pid"] not in (None, pid)
+
+
+def test_restart_gates_on_health_and_confirms_the_same_process(supervisord: dict) -> None:
+    url = f"http://127.0.0.1:{supervisord['web_port']}/"
+    res = run(supervisord["url"], "web", state="restarted", gate_url=url, soak_seconds=0.3)
+    assert res["gate"]["passed"] is True and res["gate"]["gone"] is None
+    assert res["soak"]["failures"] == 0 and res["soak"]["gone"] is None
+    final = res["program_final"]
+    assert final["state"] == "RUNNING" and final["pid"] == res["program_after"]["pid"]
+    run(supervisord["url"], "web", state="stopped")
+
+
+def test_gate_stops_at_once_on_a_process_that_dies(supervisord: dict) -> None:
+    started = time.monotonic()
+    res = run(
+        supervisord["url"],
+        "flapper",
+        state="restarted",
+        gate_url="http://127.0.0.1:9/",
+        gate_timeout=30.0,
+    )
+    assert time.monotonic() - started < 10  # not the 30 s gate timeout
+    assert res["gate"]["passed"] is False and "gone" in res["gate"]["gone"]
+    assert res["program_final"]["state"] in ("BACKOFF", "FATAL", "EXITED")
+    assert "exit status 3" in res["program_final"]["exit_reason"]
+    assert res["log_since_start"][-1:] == ["boom"]
+
+
+def test_exit_reason_names_the_signal(supervisord: dict) -> None:
+    run(supervisord["url"], "sleeper", state="restarted")  # RUNNING after its startsecs
+    pid = run(supervisord["url"], "sleeper")["program"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while run(supervisord["url"], "sleeper")["program"]["state"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    info = run(supervisord["url"], "sleeper")["program"]
+    assert info["exitstatus"] == -1 and "terminated by SIGKILL" in info["exit_reason"]
+    run(supervisord["url"], "sleeper", state="started")

@@ -71,6 +71,15 @@ options:
     description: Verify the server's TLS certificate and hostname.
     type: bool
     default: true
+  port_owner:
+    description:
+      - When the endpoint's port accepted a connection, also name the process listening on it
+        (read from C(/proc/net/tcp), C(/proc/net/tcp6) and C(/proc/PID/fd) on the target, like
+        C(ss -ltnp)). Use it when the URL points at the target itself; RB-01 uses it to tell its
+        own backend from another process squatting its port.
+      - Needs the right to read other users' C(/proc/PID/fd) to name a process of another user.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -144,202 +153,35 @@ url:
   description: The probed URL.
   type: str
   returned: always
+listener:
+  description:
+    - With I(port_owner), the process listening on the URL's port; C(pid) is null when nobody
+      listens or the process is not visible (C(detail) says which). Null when the port did not
+      accept a connection or I(port_owner) is false.
+  type: dict
+  returned: always
+  sample: {port: 3000, pid: 4242, cmdline: "python3 -m http.server 3000", detail: "port 3000 is held by pid 4242 (python3 -m http.server 3000)"}
 elapsed_s:
   description: Wall time of the whole check.
   type: float
   returned: always
 """
 
-import base64
-import http.client
-import json
-import math
-import socket
-import ssl
 import time
-from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import port_owner
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import (
+    Prober,
+    ProbeError,
+    Target,
+    run_gate,
+    run_soak,
+    summarize,
+)
 
-BODY_READ_MAX = 64 * 1024
-BODY_TEXT_MAX = 2048
-USER_AGENT = "pflow-ops-http-health/0.1"
-
-
-class ModuleFailure(Exception):
-    pass
-
-
-class Target:
-    def __init__(self, url: str, validate_certs: bool) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ModuleFailure(f"url {url!r}: expected http://host[:port]/path or https://...")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ModuleFailure(f"url {url!r}: {exc}") from exc
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = port or (443 if self.https else 80)
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": USER_AGENT,
-                        "Accept": "application/json, */*", "Connection": "close"}
-        if parts.username is not None:
-            creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-            self.headers["Authorization"] = "Basic " + base64.b64encode(creds).decode("ascii")
-        self.ssl_context = None
-        if self.https:
-            self.ssl_context = ssl.create_default_context()
-            if not validate_certs:
-                self.ssl_context.check_hostname = False
-                self.ssl_context.verify_mode = ssl.CERT_NONE
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def probe(target: Target, timeout: float) -> dict:
-    """One GET. Returns {state, status, reason, latency_ms, body} and never raises."""
-    started = time.monotonic()
-    out: dict = {"state": "error", "status": None, "reason": None, "latency_ms": None, "body": None}
-    try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    except socket.timeout:  # noqa: UP041 - not TimeoutError on target Pythons before 3.10
-        out.update(state="timeout", reason=f"TCP connect timed out after {timeout:g} s")
-    except ConnectionRefusedError:
-        out.update(state="refused", reason=f"connection refused on {target.host}:{target.port}")
-    except socket.gaierror as exc:
-        out.update(reason=f"DNS lookup of {target.host} failed: {exc.strerror or exc}")
-    except OSError as exc:
-        out.update(reason=f"connect failed: {exc.strerror or exc}")
-    else:
-        _request(target, sock, started, timeout, out)
-    out["latency_ms"] = _ms(time.monotonic() - started)
-    return out
-
-
-def _request(target: Target, sock: socket.socket, started: float, timeout: float, out: dict) -> None:
-    conn = http.client.HTTPConnection(target.host, target.port)
-    try:
-        sock.settimeout(max(timeout - (time.monotonic() - started), 0.001))
-        if target.ssl_context is not None:
-            sock = target.ssl_context.wrap_socket(sock, server_hostname=target.host)
-        conn.sock = sock  # already connected: HTTPConnection will not connect again
-        conn.request("GET", target.path, headers=target.headers)
-        response = conn.getresponse()
-        raw = response.read(BODY_READ_MAX)
-    except socket.timeout:  # noqa: UP041 - as above
-        out.update(state="hung", reason=f"no HTTP response within {timeout:g} s after connecting")
-    except ssl.SSLError as exc:
-        out.update(reason=f"TLS error: {exc.reason or exc}")
-    except http.client.RemoteDisconnected:  # a ConnectionResetError too: test it first
-        out.update(reason="server closed the connection without a response")
-    except ConnectionResetError:
-        out.update(reason="connection reset by peer")
-    except (OSError, http.client.HTTPException) as exc:
-        out.update(reason=f"{type(exc).__name__}: {exc}")
-    else:
-        out.update(status=response.status, body=_body(raw))
-    finally:
-        conn.close()
-        sock.close()
-
-
-def _body(raw: bytes) -> object:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text[:BODY_TEXT_MAX]
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
-
-
-def summarize(probes: list[dict]) -> dict:
-    latencies = sorted(p["latency_ms"] for p in probes if p["status"] is not None)
-    statuses: dict[str, int] = {}
-    states: dict[str, int] = {}
-    for p in probes:
-        states[p["state"]] = states.get(p["state"], 0) + 1
-        if p["status"] is not None:
-            statuses[str(p["status"])] = statuses.get(str(p["status"]), 0) + 1
-    failures = sum(1 for p in probes if p["state"] != "healthy")
-    return {
-        "count": len(probes),
-        "failures": failures,
-        "error_rate": round(failures / len(probes), 4) if probes else None,
-        "p50_ms": _percentile(latencies, 0.5),
-        "p95_ms": _percentile(latencies, 0.95),
-        "max_ms": latencies[-1] if latencies else None,
-        "statuses": statuses,
-        "states": states,
-    }
-
-
-class Prober:
-    def __init__(self, target: Target, timeout: float, expect: list[int]) -> None:
-        self.target, self.timeout, self.expect = target, timeout, set(expect)
-        self.last: dict | None = None
-        self.last_failure: dict | None = None
-
-    def __call__(self) -> dict:
-        result = probe(self.target, self.timeout)
-        if result["status"] is not None:
-            if result["status"] in self.expect:
-                result["state"] = "healthy"
-            else:
-                result.update(state="unhealthy", reason=f"HTTP {result['status']}, expected "
-                              f"{', '.join(str(s) for s in sorted(self.expect))}")
-        self.last = result
-        if result["state"] != "healthy":
-            self.last_failure = result
-        return result
-
-
-def _sleep_until(moment: float) -> None:
-    delay = moment - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def run_gate(prober: Prober, wait_timeout: float, interval: float) -> dict:
-    started = time.monotonic()
-    deadline = started + wait_timeout
-    attempts, passed = 0, False
-    while True:
-        attempt_at = time.monotonic()
-        attempts += 1
-        if prober()["state"] == "healthy":
-            passed = True
-            break
-        if attempt_at + interval >= deadline:
-            break
-        _sleep_until(attempt_at + interval)
-    return {"waited_s": round(time.monotonic() - started, 3), "attempts": attempts, "passed": passed}
-
-
-def run_soak(prober: Prober, seconds: float, interval: float, probes: list[dict]) -> dict:
-    started = time.monotonic()
-    count, failures, first_failure = 0, 0, None
-    while True:
-        at = time.monotonic() - started
-        if at >= seconds:
-            break
-        result = prober()
-        probes.append(result)
-        count += 1
-        if result["state"] != "healthy":
-            failures += 1
-            if first_failure is None:
-                first_failure = {"at_s": round(at, 3), "state": result["state"], "status": result["status"]}
-        _sleep_until(started + count * interval)
-    return {"seconds": seconds, "probes": count, "failures": failures, "first_failure": first_failure}
+# The probe code lives in module_utils/http_probe.py (supervisor_program gates with it too).
+ModuleFailure = ProbeError
 
 
 def validate(params: dict) -> None:
@@ -373,7 +215,7 @@ def run_module(params: dict) -> dict:
         if gate_ok:
             result["soak"] = run_soak(prober, params["soak_seconds"], params["interval"], probes)
         else:
-            result["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None}
+            result["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None, "gone": None}
     healthy = gate_ok and all(p["state"] == "healthy" for p in probes)
     decisive = prober.last if healthy else prober.last_failure
     if decisive is None:  # at least one probe always runs
@@ -386,6 +228,9 @@ def run_module(params: dict) -> dict:
         body=decisive["body"],
         latency_ms=decisive["latency_ms"],
         samples=summarize(probes),
+        listener=(port_owner.owner(target.port)
+                  if params.get("port_owner") and decisive["state"] not in ("refused", "timeout", "error")
+                  else None),
         elapsed_s=round(time.monotonic() - started, 3),
     )
     return result
@@ -402,6 +247,7 @@ def main() -> None:
             interval=dict(type="float", default=0.5),
             soak_seconds=dict(type="float", default=0.0),
             validate_certs=dict(type="bool", default=True),
+            port_owner=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -76,6 +76,37 @@ options:
         then returns as soon as the process is spawned (C(STARTING)).
     type: bool
     default: true
+  gate_url:
+    description:
+      - After a start (I(state=restarted) or C(started)), probe this C(http://) URL until it
+        answers 200 while watching the process supervisord started. The gate ends as soon as
+        supervisord reports that process gone (another state than C(STARTING) or C(RUNNING), or
+        another pid), so a crash loop or a spawn error is reported at once, not after I(gate_timeout).
+      - Implies I(wait_running=false). Empty (the default) means no gate; the caller gates.
+    type: str
+    default: ""
+  gate_timeout:
+    description: Seconds the started process has to answer I(gate_url) with 200.
+    type: float
+    default: 30
+  gate_interval:
+    description: Seconds between gate probes (and supervisord checks).
+    type: float
+    default: 0.5
+  gate_probe_timeout:
+    description: Seconds per gate probe; a probe that connects and gets no answer in time counts as hung.
+    type: float
+    default: 2
+  soak_seconds:
+    description:
+      - After a passed gate, keep probing I(gate_url) every I(soak_interval) for this long while
+        watching the process; any failed probe, or the process gone, fails the soak. 0 disables.
+    type: float
+    default: 0
+  soak_interval:
+    description: Seconds between soak probes.
+    type: float
+    default: 2
 """
 
 EXAMPLES = r"""
@@ -93,6 +124,17 @@ EXAMPLES = r"""
     password: "{{ supervisor_password }}"
     state: restarted
     log_lines: 0
+  register: backend_restart
+
+- name: Restart the backend and gate on its health while watching the new process
+  pivotal.flow_ops.supervisor_program:
+    name: backend
+    server_url: unix:///run/supervisor/supervisor.sock
+    state: restarted
+    log_lines: 0
+    gate_url: http://127.0.0.1:3000/health
+    gate_timeout: 30
+    soak_seconds: 10
   register: backend_restart
 """
 
@@ -119,6 +161,12 @@ program:
     uptime_s: {description: "Seconds since start when RUNNING or STOPPING, else null.", type: int}
     spawnerr: {description: "Last spawn error, empty when none.", type: str}
     description: {description: supervisord's one-line description., type: str}
+    exit_reason:
+      description:
+        - "How the last process ended in supervisord's own words, read from its main log when the
+          program is not running: C(exit status 1; not expected), C(terminated by SIGKILL; not
+          expected). Empty when unknown or running."
+      type: str
   sample: {name: backend, group: backend, state: RUNNING, pid: 4242, exitstatus: 0, start: 1767225600,
            stop: 0, now: 1767225700, uptime_s: 100, spawnerr: "", description: "pid 4242, uptime 0:01:40"}
 program_after:
@@ -139,6 +187,29 @@ actions:
   elements: str
   returned: when state is not info and supervisord is reachable
   sample: [stop, start]
+program_final:
+  description:
+    - The program at the end of the gate and the soak, same shape as RV(program). It is the service
+      manager's confirmation that the started process (same pid) is still running.
+  type: dict
+  returned: when I(gate_url) is set and a start happened
+gate:
+  description:
+    - The health gate. C(gone) is null, or why supervisord says the started process is gone
+      (the gate stopped then). C(state), C(status) and C(reason) describe the last probe.
+  type: dict
+  returned: when I(gate_url) is set and a start happened
+  sample: {passed: false, waited_s: 1.2, attempts: 3, gone: "supervisord reports FATAL (Exited too quickly)",
+           state: refused, status: null, reason: "connection refused on 127.0.0.1:3000"}
+soak:
+  description: The soak after a passed gate (C(probes), C(failures), C(first_failure), C(gone)).
+  type: dict
+  returned: when I(gate_url) is set, I(soak_seconds) > 0 and a start happened
+log_since_start:
+  description: Lines the program wrote to its stdout log after this start (last 50), oldest first.
+  type: list
+  elements: str
+  returned: when I(gate_url) is set and a start happened
 log_tail:
   description: Last I(log_lines) lines of the program's stdout log, oldest first.
   type: list
@@ -153,12 +224,20 @@ msg:
 import base64
 import contextlib
 import http.client
+import re
 import socket
 import time
 import xmlrpc.client
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import (
+    Prober,
+    ProbeError,
+    Target,
+    run_gate,
+    run_soak,
+)
 
 RPC_TIMEOUT = 10.0  # calls never block in supervisord: start/stop use wait=False and we poll
 POLL_S = 0.05
@@ -174,6 +253,12 @@ NO_FILE = 20
 SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
+# States in which the process supervisord started is alive.
+ALIVE = ("STARTING", "RUNNING")
+# States after which supervisord's main log says how the process ended ("exited: NAME (...)").
+EXITED = ("EXITED", "BACKOFF", "FATAL")
+MAIN_LOG_BYTES = 32 * 1024
+LOG_SINCE_MAX = 50
 
 
 class ModuleFailure(Exception):
@@ -287,7 +372,87 @@ def shape(info: dict) -> dict:
         "uptime_s": max(now - start, 0) if running else None,
         "spawnerr": info.get("spawnerr") or "",
         "description": info.get("description") or "",
+        "exit_reason": "",
     }
+
+
+def exit_reason(proxy, server_url: str, name: str, info: dict) -> str:  # type: ignore[no-untyped-def]
+    """supervisord's own words for how the last process ended ("exit status 1; not expected",
+    "terminated by SIGKILL; not expected"), from its main log; empty when unknown. getProcessInfo
+    says only "exit status -1" for a process killed by a signal."""
+    if info.get("statename") not in EXITED:
+        return ""
+    try:
+        text = call(server_url, proxy.supervisor.readLog, -MAIN_LOG_BYTES, 0)
+    except Exception:  # an unreadable main log must not hide the process state
+        return ""
+    found = re.findall(r"exited: %s \(([^)]*)\)" % re.escape(name.rsplit(":", 1)[-1]), text)
+    return found[-1] if found else ""
+
+
+def described(proxy, server_url: str, name: str, info: dict) -> dict:  # type: ignore[no-untyped-def]
+    out = shape(info)
+    out["exit_reason"] = exit_reason(proxy, server_url, name, info)
+    return out
+
+
+def log_size(proxy, server_url: str, name: str) -> int:  # type: ignore[no-untyped-def]
+    """Current size of the program's stdout log: where the lines of the next start begin."""
+    try:
+        return int(call(server_url, proxy.supervisor.tailProcessStdoutLog, name, 0, 0)[1])
+    except xmlrpc.client.Fault:
+        return 0  # no log file yet: the next start writes from its beginning
+
+
+def log_since(proxy, server_url: str, name: str, offset: int) -> list[str]:  # type: ignore[no-untyped-def]
+    try:
+        text = call(server_url, proxy.supervisor.readProcessStdoutLog, name, offset, 256 * 1024)
+    except xmlrpc.client.Fault:
+        return []  # no log file, or it was rotated away
+    return text.splitlines()[-LOG_SINCE_MAX:]
+
+
+def gone_words(info: dict, pid: int | None) -> str | None:
+    """None while the process supervisord started (``pid``) lives, else what supervisord says."""
+    if info["statename"] in ALIVE and (not pid or not info.get("pid") or info.get("pid") == pid):
+        return None
+    words = f"supervisord reports the started process (pid {pid or 'unknown'}) gone: now {info['statename']}"
+    if info.get("pid") and info.get("pid") != pid:
+        words += f", pid {info['pid']}"
+    if info.get("spawnerr"):
+        words += f" ({info['spawnerr']})"
+    return words
+
+
+def gate(proxy, server_url: str, name: str, started: dict, params: dict, target: Target) -> dict:  # type: ignore[no-untyped-def]
+    """Gate (and soak) on the service's health while watching the process supervisord started."""
+    pid = started.get("pid") or None
+    last = {"info": started}
+
+    def watch() -> str | None:
+        last["info"] = call(server_url, proxy.supervisor.getProcessInfo, name)
+        return gone_words(last["info"], pid)
+
+    out: dict = {}
+    prober = Prober(target, params["gate_probe_timeout"], [200])
+    dead = gone_words(started, pid)
+    if dead:
+        out["gate"] = {"waited_s": 0.0, "attempts": 0, "passed": False, "gone": dead,
+                       "state": None, "status": None, "reason": None}
+    else:
+        out["gate"] = run_gate(prober, params["gate_timeout"], params["gate_interval"], watch)
+        decisive = prober.last or {}
+        out["gate"].update(state=decisive.get("state"), status=decisive.get("status"),
+                           reason=decisive.get("reason"))
+    if params["soak_seconds"] > 0:
+        if out["gate"]["passed"]:
+            out["soak"] = run_soak(prober, params["soak_seconds"], params["soak_interval"], [], watch)
+        else:
+            out["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None, "gone": None}
+    # The confirmation: what supervisord says now, not what the last probe saw.
+    final = call(server_url, proxy.supervisor.getProcessInfo, name)
+    out["program_final"] = described(proxy, server_url, name, final)
+    return out
 
 
 def get_info(proxy, server_url: str, name: str) -> dict:  # type: ignore[no-untyped-def]
@@ -385,6 +550,16 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         raise ModuleFailure("wait_timeout must be > 0")
     if params["log_lines"] < 0:
         raise ModuleFailure("log_lines must be >= 0")
+    target = None
+    if params.get("gate_url"):
+        if params["gate_timeout"] <= 0 or params["gate_interval"] < 0.01 or params["gate_probe_timeout"] <= 0:
+            raise ModuleFailure("gate_timeout and gate_probe_timeout must be > 0, gate_interval >= 0.01")
+        if params["soak_seconds"] < 0 or (params["soak_seconds"] > 0 and params["soak_interval"] < 0.01):
+            raise ModuleFailure("soak_seconds must be >= 0 and soak_interval >= 0.01")
+        try:
+            target = Target(params["gate_url"], True)
+        except ProbeError as exc:
+            raise ModuleFailure(f"gate_url: {exc}") from exc
     proxy = connect(server_url, params.get("username"), params.get("password"))
     warnings: list[str] = []
     try:
@@ -392,7 +567,8 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         log_tail, warning = tail_log(proxy, server_url, name, params["log_lines"])
         if warning:
             warnings.append(warning)
-        result = {"changed": False, "reachable": True, "program": shape(before), "log_tail": log_tail}
+        result = {"changed": False, "reachable": True, "program": described(proxy, server_url, name, before),
+                  "log_tail": log_tail}
         if state == "info":
             return result, warnings
         actions = plan(state, before["statename"])
@@ -400,11 +576,15 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         if check_mode or not actions:
             result["program_after"] = None if check_mode else result["program"]
             return result, warnings
+        offset = log_size(proxy, server_url, name) if target is not None and "start" in actions else 0
         after, problem = act(proxy, server_url, name, actions, params["wait_timeout"],
-                             params.get("wait_running", True))
-        result["program_after"] = shape(after)
+                             params.get("wait_running", True) and target is None)
+        result["program_after"] = described(proxy, server_url, name, after)
         if problem:
             result.update(state_reached=False, msg=problem)
+        if target is not None and "start" in actions:
+            result.update(gate(proxy, server_url, name, after, params, target))
+            result["log_since_start"] = log_since(proxy, server_url, name, offset)
         return result, warnings
     except Unreachable as exc:
         msg = f"supervisord at {server_url} is unreachable: {exc}"
@@ -426,6 +606,12 @@ def main() -> None:
             log_lines=dict(type="int", default=50),
             wait_timeout=dict(type="float", default=30.0),
             wait_running=dict(type="bool", default=True),
+            gate_url=dict(type="str", default=""),
+            gate_timeout=dict(type="float", default=30.0),
+            gate_interval=dict(type="float", default=0.5),
+            gate_probe_timeout=dict(type="float", default=2.0),
+            soak_seconds=dict(type="float", default=0.0),
+            soak_interval=dict(type="float", default=2.0),
         ),
         required_together=[("username", "password")],
         supports_check_mode=True,
