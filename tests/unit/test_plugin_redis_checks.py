@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import pytest
+
 from tests.plugins import PLUGINS, load_plugin
 
 # The modules import module_utils as ansible_collections.pivotal.flow_ops...: the checkout's
@@ -13,6 +15,7 @@ from tests.plugins import PLUGINS, load_plugin
 sys.path.insert(0, str(PLUGINS.parents[1] / "collections"))
 
 checks = load_plugin("redis_checks", "module_utils")
+resp = load_plugin("redis_resp", "module_utils")
 T = dict(checks.DEFAULT_THRESHOLDS)
 MB = 1024**2
 QUIET = {"window_s": 3.0, "evicted": 0, "evicted_per_s": 0.0, "hits": 0, "misses": 0,
@@ -129,3 +132,112 @@ def test_persistence_failures_are_critical() -> None:
 def test_memory_doctor_verdicts() -> None:
     assert checks.doctor_status("Hi Sam, I can't find any memory issue in your instance.") == "ok"
     assert checks.doctor_status("Sam, I detected a few issues in this Redis instance") == "warning"
+
+
+@pytest.mark.parametrize(
+    ("used", "peak", "status", "said"),
+    [
+        (1 * MB, 60 * MB, "ok", "MEMORY DOCTOR makes no judgement"),
+        (20 * MB, 60 * MB, "warning", "MEMORY PURGE can release it"),
+        (20 * MB, 22 * MB, "ok", "below the MEMORY DOCTOR criteria"),
+    ],
+)
+def test_memory_peak_has_the_small_dataset_guard(
+    used: int, peak: int, status: str, said: str
+) -> None:
+    found = _by_check(checks.memory_findings(_info(used_memory=used, used_memory_peak=peak), T))
+    assert found["memory_peak"]["status"] == status and said in found["memory_peak"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        (
+            {"used_memory": 1 * MB, "allocator_frag_ratio": 3.0, "allocator_frag_bytes": 50 * MB},
+            "is not judged: 1mb used is below 5mb",
+        ),
+        (
+            {"allocator_frag_ratio": 1.5, "allocator_frag_bytes": 2 * MB},
+            "(2mb fragmented under the threshold)",
+        ),
+        (
+            {"allocator_frag_ratio": 1.05, "allocator_frag_bytes": 2 * MB},
+            "(ratio 1.05, 2mb fragmented under",
+        ),
+    ],
+)
+def test_fragmentation_says_why_it_did_not_alarm(fields: dict[str, Any], said: str) -> None:
+    found = _by_check(checks.memory_findings(_info(**fields), T))
+    assert found["fragmentation"]["status"] == "ok" and said in found["fragmentation"]["detail"]
+
+
+SLOW = {"command": "EVAL", "arity": 3, "duration_us": 250_000}
+
+
+@pytest.mark.parametrize(
+    ("ages", "status", "value", "said"),
+    [
+        ([], "ok", 0, "no slow commands logged"),
+        (
+            [5000],
+            "ok",
+            0,
+            "no slow command in the last 900 s (1 older entries, the newest 5000 s old)",
+        ),
+        ([10, 5000], "warning", 1, "1 slow commands in the last 900 s: EVAL (3 args) 250000 us"),
+    ],
+)
+def test_slowlog_judges_a_window_by_entry_timestamps(
+    ages: list[int], status: str, value: int, said: str
+) -> None:
+    now = 1_700_000_000.0
+    entries = [{**SLOW, "timestamp": int(now) - age} for age in ages]
+    found = checks.slowlog_finding(entries, now, T, "10000")
+    assert (found["status"], found["value"]) == (status, value) and said in found["detail"]
+    assert found["threshold"] == "10000 us, last 900 s"
+
+
+def test_a_denied_command_is_a_finding_naming_the_acl_rule() -> None:
+    denied = [
+        {"command": "MEMORY USAGE", "rule": "+memory|usage", "effect": "big keys were not measured"}
+    ]
+    (found,) = checks.acl_findings(denied)
+    assert (found["check"], found["status"], found["threshold"]) == (
+        "acl:memory_usage",
+        "warning",
+        "+memory|usage",
+    )
+    assert (
+        found["detail"]
+        == "this user may not run MEMORY USAGE: big keys were not measured; grant +memory|usage"
+    )
+    bigkeys = {
+        "error": "NOPERM",
+        "denied": "+memory|usage",
+        "denied_command": "MEMORY USAGE",
+        "sampled": 0,
+        "top": [],
+        "complete": False,
+        "elapsed_ms": 0,
+    }
+    finding = checks.bigkeys_finding(bigkeys, T)
+    assert finding["status"] == "warning" and "grant +memory|usage" in finding["detail"]
+    assert "0 keys sampled" not in finding["detail"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "rule"),
+    [
+        ("NOPERM this user has no permissions to run the 'memory|usage' command", "+memory|usage"),
+        ("NOPERM this user has no permissions to run the 'pttl' command", "+pttl"),
+        ("NOPERM this user has no permissions to access one of the keys used as arguments", ""),
+        ("OOM command not allowed when used memory > 'maxmemory'.", ""),
+    ],
+)
+def test_acl_rule_from_a_noperm_reply(reply: str, rule: str) -> None:
+    assert resp.acl_rule(resp.RedisReplyError(reply)) == rule
+
+
+def test_auth_to_a_redis_without_a_password_is_told_apart() -> None:
+    text = "ERR AUTH <password> called without any password configured for the default user."
+    assert resp.classify(resp.RedisReplyError(text)) == "auth_not_required"

@@ -28,6 +28,7 @@ DEFAULT_THRESHOLDS = {
     "clients_crit": 0.95,
     "bigkey_bytes": 1024**2,
     "idle_client_seconds": 3600,
+    "slowlog_window_seconds": 900,
 }
 
 # MEMORY DOCTOR says nothing below 5 MB used: ratios over so little memory are noise.
@@ -37,6 +38,18 @@ EMPTY_DOCTOR = ("can't find any memory issue", "is empty or is using very little
 
 def finding(check: str, status: str, value: object, threshold: object, detail: str) -> dict:
     return {"check": check, "status": status, "value": value, "threshold": threshold, "detail": detail}
+
+
+def _no_alarm(what: str, used: int, criteria: list) -> str:
+    """Why a memory ratio did not alarm: MEMORY DOCTOR's small-dataset rule, or the criteria
+    (held, label) that were not met."""
+    if used < SMALL_DATASET:
+        return (
+            f"{what} is not judged: {human_size(used)} used is below {human_size(SMALL_DATASET)}, where "
+            "MEMORY DOCTOR makes no judgement (ratios over so little memory are noise)"
+        )
+    unmet = [label for held, label in criteria if not held]
+    return f"{what} is below the MEMORY DOCTOR criteria ({', '.join(unmet)} under the threshold)"
 
 
 def _pct(ratio: float) -> str:
@@ -90,7 +103,10 @@ def memory_findings(info: dict, t: dict) -> list:
             f"> {t['allocator_frag_ratio']} and > {human_size(t['allocator_frag_bytes'])}",
             "allocator fragmentation is real: active defragmentation would reclaim it"
             if real
-            else "allocator fragmentation is below the MEMORY DOCTOR criteria",
+            else _no_alarm("allocator fragmentation", used, [
+                (frag_ratio > t["allocator_frag_ratio"], f"ratio {frag_ratio:.2f}"),
+                (frag_bytes > t["allocator_frag_bytes"], f"{human_size(max(frag_bytes, 0))} fragmented"),
+            ]),
         )
     )
     rss, rss_ratio = int(info.get("used_memory_rss", 0)), float(info.get("mem_fragmentation_ratio", 1.0))
@@ -122,20 +138,22 @@ def memory_findings(info: dict, t: dict) -> list:
             else "the dataset is resident in RAM",
         )
     )
-    # MEMORY DOCTOR's peak criterion: peak over what is used now (both zmalloc figures).
+    # MEMORY DOCTOR's peak criterion: peak over what is used now (both zmalloc figures), judged
+    # only above MEMORY DOCTOR's small-dataset floor, like fragmentation.
     peak, allocated = int(info.get("used_memory_peak", 0)), used
     peak_ratio = _peak_ratio(info)
+    held = not small and peak_ratio > t["peak_ratio"]
     out.append(
         finding(
             "memory_peak",
-            "warning" if peak_ratio > t["peak_ratio"] else "ok",
+            "warning" if held else "ok",
             f"{peak_ratio:.2f}",
             f"> {t['peak_ratio']}",
             f"peak {human_size(peak)} vs {human_size(allocated)} allocated now"
             + (
                 ": memory may be held since a past peak (MEMORY PURGE can release it)"
-                if peak_ratio > t["peak_ratio"]
-                else ""
+                if held
+                else "; " + _no_alarm("the peak", used, [(peak_ratio > t["peak_ratio"], f"ratio {peak_ratio:.2f}")])
             ),
         )
     )
@@ -349,11 +367,20 @@ def doctor_status(text: str) -> str:
 def bigkeys_finding(bigkeys: dict, t: dict) -> dict:
     top = bigkeys.get("top") or []
     biggest = top[0]["bytes"] if top else 0
+    if bigkeys.get("denied"):
+        return finding(
+            "big_keys",
+            "warning",
+            "not measured",
+            human_size(t["bigkey_bytes"]),
+            f"this user may not run {bigkeys['denied_command']}: big keys were not measured "
+            f"(grant {bigkeys['denied']})",
+        )
+    if bigkeys.get("error"):
+        return finding("big_keys", "skipped", "-", human_size(t["bigkey_bytes"]), f"not sampled: {bigkeys['error']}")
     scope = f"{bigkeys['sampled']} keys sampled by SCAN in {bigkeys['elapsed_ms']:.0f} ms" + (
         "" if bigkeys.get("complete") else " (time budget reached, partial sample)"
     )
-    if bigkeys.get("error"):
-        return finding("big_keys", "skipped", "-", human_size(t["bigkey_bytes"]), f"not sampled: {bigkeys['error']}")
     names = ", ".join(f"{k['key'][:60]} ({human_size(k['bytes'])}, {k['type']})" for k in top[:3])
     return finding(
         "big_keys",
@@ -362,6 +389,49 @@ def bigkeys_finding(bigkeys: dict, t: dict) -> dict:
         human_size(t["bigkey_bytes"]),
         scope + (f"; largest: {names}" if names else ""),
     )
+
+
+def slowlog_finding(entries: list, now: float, t: dict, slower_than: object) -> dict:
+    """Slow commands logged within the window (entry timestamps against the server's clock):
+    an old entry is history, not a warning that stays forever."""
+    window = int(t["slowlog_window_seconds"])
+    recent = [e for e in entries if now - int(e.get("timestamp", 0)) <= window]
+    threshold = f"{slower_than} us, last {window} s"
+    if recent:
+        worst = sorted(recent, key=lambda e: -e["duration_us"])[:3]
+        return finding(
+            "slowlog",
+            "warning",
+            len(recent),
+            threshold,
+            f"{len(recent)} slow commands in the last {window} s: "
+            + "; ".join(f"{e['command']} ({e['arity']} args) {e['duration_us']} us" for e in worst),
+        )
+    if entries:
+        newest = max(int(e.get("timestamp", 0)) for e in entries)
+        return finding(
+            "slowlog",
+            "ok",
+            0,
+            threshold,
+            f"no slow command in the last {window} s ({len(entries)} older entries, the newest "
+            f"{int(now - newest)} s old)",
+        )
+    return finding("slowlog", "ok", 0, threshold, "no slow commands logged")
+
+
+def acl_findings(denied: list) -> list:
+    """One finding per command this ACL user may not run: what it cost and the rule to grant."""
+    return [
+        finding(
+            "acl:" + d["command"].lower().replace(" ", "_"),
+            "warning",
+            "NOPERM",
+            d["rule"] or d["command"],
+            f"this user may not run {d['command']}: {d['effect']}; grant {d['rule'] or d['command']}",
+        )
+        for d in denied
+    ]
 
 
 def signals(info: dict, rates: dict, t: dict, bigkeys: dict, keyspace: dict) -> dict:

@@ -21,6 +21,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client impo
     config_pairs,
     parse_info_all,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import acl_rule
 
 INFO_SECTIONS = ("server", "clients", "memory", "stats", "persistence", "replication", "keyspace", "errorstats")
 CONFIG_KEYS = (
@@ -64,9 +65,10 @@ def read_info(conn) -> dict:  # type: ignore[no-untyped-def]
     return parse_info_all(reply)
 
 
-def read_config(conn, info: dict) -> tuple[dict, bool]:  # type: ignore[no-untyped-def]
+def read_config(conn, info: dict, denied: list) -> tuple[dict, bool]:  # type: ignore[no-untyped-def]
     reply = conn.try_call("CONFIG", "GET", *CONFIG_KEYS)
     if isinstance(reply, RedisReplyError):
+        note_denied(denied, reply, "CONFIG GET", "settings were read from INFO, and tuning is impossible")
         # A restricted ACL user: INFO carries the settings that matter most.
         return {
             "maxmemory": str(info.get("maxmemory", 0)),
@@ -76,8 +78,11 @@ def read_config(conn, info: dict) -> tuple[dict, bool]:  # type: ignore[no-untyp
     return config_pairs(reply), True
 
 
-def read_slowlog(conn, top: int) -> list:  # type: ignore[no-untyped-def]
+def read_slowlog(conn, top: int, denied: list) -> list:  # type: ignore[no-untyped-def]
+    """Every logged entry (up to 128), slowest first; ``top`` is applied by the caller."""
     reply = conn.try_call("SLOWLOG", "GET", 128)
+    if isinstance(reply, RedisReplyError):
+        note_denied(denied, reply, "SLOWLOG GET", "slow commands were not read")
     if not isinstance(reply, list):
         return []
     entries = []
@@ -94,13 +99,28 @@ def read_slowlog(conn, top: int) -> list:  # type: ignore[no-untyped-def]
                 "client_name": entry[5] if len(entry) > 5 else "",
             }
         )
-    return sorted(entries, key=lambda e: -e["duration_us"])[:top]
+    return sorted(entries, key=lambda e: -e["duration_us"])
 
 
-def read_clients(conn, top: int, idle_limit: int) -> dict:  # type: ignore[no-untyped-def]
+def note_denied(denied: list, error: object, command: str, effect: str) -> bool:
+    """Record a NOPERM refusal (the command, what it cost, the ACL rule to grant); False for
+    any other reply, which the caller handles."""
+    rule = acl_rule(error)
+    if not rule:
+        return False
+    if all(d["command"] != command for d in denied):
+        denied.append({"command": command, "rule": rule, "effect": effect})
+    return True
+
+
+def read_clients(conn, top: int, idle_limit: int, denied: list) -> dict:  # type: ignore[no-untyped-def]
     own = conn.try_call("CLIENT", "ID")
+    if isinstance(own, RedisReplyError):
+        note_denied(denied, own, "CLIENT ID", "this connection could not be told apart from the others")
+        own = -1
     reply = conn.try_call("CLIENT", "LIST", "TYPE", "normal")
     if isinstance(reply, RedisReplyError):
+        note_denied(denied, reply, "CLIENT LIST", "idle clients were not listed")
         return {"error": str(reply), "oldest_idle": [], "idle_over_limit": 0}
     clients = []
     for line in str(reply).splitlines():
@@ -126,18 +146,26 @@ def read_clients(conn, top: int, idle_limit: int) -> dict:  # type: ignore[no-un
     }
 
 
-def sample_bigkeys(conn, budget: float, top: int) -> dict:  # type: ignore[no-untyped-def]
-    """SCAN with COUNT, MEMORY USAGE pipelined per batch, until the keyspace or the budget ends."""
+def sample_bigkeys(conn, budget: float, top: int, denied: list) -> dict:  # type: ignore[no-untyped-def]
+    """SCAN with COUNT, MEMORY USAGE pipelined per batch, until the keyspace or the budget ends.
+
+    A command this ACL user may not run is recorded in ``denied`` (with the rule to grant) and
+    the sample says "not measured": never an error object in the result, never a silent
+    "0 keys sampled".
+    """
     started = time.monotonic()
     cursor, sampled, lookups, heap = "0", 0, 0, []
     complete = budget <= 0
     while budget > 0 and time.monotonic() - started < budget:
         reply = conn.try_call("SCAN", cursor, "COUNT", 1000)
         if isinstance(reply, RedisReplyError):
-            return {"error": str(reply), "sampled": 0, "lookups": 0, "top": [], "complete": False, "elapsed_ms": 0}
+            return _not_sampled(denied, reply, "SCAN")
         cursor, keys = str(reply[0]), reply[1]
         sizes = conn.pipeline([("MEMORY", "USAGE", key) for key in keys]) if keys else []
         lookups += len(keys)
+        refused = [size for size in sizes if isinstance(size, RedisReplyError)]
+        if refused and acl_rule(refused[0]):
+            return _not_sampled(denied, refused[0], "MEMORY USAGE", lookups)
         for index, size in enumerate(sizes):  # zip(strict=) needs Python 3.10 on the target
             key = keys[index]
             if isinstance(size, int):
@@ -150,10 +178,16 @@ def sample_bigkeys(conn, budget: float, top: int) -> dict:  # type: ignore[no-un
     biggest = sorted(heap, reverse=True)
     details = conn.pipeline([c for _size, key in biggest for c in (("TYPE", key), ("PTTL", key))]) if biggest else []
     lookups += len(details)
-    top_keys = [
-        {"key": key, "bytes": size, "type": str(details[2 * i]), "ttl_ms": details[2 * i + 1]}
-        for i, (size, key) in enumerate(biggest)
-    ]
+    top_keys = []
+    for i, (size, key) in enumerate(biggest):
+        kind, ttl = details[2 * i], details[2 * i + 1]
+        if isinstance(kind, RedisReplyError):
+            note_denied(denied, kind, "TYPE", "the type of the big keys is unknown")
+            kind = "?"
+        if isinstance(ttl, RedisReplyError):
+            note_denied(denied, ttl, "PTTL", "whether the big keys expire is unknown")
+            ttl = None
+        top_keys.append({"key": key, "bytes": size, "type": str(kind), "ttl_ms": ttl})
     return {
         "sampled": sampled,
         "lookups": lookups,
@@ -161,6 +195,13 @@ def sample_bigkeys(conn, budget: float, top: int) -> dict:  # type: ignore[no-un
         "top": top_keys,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
+
+
+def _not_sampled(denied: list, error: RedisReplyError, command: str, lookups: int = 0) -> dict:
+    result = {"error": str(error), "sampled": 0, "lookups": lookups, "top": [], "complete": False, "elapsed_ms": 0}
+    if note_denied(denied, error, command, "big keys were not measured"):
+        result.update(denied=acl_rule(error), denied_command=command)
+    return result
 
 
 def rates(first: dict, second: dict, window: float, own_lookups: int, own_hits: int) -> dict:
@@ -218,9 +259,10 @@ def prometheus(params: dict) -> dict:
     )
 
 
-def doctors(conn, config: dict) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+def doctors(conn, config: dict, denied: list) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     doctor = conn.try_call("MEMORY", "DOCTOR")
     if isinstance(doctor, RedisReplyError):
+        note_denied(denied, doctor, "MEMORY DOCTOR", "MEMORY DOCTOR's verdict is missing")
         memory = checks.finding("memory_doctor", "skipped", "-", "-", f"MEMORY DOCTOR not permitted: {doctor}")
     else:
         text = " ".join(str(doctor).split())
@@ -237,6 +279,8 @@ def doctors(conn, config: dict) -> tuple[dict, dict]:  # type: ignore[no-untyped
         )
     else:
         reply = conn.try_call("LATENCY", "DOCTOR")
+        if isinstance(reply, RedisReplyError):
+            note_denied(denied, reply, "LATENCY DOCTOR", "LATENCY DOCTOR's verdict is missing")
         text = " ".join(str(reply).split())
         quiet = "no latency spike" in text.lower() or "no latency event" in text.lower()
         latency = checks.finding(

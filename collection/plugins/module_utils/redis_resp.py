@@ -17,6 +17,9 @@ import time
 # Error prefixes Redis sends, mapped to the state an on-call engineer acts on.
 ERROR_STATES = (
     ("WRONGPASS", "auth_failed"),
+    # Redis 6+ to a password-only AUTH when the default user has no password: not a wrong
+    # password, and nothing to do with a busy server. The sender is misconfigured.
+    ("ERR AUTH <password> called without any password configured", "auth_not_required"),
     ("ERR invalid password", "auth_failed"),
     ("ERR invalid username-password", "auth_failed"),
     ("NOAUTH", "noauth"),
@@ -57,6 +60,23 @@ def read_reply(stream):  # type: ignore[no-untyped-def]
         size = int(body)
         return None if size < 0 else [read_reply(stream) for _item in range(size)]
     raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+
+
+def acl_rule(error: object) -> str:
+    """The ACL rule a NOPERM reply asks for ("+memory|usage"), or "" for any other reply.
+
+    Redis 7 names the command (and subcommand) it refused: "NOPERM this user has no permissions
+    to run the 'memory|usage' command"; key and channel refusals name no command.
+    """
+    text = str(error)
+    if not text.startswith("NOPERM"):
+        return ""
+    marker = "permissions to run the '"
+    start = text.find(marker)
+    if start < 0:
+        return ""
+    name = text[start + len(marker) :].split("'", 1)[0]
+    return f"+{name}" if name else ""
 
 
 def classify(exc: BaseException) -> str:

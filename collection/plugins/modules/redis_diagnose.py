@@ -61,7 +61,8 @@ options:
       - Overrides of the default thresholds (keys memory_usage_warn, memory_usage_crit,
         eviction_rate_max, hit_rate_min, hit_rate_min_lookups, allocator_frag_ratio,
         allocator_frag_bytes, rss_overhead_ratio, rss_overhead_bytes, peak_ratio,
-        client_buffer_bytes, clients_warn, clients_crit, bigkey_bytes, idle_client_seconds).
+        client_buffer_bytes, clients_warn, clients_crit, bigkey_bytes, idle_client_seconds,
+        slowlog_window_seconds).
     type: dict
     default: {}
   prometheus_url:
@@ -76,6 +77,26 @@ options:
     description: Seconds for the Prometheus query.
     type: float
     default: 2
+  eviction_policy:
+    description: Policy the plan sets on a cache found under C(noeviction) (or C(volatile-*) without TTLs).
+    type: str
+    default: allkeys-lru
+  maxmemory_ceiling:
+    description: Largest C(maxmemory) in bytes the plan may set; 0 derives it from I(maxmemory_ceiling_pct).
+    type: int
+    default: 0
+  maxmemory_ceiling_pct:
+    description: Share of the host memory (or cgroup limit) C(maxmemory) may reach when I(maxmemory_ceiling) is 0.
+    type: int
+    default: 50
+  maxmemory_step_pct:
+    description: Percentage by which the plan raises C(maxmemory) when evictions exceed the threshold.
+    type: int
+    default: 25
+  kill_idle_clients:
+    description: The plan kills idle normal clients when clients are saturated; false only recommends it.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -147,10 +168,24 @@ persistence:
   returned: when available
   type: dict
 slowlog:
-  description: Slowest recent entries (id, duration_us, command, arity, client_name); no argument values.
+  description: >-
+    Slowest logged entries (id, timestamp, age_s, duration_us, command, arity, client_name); no
+    argument values. The C(slowlog) finding counts only those within C(slowlog_window_seconds).
   returned: when available
   type: list
   elements: dict
+acl_denied:
+  description: Commands this ACL user may not run (command, rule to grant, effect); each is also a finding.
+  returned: when available
+  type: list
+  elements: dict
+candidates:
+  description: >-
+    The fix plan: settings (name to value for C(redis_tune)), reasons (name to why), purge
+    (C(MEMORY PURGE)), kill_idle_clients, recommendations (what a human must do) and
+    maxmemory_ceiling (bytes). Decided by module_utils/cache_decisions.plan.
+  returned: when available
+  type: dict
 host_memory_bytes:
   description: Memory of the host (or its cgroup limit when lower), for the maxmemory ceiling.
   returned: always
@@ -160,6 +195,7 @@ host_memory_bytes:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_decisions
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import redis_checks as checks
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import (
     CONNECTION_OPTIONS,
@@ -179,19 +215,24 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_collect imp
 )
 
 
+PLAN_OPTIONS = ("eviction_policy", "maxmemory_ceiling", "maxmemory_ceiling_pct", "maxmemory_step_pct", "kill_idle_clients")
+
+
 def collect(conn, params: dict, t: dict) -> dict:  # type: ignore[no-untyped-def]
     started = time.monotonic()
+    denied: list = []
     first = read_info(conn)
-    config, config_access = read_config(conn, first)
-    memory_doc, latency_doc = doctors(conn, config)
+    config, config_access = read_config(conn, first, denied)
+    memory_doc, latency_doc = doctors(conn, config, denied)
     data = {
         "config": config,
         "config_access": config_access,
-        "slowlog": read_slowlog(conn, params["slowlog_top"]),
-        "clients": read_clients(conn, params["clients_top"], int(t["idle_client_seconds"])),
+        "slowlog": read_slowlog(conn, params["slowlog_top"], denied),
+        "clients": read_clients(conn, params["clients_top"], int(t["idle_client_seconds"]), denied),
         # The big-key scan runs inside the sampling window: it costs no extra time.
-        "bigkeys": sample_bigkeys(conn, params["bigkeys_budget_seconds"], params["bigkeys_top"]),
+        "bigkeys": sample_bigkeys(conn, params["bigkeys_budget_seconds"], params["bigkeys_top"], denied),
         "doctors": [memory_doc, latency_doc],
+        "denied": denied,
     }
     left = params["sample_seconds"] - (time.monotonic() - started)
     if left > 0:
@@ -228,7 +269,8 @@ def assemble(data: dict, params: dict, t: dict) -> dict:
             "CONFIG GET",
             "settings read with CONFIG GET"
             if data["config_access"]
-            else "this user may not run CONFIG: settings read from INFO; tuning needs a user with CONFIG",
+            else "this user may not run CONFIG: settings read from INFO; tuning needs a user with CONFIG "
+            "(grant +config|get +config|set +config|rewrite)",
         )
     )
     findings.append(
@@ -249,19 +291,13 @@ def assemble(data: dict, params: dict, t: dict) -> dict:
     findings += checks.client_findings(info, rates_, t, data["clients"])
     findings += data["doctors"]
     slow = data["slowlog"]
-    findings.append(
-        checks.finding(
-            "slowlog",
-            "warning" if slow else "ok",
-            len(slow),
-            f"{config.get('slowlog-log-slower-than', '10000')} us",
-            "; ".join(f"{e['command']} ({e['arity']} args) {e['duration_us']} us" for e in slow[:3])
-            or "no slow commands logged",
-        )
-    )
+    now = int(info.get("server_time_usec", 0) or 0) / 1e6 or time.time()
+    findings.append(checks.slowlog_finding(slow, now, t, config.get("slowlog-log-slower-than", "10000")))
     findings.append(checks.bigkeys_finding(data["bigkeys"], t))
     findings += checks.persistence_findings(info)
     findings.append(checks.replication_finding(info))
+    # CONFIG GET has its own finding (config_access); every other refusal gets one here.
+    findings += checks.acl_findings([d for d in data["denied"] if d["command"] != "CONFIG GET"])
     memory = {
         k: info.get(k)
         for k in (
@@ -305,7 +341,8 @@ def assemble(data: dict, params: dict, t: dict) -> dict:
         "bigkeys": data["bigkeys"],
         "clients": clients,
         "persistence": persistence,
-        "slowlog": slow,
+        "slowlog": [{**e, "age_s": int(now - int(e["timestamp"]))} for e in slow[: params["slowlog_top"]]],
+        "acl_denied": data["denied"],
         "keyspace": keyspace,
         "role": info.get("role", "master"),
         "signals": checks.signals(info, rates_, t, data["bigkeys"], keyspace),
@@ -337,7 +374,10 @@ def run_module(params: dict) -> dict:
         }
     finally:
         conn.close()
-    return {**result, **connectivity, **assemble(data, params, t)}
+    diagnosis = {**result, **connectivity, **assemble(data, params, t)}
+    options = {name: params.get(name, cache_decisions.PLAN_DEFAULTS[name]) for name in PLAN_OPTIONS}
+    diagnosis["candidates"] = cache_decisions.plan(diagnosis, {**options, "hit_rate_min": t["hit_rate_min"]})
+    return diagnosis
 
 
 def main() -> None:
@@ -353,6 +393,11 @@ def main() -> None:
             prometheus_url=dict(type="str", default=""),
             prometheus_query=dict(type="str", default='pivotal_cache_hit_rate{cache_type="redis"}'),
             prometheus_timeout=dict(type="float", default=2.0),
+            eviction_policy=dict(type="str", default="allkeys-lru"),
+            maxmemory_ceiling=dict(type="int", default=0),
+            maxmemory_ceiling_pct=dict(type="int", default=50),
+            maxmemory_step_pct=dict(type="int", default=25),
+            kill_idle_clients=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -101,7 +101,9 @@ wanted:
   returned: when connected
   type: dict
 write_probe:
-  description: ok and detail of the write probe (an OOM error under noeviction shows here).
+  description: >-
+    ok and detail of the write probe (an OOM error under noeviction shows here); ok is null when
+    this ACL user may not run SET (NOPERM): nothing is known about writes then.
   returned: when I(write_probe=true) and not in check mode
   type: dict
 msg:
@@ -122,6 +124,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client impo
     parse_info_all,
     parse_size,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import acl_rule
 
 ALLOWED = (
     "maxmemory",
@@ -192,7 +195,8 @@ def apply_settings(conn, wanted: dict, before: dict, check: bool) -> tuple[list,
             continue
         reply = conn.try_call("CONFIG", "SET", name, value)
         if isinstance(reply, RedisReplyError):
-            errors.append(f"CONFIG SET {name} failed: {reply}")
+            rule = acl_rule(reply)
+            errors.append(f"CONFIG SET {name} failed: {reply}" + (f" (grant {rule})" if rule else ""))
             actions.append({**action, "after": shown(name, current), "result": f"failed: {reply}"})
         else:
             actions.append({**action, "result": "set"})
@@ -245,14 +249,42 @@ def persist(conn, config_file: str, wanted: bool) -> tuple[bool, str]:  # type: 
         )
     reply = conn.try_call("CONFIG", "REWRITE")
     if isinstance(reply, RedisReplyError):
+        rule = acl_rule(reply)
+        if rule:
+            return False, (
+                f"NOT persisted: this user may not run CONFIG REWRITE (grant {rule}); the change is runtime "
+                f"only and is lost at the next restart unless it is added to {config_file}"
+            )
         return False, f"NOT persisted: CONFIG REWRITE of {config_file} failed ({reply}); the change is runtime only"
     return True, f"persisted to {config_file} with CONFIG REWRITE"
+
+
+def memory_purge(conn, check: bool) -> dict:  # type: ignore[no-untyped-def]
+    """MEMORY PURGE, with the memory held before (RSS against allocated) and, after it, what is left."""
+
+    def held() -> str:
+        info = parse_info_all(conn.call("INFO", "memory"))
+        return f"RSS {human_size(info.get('used_memory_rss', 0))} for {human_size(info.get('used_memory', 0))} used"
+
+    action = {"action": "memory_purge", "target": "allocator", "before": held()}
+    if check:
+        return {**action, "after": "pages held since the peak released", "result": "would purge (check mode)"}
+    reply = conn.try_call("MEMORY", "PURGE")
+    if reply != "OK":
+        rule = acl_rule(reply)
+        return {**action, "after": action["before"], "result": f"failed: {reply}" + (f" (grant {rule})" if rule else "")}
+    return {**action, "after": held(), "result": "purged"}
 
 
 def write_probe(conn) -> dict:  # type: ignore[no-untyped-def]
     key = f"pflow-ops:write-probe:{uuid.uuid4().hex}"
     reply = conn.try_call("SET", key, "1", "PX", 10000)
     if isinstance(reply, RedisReplyError):
+        rule = acl_rule(reply)
+        if rule:
+            # The ACL refused our SET before Redis looked at memory: this says nothing about
+            # whether the application's writes fail.
+            return {"ok": None, "detail": f"this user may not run SET (grant {rule} +del): writes not probed"}
         return {"ok": False, "detail": f"SET of a probe key failed: {reply}"}
     conn.try_call("DEL", key)
     return {"ok": True, "detail": "SET and DEL of a probe key with a 10 s TTL succeeded"}
@@ -268,17 +300,7 @@ def run_module(params: dict, check: bool) -> dict:
         config_file = str(parse_info_all(conn.call("INFO", "server")).get("config_file", "") or "")
         actions, errors = apply_settings(conn, wanted, before, check)
         if params["purge"]:
-            if check:
-                actions.append({"action": "memory_purge", "target": "allocator", "result": "would purge (check mode)"})
-            else:
-                reply = conn.try_call("MEMORY", "PURGE")
-                actions.append(
-                    {
-                        "action": "memory_purge",
-                        "target": "allocator",
-                        "result": "purged" if reply == "OK" else f"failed: {reply}",
-                    }
-                )
+            actions.append(memory_purge(conn, check))
         if params["kill_idle_clients_after"] > 0:
             actions += kill_idle(conn, params["kill_idle_clients_after"], check)
         probe = write_probe(conn) if params["write_probe"] and not check else None
