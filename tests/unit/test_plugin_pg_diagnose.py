@@ -95,7 +95,15 @@ def test_long_but_not_runaway_query_is_a_warning_only() -> None:
 
 
 def test_idle_in_transaction_blockers_become_candidates_with_their_victims() -> None:
-    waits = [{**session(9, 0), "waiting_s": 130.0, "blocked_by": [7]}]
+    waits = [
+        {**session(9, 0), "waiting": True, "waiting_s": 130.0, "blocked_by": [7]},
+        {
+            **session(7, 400, state="idle in transaction"),
+            "waiting": False,
+            "blocked_by": [],
+            "state_s": 400,
+        },
+    ]
     idle = [
         session(7, 400, state="idle in transaction"),
         session(8, 400, skip="protected application"),
@@ -191,13 +199,15 @@ def test_escalations_separate_human_work_from_advice() -> None:
         dx.finding("unused_indexes", "warning", 1, "", ""),
         dx.finding("blocking_locks", "warning", "1 waiting", "", ""),
     ]
-    out = dx.escalations(findings, {"blockers": [42], "idle_in_transaction": []}, 47)
+    root = {"pid": 42, "application": "psql", "user": "postgres", "blocks": 1}
+    human_root = dict(root, fix="human", why="the runbook may not end it (superuser)")
+    out = dx.escalations(findings, {"blockers": [42], "lock_roots": [human_root]}, 47)
     human = {e["check"] for e in out if not e["advisory"]}
     assert human == {"slow_queries", "wraparound", "blocking_locks"}
     assert {e["check"] for e in out if e["advisory"]} == {"unused_indexes"}
     # A blocker the runbook will end is not a human's problem.
     fixable = dx.escalations(
-        findings[3:], {"blockers": [42], "idle_in_transaction": [{"pid": 42}]}, 47
+        findings[3:], {"blockers": [42], "lock_roots": [dict(root, fix="terminate", why="")]}, 47
     )
     assert fixable == []
 

@@ -93,7 +93,7 @@ def evaluate_connections(row: dict, usable: int, cfg: dict) -> dict:
         status,
         f"{total}/{usable} ({pct}%)",
         f"warning {cfg['connections_warning_pct']}%, critical {cfg['connections_critical_pct']}%",
-        f"{total} client sessions of {usable} usable slots; by state {dict(row.get('by_state') or {})}; "
+        f"{total} client sessions of {usable} usable slots; by state {counts_text(row.get('by_state'))}; "
         f"top applications: {top or 'none'}",
     )
     count, oldest = int(row["idle_in_tx"]), row.get("idle_in_tx_oldest_s")
@@ -105,9 +105,24 @@ def evaluate_connections(row: dict, usable: int, cfg: dict) -> dict:
         f"{count} (oldest {fmt_age(oldest) if count else '-'})",
         f"count {cfg['idle_in_transaction_count_max']}, age {cfg['idle_in_transaction_max_s']:g} s",
         f"{count} sessions idle in transaction"
-        + (f", the oldest for {fmt_age(oldest)}; they hold locks and snapshots" if count else ""),
+        + (f", the oldest for {fmt_age(oldest)}; they hold locks and snapshots" if count else "")
+        + (
+            f"; ended after database_idle_in_transaction_max_s={cfg['idle_in_transaction_max_s']:g} s"
+            if count and not over_age
+            else ""
+        ),
     )
     return {"findings": [conn, idle], "usage_pct": pct, "total": total, "status": status, "sessions": row}
+
+
+def counts_text(counts) -> str:  # type: ignore[no-untyped-def]
+    """{'idle': 30, 'active': 2} as "idle 30, active 2" (largest first): never a dict repr in a finding."""
+    items = sorted((counts or {}).items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return ", ".join(f"{key} {value}" for key, value in items) or "none"
+
+
+def pids_text(pids) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(str(p) for p in pids)
 
 
 def _session_line(s: dict, age_key: str) -> str:
@@ -134,6 +149,8 @@ def evaluate_long_queries(rows: list[dict], cfg: dict) -> dict:
     untouchable = [r for r in runaway if r["skip"]]
     if untouchable:
         detail += "; not to be touched: " + ", ".join(f"pid {r['pid']} ({r['skip']})" for r in untouchable)
+    if any(not r.get("waiting") and not r["skip"] and float(r["running_s"]) < cfg["runaway_query_s"] for r in client):
+        detail += f"; cancelled after database_runaway_query_s={cfg['runaway_query_s']:g} s"
     return {
         "findings": [
             finding(
@@ -145,6 +162,7 @@ def evaluate_long_queries(rows: list[dict], cfg: dict) -> dict:
             )
         ],
         "runaway": [_candidate(r, "running_s") for r in runaway if not r["skip"]],
+        "untouchable": [dict(_candidate(r, "running_s"), skip=r["skip"]) for r in untouchable],
     }
 
 
@@ -160,56 +178,156 @@ def _candidate(row: dict, age_key: str) -> dict:
     }
 
 
-def evaluate_blocking(rows: list[dict], idle_rows: list[dict], cfg: dict) -> dict:
-    total = int(rows[0]["total"]) if rows else 0
-    longest = max((float(r["waiting_s"]) for r in rows), default=0.0)
-    status = (
-        "critical"
-        if longest >= cfg["lock_wait_critical_s"]
-        else "warning"
-        if longest >= cfg["lock_wait_warning_s"]
-        else "ok"
-    )
-    chains = [
-        {
-            "pid": r["pid"],
+def _lock_wanted(row: dict) -> str:
+    what = " ".join(x for x in (row.get("mode"), row.get("locktype")) if x) or "a lock"
+    return what + (f" on {row['relation']}" if row.get("relation") else "")
+
+
+def _node_line(row: dict) -> str:
+    if row["waiting"]:
+        return f"pid {row['pid']} ({row['application']}) waits {fmt_age(row['waiting_s'])} for {_lock_wanted(row)}"
+    state = row.get("state") or "unknown"
+    age = row.get("state_s") if state.startswith("idle") else row.get("query_s")
+    return f"pid {row['pid']} ({row['application']}, {row['user']}, {state} {fmt_age(age)})"
+
+
+def _root_fix(root: dict, cfg: dict) -> tuple[str, str]:
+    """What the runbook does about a root blocker: (cancel | terminate | pending | human, why)."""
+    state = root.get("state") or ""
+    if root.get("skip"):
+        return "human", f"the runbook may not end it ({root['skip']})"
+    if state.startswith("idle in transaction"):
+        limit = cfg["idle_in_transaction_max_s"]
+        if float(root.get("state_s") or 0) >= limit:
+            return "terminate", f"terminated: idle in transaction over {limit:g} s"
+        return "pending", f"terminated after database_idle_in_transaction_max_s={limit:g} s"
+    if state in ("active", "fastpath function call"):
+        limit = cfg["runaway_query_s"]
+        if float(root.get("query_s") or 0) >= limit:
+            return "cancel", f"cancelled: running over {limit:g} s"
+        return "pending", f"cancelled after database_runaway_query_s={limit:g} s"
+    return "human", f"it holds a lock while {state or 'in an unknown state'} (a session-level or advisory lock)"
+
+
+def lock_tree(rows: list[dict]) -> list[dict]:
+    """Root blockers (sessions that hold what others wait for and wait on nobody) with their
+    waiters as a tree, PgHero style. A session that is itself waiting is never a root."""
+    by_pid = {r["pid"]: r for r in rows}
+    children: dict = {}
+    for r in rows:
+        for blocker in r.get("blocked_by") or []:
+            children.setdefault(blocker, []).append(r["pid"])
+
+    def node(pid: int, seen: frozenset) -> dict:
+        r = by_pid[pid]
+        kids = [node(k, seen | {k}) for k in sorted(children.get(pid, [])) if k in by_pid and k not in seen]
+        out = {
+            "pid": pid,
             "application": r["application"],
-            "waiting_s": round(float(r["waiting_s"]), 1),
-            "blocked_by": list(r["blocked_by"] or []),
+            "user": r["user"],
+            "state": r.get("state"),
+            "waiting": bool(r["waiting"]),
+            "waiting_s": round(float(r.get("waiting_s") or 0), 1),
+            "lock": _lock_wanted(r) if r["waiting"] else "",
+            "query": (r.get("query") or "")[:120],
+            "line": _node_line(r),
+            "waiters": kids,
         }
-        for r in rows
-    ]
-    blockers = {pid for c in chains for pid in c["blocked_by"]}
-    detail = "; ".join(
-        f"pid {c['pid']} ({c['application']}) waits {fmt_age(c['waiting_s'])} "
-        f"on pid(s) {', '.join(map(str, c['blocked_by']))}"
-        for c in chains[:5]
+        out["blocks"] = sum(1 + k["blocks"] for k in kids)
+        return out
+
+    roots = [r["pid"] for r in rows if not r["waiting"] and children.get(r["pid"])]
+    if not roots:  # a cycle (PostgreSQL breaks deadlocks) or the limit cut the roots off: list the waiters
+        roots = [r["pid"] for r in rows if r["waiting"]]
+    return [node(pid, frozenset([pid])) for pid in roots]
+
+
+def tree_text(tree: dict) -> str:
+    """root -> [waiter -> [its waiter], other waiter]: one line per root blocker."""
+    if not tree["waiters"]:
+        return tree["line"]
+    inner = ", ".join(tree_text(k) for k in tree["waiters"])
+    return f"{tree['line']} -> [{inner}]" if len(tree["waiters"]) > 1 or tree["waiters"][0]["waiters"] else (
+        f"{tree['line']} -> {inner}"
     )
+
+
+def evaluate_blocking(rows: list[dict], idle_rows: list[dict], cfg: dict) -> dict:
+    """Lock waits. Any session blocked by another is a warning from the first second (the signal
+    is unambiguous: someone waits now); critical from lock_wait_critical_s. Only root blockers
+    count: each is a target (when over its own limit), pending (with the limit it waits for) or
+    for a human (a session the runbook may never end)."""
+    waiters = [r for r in rows if r["waiting"]]
+    total = int(rows[0]["total"]) if rows else 0
+    longest = max((float(r["waiting_s"]) for r in waiters), default=0.0)
+    status = "critical" if longest >= cfg["lock_wait_critical_s"] else "warning" if waiters else "ok"
+    trees = lock_tree(rows)
+    by_pid = {r["pid"]: r for r in rows}
+    roots = []
+    for tree in trees:
+        root = by_pid[tree["pid"]]
+        if root["waiting"]:
+            continue
+        fix, why = _root_fix(root, cfg)
+        tree.update(fix=fix, why=why)
+        roots.append(
+            {
+                "pid": root["pid"],
+                "application": root["application"],
+                "user": root["user"],
+                "blocks": tree["blocks"],
+                "longest_wait_s": round(max(_waits(tree), default=0.0), 1),
+                "fix": fix,
+                "why": why,
+                "line": tree["line"],
+            }
+        )
+    detail = "; ".join(
+        tree_text(t) + (f" ({t['why']})" if t.get("why") else "") for t in trees[:5]
+    ) or "no session waits on a lock"
     idle_findings = []
     candidates = []
     for r in idle_rows:
-        blocking = sorted(c["pid"] for c in chains if r["pid"] in c["blocked_by"])
+        blocking = sorted(
+            {w for t in trees if t["pid"] == r["pid"] for w in _pids(t)} - {r["pid"]}
+        )
         if not r["skip"]:
             candidates.append(dict(_candidate(r, "idle_s"), blocking=blocking))
         idle_findings.append(
             _session_line(r, "idle_s")
-            + (f" blocks {blocking}" if blocking else "")
+            + (f" blocks pid(s) {pids_text(blocking)}" if blocking else "")
             + (f" [{r['skip']}: not touched]" if r["skip"] else "")
         )
     result = finding(
         "blocking_locks",
         status,
         f"{total} waiting (longest {fmt_age(longest) if total else '-'})",
-        f"warning {cfg['lock_wait_warning_s']:g} s, critical {cfg['lock_wait_critical_s']:g} s",
-        detail or "no session waits on a lock",
+        f"any wait is reported; warning {cfg['lock_wait_warning_s']:g} s, critical {cfg['lock_wait_critical_s']:g} s",
+        detail,
     )
+    pending = [
+        f"pid {r['pid']} ({r['application']}) blocks {r['blocks']} session{'s' if r['blocks'] != 1 else ''} "
+        f"for {fmt_age(r['longest_wait_s'])}; {r['why']}"
+        for r in roots
+        if r["fix"] == "pending"
+    ]
     return {
         "findings": [result],
-        "chains": chains,
-        "blockers": sorted(blockers),
+        "chains": trees,
+        "roots": roots,
+        "blockers": sorted(r["pid"] for r in roots),
+        "pending": pending,
         "idle_in_transaction": candidates,
         "idle_detail": idle_findings,
     }
+
+
+def _pids(tree: dict) -> list[int]:
+    return [tree["pid"]] + [p for k in tree["waiters"] for p in _pids(k)]
+
+
+def _waits(tree: dict) -> list[float]:
+    return [k["waiting_s"] for k in tree["waiters"]] + [w for k in tree["waiters"] for w in _waits(k)]
 
 
 def evaluate_statements(summary: dict, top: list[dict], cfg: dict) -> dict:
@@ -239,7 +357,18 @@ def evaluate_statements(summary: dict, top: list[dict], cfg: dict) -> dict:
     }
 
 
-def statements_missing(reason: str) -> dict:
+def preloaded(server: dict, library: str = "pg_stat_statements") -> bool:
+    return library in [x.strip().strip('"') for x in str(server.get("preload") or "").split(",")]
+
+
+def statements_missing(reason: str, preloaded_already: bool = False) -> dict:
+    fix = (
+        "fix: CREATE EXTENSION pg_stat_statements in this database (the library is already in "
+        "shared_preload_libraries: no restart needed)"
+        if preloaded_already
+        else "fix: shared_preload_libraries = 'pg_stat_statements' (restart), then CREATE EXTENSION "
+        "pg_stat_statements in this database"
+    )
     return {
         "findings": [
             finding(
@@ -247,8 +376,7 @@ def statements_missing(reason: str) -> dict:
                 "warning",
                 "unavailable",
                 "pg_stat_statements",
-                f"pg_stat_statements is not available ({reason}); fix: shared_preload_libraries = 'pg_stat_statements' "
-                "(restart), then CREATE EXTENSION pg_stat_statements in this database",
+                f"pg_stat_statements is not available ({reason}); {fix}",
             )
         ],
         "statements": [],
@@ -283,9 +411,13 @@ def escalations(findings: list[dict], candidates: dict, usable: int) -> list[dic
                 "settings wait for a restart: schedule one (the runbook never restarts a healthy database)",
             )
         )
-    if bad("long_running_queries", "critical") and not candidates.get("runaway_queries"):
+    for r in candidates.get("untouchable_runaway", []):
         out.append(
-            escalation("long_running_queries", "runaway queries belong to protected, superuser or system sessions")
+            escalation(
+                "long_running_queries",
+                f"runaway query pid {r['pid']} ({r['application']}, {r['user']}, running {fmt_age(r['age_s'])}) "
+                f"may not be cancelled by the runbook ({r['skip']}): a human decides",
+            )
         )
     if bad("idle_in_transaction", "critical") and not candidates.get("idle_in_transaction"):
         out.append(
@@ -294,15 +426,15 @@ def escalations(findings: list[dict], candidates: dict, usable: int) -> list[dic
                 "idle-in-transaction sessions exist but none may be ended (protected, superuser or too young)",
             )
         )
-    fixable_pids = {c["pid"] for key in ("runaway_queries", "idle_in_transaction") for c in candidates.get(key, [])}
-    blockers = set(candidates.get("blockers", []))
-    if bad("blocking_locks") and not blockers <= fixable_pids:
-        stuck = sorted(blockers - fixable_pids)
-        out.append(
-            escalation(
-                "blocking_locks", f"sessions wait on locks held by pid(s) {stuck}, which the runbook may not end"
+    for root in candidates.get("lock_roots", []):
+        if root["fix"] == "human":
+            out.append(
+                escalation(
+                    "blocking_locks",
+                    f"pid {root['pid']} ({root['application']}, {root['user']}) blocks {root['blocks']} "
+                    f"session(s): {root['why']}",
+                )
             )
-        )
     conn = by.get("connections", {})
     if conn.get("status") in ("warning", "critical") and (candidates.get("connections_after") or 0) > 0:
         out.append(escalation("connections", candidates["connections_detail"]))

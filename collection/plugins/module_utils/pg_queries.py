@@ -36,6 +36,7 @@ SELECT current_setting('server_version') AS version,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
        current_setting('reserved_connections', true) AS reserved,
        pg_is_in_recovery() AS in_recovery,
+       current_setting('shared_preload_libraries') AS preload,
        (SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM pg_settings WHERE pending_restart) AS pending_restart
 """,
     "connections": """
@@ -72,19 +73,45 @@ FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
 WHERE a.state LIKE 'idle in transaction%%' AND a.state_change < now() - make_interval(secs => %(idle_tx_s)s)
 ORDER BY a.state_change LIMIT %(top)s
 """,
+    # The lock graph, PgHero style: every waiting session with the lock it waits for (type, mode,
+    # relation; a row-lock waiter holds the tuple lock of its relation), and every session in a
+    # blocked_by list, waiting or not, so the roots (blockers that wait on nobody) are known.
     "blocking": f"""
-SELECT {SESSION_COLUMNS}, extract(epoch FROM now() - a.state_change) AS waiting_s,
-       pg_blocking_pids(a.pid) AS blocked_by, count(*) OVER () AS total
-FROM pg_stat_activity a
-WHERE a.wait_event_type = 'Lock'
-ORDER BY a.state_change LIMIT %(top)s
+WITH w AS (
+  SELECT a.pid, pg_blocking_pids(a.pid) AS blocked_by,
+         extract(epoch FROM now() - coalesce(l.waitstart, a.state_change)) AS waiting_s,
+         coalesce(l.locktype, '') AS locktype, coalesce(l.mode, '') AS mode,
+         coalesce((SELECT string_agg(DISTINCT x.relation::regclass::text, ', ') FROM pg_locks x
+                   WHERE x.pid = a.pid AND x.relation IS NOT NULL AND (NOT x.granted OR x.locktype = 'tuple')), '')
+           AS relation
+  FROM pg_stat_activity a
+  LEFT JOIN LATERAL (SELECT locktype, mode, waitstart FROM pg_locks
+                     WHERE pid = a.pid AND NOT granted LIMIT 1) l ON true
+  WHERE a.wait_event_type = 'Lock'),
+n AS (SELECT pid FROM w UNION SELECT unnest(blocked_by) FROM w)
+SELECT {SESSION_COLUMNS}, {SESSION_SKIP_SQL} AS skip,
+       w.pid IS NOT NULL AS waiting, coalesce(w.blocked_by, '{{}}') AS blocked_by,
+       coalesce(w.waiting_s, 0) AS waiting_s, coalesce(w.locktype, '') AS locktype,
+       coalesce(w.mode, '') AS mode, coalesce(w.relation, '') AS relation,
+       extract(epoch FROM now() - a.state_change) AS state_s,
+       extract(epoch FROM now() - a.query_start) AS query_s,
+       count(w.pid) OVER () AS total
+FROM n JOIN pg_stat_activity a ON a.pid = n.pid LEFT JOIN pg_roles r ON r.oid = a.usesysid
+LEFT JOIN w ON w.pid = a.pid
+ORDER BY w.waiting_s DESC NULLS FIRST, a.pid LIMIT %(top)s * 5
 """,
+    # Pool exhaustion: the surplus comes from the application holding the most idle sessions
+    # (the leak), oldest first within it; never oldest-first across applications, which picks
+    # the long-lived pool connections of well-behaved services.
     "idle_sessions": f"""
-SELECT {SESSION_COLUMNS}, extract(epoch FROM now() - a.state_change) AS idle_s
-FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
-WHERE a.state = 'idle' AND a.state_change < now() - make_interval(secs => %(idle_min_s)s)
-  AND ({SESSION_SKIP_SQL}) IS NULL
-ORDER BY a.state_change LIMIT %(limit)s
+SELECT * FROM (
+  SELECT {SESSION_COLUMNS}, extract(epoch FROM now() - a.state_change) AS idle_s,
+         count(*) OVER (PARTITION BY coalesce(nullif(a.application_name, ''), '(none)'), a.usename) AS app_idle,
+         a.state_change
+  FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+  WHERE a.state = 'idle' AND a.state_change < now() - make_interval(secs => %(idle_min_s)s)
+    AND ({SESSION_SKIP_SQL}) IS NULL) s
+ORDER BY app_idle DESC, application, state_change LIMIT %(limit)s
 """,
     "statements_present": """
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace

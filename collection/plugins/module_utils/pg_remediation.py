@@ -138,6 +138,7 @@ class Remediator:
                     row,
                     f"would cancel, then terminate if still running after {self.p['cancel_grace_s']:g} s (check mode)",
                     before,
+                    "query cancelled, the session stays (terminated if still running after the grace period)",
                 ),
                 True,
             )
@@ -169,9 +170,9 @@ class Remediator:
         row = self._eligible(kind, target, states, "state_s", min_age)
         if row is None:
             return
-        before = session_state(row) + (f"; blocks pid(s) {target['blocking']}" if target.get("blocking") else "")
+        before = session_state(row) + (f"; blocks pid(s) {dx.pids_text(target['blocking'])}" if target.get("blocking") else "")
         if self.check:
-            self._record(self._session_action(kind, row, "would terminate (check mode)", before), True)
+            self._record(self._session_action(kind, row, "would terminate (check mode)", before, "session ended"), True)
             return
         done = self._terminate(target["pid"])
         result = "terminated (pg_terminate_backend)" if done else f"not gone within {self.p['terminate_timeout_s']:g} s"
@@ -202,7 +203,9 @@ class Remediator:
             )
             return
         if self.check:
-            self._record(action("analyze", label, "would ANALYZE (check mode)", before), True)
+            self._record(
+                action("analyze", label, "would ANALYZE (check mode)", before, "0 rows modified, last analyze now"), True
+            )
             return
         try:
             s.rows(f"ANALYZE {ident(target['schema'], target['table'])}", timeout_s=self.p["maintenance_timeout_s"])
@@ -243,7 +246,16 @@ class Remediator:
         verb = "DROP INDEX CONCURRENTLY IF EXISTS" if target.get("leftover") else "REINDEX INDEX CONCURRENTLY"
         kind = "drop_leftover_index" if target.get("leftover") else "reindex"
         if self.check:
-            self._record(action(kind, label, f"would run {verb} (check mode)", f"invalid, on {rel['table']}"), True)
+            self._record(
+                action(
+                    kind,
+                    label,
+                    f"would run {verb} (check mode)",
+                    f"invalid, on {rel['table']}",
+                    "dropped" if target.get("leftover") else "valid",
+                ),
+                True,
+            )
             return
         try:
             s.rows(f"{verb} {ident(target['schema'], target['index'])}", timeout_s=self.p["maintenance_timeout_s"])
@@ -295,7 +307,9 @@ class Remediator:
             return
         if self.check:
             self._record(
-                action("set", name, f"would ALTER SYSTEM SET {name} = {value} and reload (check mode)", row["current"]),
+                action(
+                    "set", name, f"would ALTER SYSTEM SET {name} = {value} and reload (check mode)", row["current"], value
+                ),
                 True,
             )
             return

@@ -138,9 +138,21 @@ candidates:
     - What M(pivotal.flow_ops.pg_remediate) may act on, already filtered (no superuser, system,
       protected or tool session). Sessions carry C(pid) and C(backend_start).
     - Keys C(runaway_queries), C(idle_in_transaction), C(idle_sessions), C(stale_tables),
-      C(invalid_indexes), C(settings), C(blockers).
+      C(invalid_indexes), C(settings), C(blockers) (root blockers only; a session that itself
+      waits is never one).
+    - C(lock_roots) (each root blocker with C(fix) cancel, terminate, pending or human and why) and
+      C(untouchable_runaway) (runaway queries of superuser, protected or system sessions) are
+      for the verdict, never for M(pivotal.flow_ops.pg_remediate).
+    - Idle sessions for pool exhaustion come from the application holding the most idle sessions.
   returned: always
   type: dict
+pending:
+  description:
+    - Unambiguous signals the runbook sees now but may not act on yet, each with the limit it
+      waits for, e.g. a query that blocks others before C(database_runaway_query_s).
+  returned: always
+  type: list
+  elements: str
 escalations:
   description:
     - C({check, reason, advisory}) for problems a human must handle.
@@ -257,10 +269,13 @@ class Diagnosis:
                 "invalid_indexes",
                 "settings",
                 "blockers",
+                "lock_roots",
+                "untouchable_runaway",
             )
         }
         self.data: dict = {}
         self.server: dict = {}
+        self.pending: list[str] = []
 
     def run(self, group: str) -> None:
         try:
@@ -304,15 +319,20 @@ class Diagnosis:
         blocking = dx.evaluate_blocking(self.s.rows(dx.SQL["blocking"], self.q), idle_rows, self.cfg)
         self.findings.extend(long["findings"] + blocking["findings"])
         self.candidates["runaway_queries"] = long["runaway"]
+        self.candidates["untouchable_runaway"] = long["untouchable"]
         self.candidates["idle_in_transaction"] = blocking["idle_in_transaction"]
         self.candidates["blockers"] = blocking["blockers"]
+        self.candidates["lock_roots"] = blocking["roots"]
+        self.pending.extend(blocking["pending"])
         self.data["lock_chains"] = blocking["chains"]
         self.data["idle_in_transaction"] = blocking["idle_detail"]
 
     def check_statements(self) -> None:
         present = self.s.one(dx.SQL["statements_present"])
+        if not self.server:
+            self.server = self.s.one(dx.SQL["server"])
         if not present:
-            result = dx.statements_missing("the extension is not installed in this database")
+            result = dx.statements_missing("the extension is not installed in this database", dx.preloaded(self.server))
         else:
             schema = '"' + present["schema"].replace('"', '""') + '"'
             try:
@@ -384,6 +404,7 @@ def run_module(params: dict) -> dict:
         "available": conn["available"],
         "connectivity": conn,
         "escalations": [],
+        "pending": [],
         "data": {},
     }
     findings = [connectivity_finding(conn)]
@@ -398,6 +419,7 @@ def run_module(params: dict) -> dict:
         findings += diagnosis.findings
         candidates = diagnosis.candidates
         result["data"] = diagnosis.data
+        result["pending"] = diagnosis.pending
         result["escalations"] = dx.escalations(findings, candidates, diagnosis.data.get("connections_usable", 0))
     bad = [f"{f['check']} {f['status']}" for f in findings if f["status"] in ("warning", "critical")]
     result.update(
