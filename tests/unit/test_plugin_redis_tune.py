@@ -91,3 +91,54 @@ def test_no_redis_module_sends_a_forbidden_command() -> None:
     for path in sources:
         text = Path(path).read_text()
         assert not sent.search(text), f"{path.name} sends a forbidden command"
+
+
+class Refusing:
+    """A connection whose ACL refuses some commands, answering the rest from a table."""
+
+    def __init__(self, refused: set[str], replies: dict[str, object]) -> None:
+        self.refused, self.replies, self.sent = refused, replies, []
+
+    def try_call(self, *parts: object) -> object:
+        self.sent.append(parts)
+        name = (
+            " ".join(str(p) for p in parts[:2]).lower() if len(parts) > 1 else str(parts[0]).lower()
+        )
+        word = str(parts[0]).lower()
+        for refused in self.refused:
+            if refused in (name.replace(" ", "|"), word):
+                return tune.RedisReplyError(
+                    f"NOPERM this user has no permissions to run the '{refused}' command"
+                )
+        return self.replies.get(word, "OK")
+
+    call = try_call
+
+
+def test_a_write_probe_refused_by_the_acl_says_nothing_about_writes() -> None:
+    probe = tune.write_probe(Refusing({"set"}, {}))
+    assert probe["ok"] is None and "grant +set +del" in probe["detail"]
+    assert tune.write_probe(Refusing(set(), {"del": 1}))["ok"] is True
+    oom = Refusing(set(), {})
+    oom.replies["set"] = tune.RedisReplyError(
+        "OOM command not allowed when used memory > 'maxmemory'."
+    )
+    assert tune.write_probe(oom)["ok"] is False
+
+
+def test_config_rewrite_refused_by_the_acl_names_the_rule() -> None:
+    persisted, msg = tune.persist(Refusing({"config|rewrite"}, {}), "/etc/redis.conf", True)
+    assert not persisted and msg.startswith("NOT persisted") and "grant +config|rewrite" in msg
+
+
+def test_memory_purge_shows_before_and_after_also_in_check_mode() -> None:
+    info = "used_memory:1048576\r\nused_memory_rss:8388608\r\n"
+    check = tune.memory_purge(Refusing(set(), {"info": info}), check=True)
+    assert (
+        check["before"] == "RSS 8mb for 1mb used" and check["result"] == "would purge (check mode)"
+    )
+    assert check["after"]
+    done = tune.memory_purge(Refusing(set(), {"info": info}), check=False)
+    assert (done["result"], done["after"]) == ("purged", "RSS 8mb for 1mb used")
+    denied = tune.memory_purge(Refusing({"memory|purge"}, {"info": info}), check=False)
+    assert denied["result"].startswith("failed") and "grant +memory|purge" in denied["result"]
