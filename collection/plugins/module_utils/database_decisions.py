@@ -359,7 +359,8 @@ def verdict(f):
     mode, check_mode, host, service_name, manager, ready_timeout, override_reason; the
     classification (problem, state, findings, escalations, advisories, pending, service,
     service_msg); the restart path as plain inputs (restart_wanted, budget: the restart_budget
-    result, restart: the service manager's restart result, pid_after, ready: the SELECT 1 wait);
+    result, restart: the service manager's restart result or restarted: whether it happened,
+    pid_after, ready: the SELECT 1 wait);
     and the fix path (fix: pg_remediate's result, fixed: fixes_made(), after: the re-diagnosis).
 
     Returns outcome, reason, next_runbook, actions (restart actions then pg_remediate's) and
@@ -367,12 +368,17 @@ def verdict(f):
     f = dict(f or {})
     mode = f.get("mode")
     dry = bool(f.get("check_mode")) or mode == "diagnose"
-    restart = f.get("restart") or {}
-    restarted = (
-        bool(f.get("restart_wanted"))
-        and bool((f.get("budget") or {}).get("allowed"))
-        and bool(restart.get("changed"))
-    )
+    # The restart path as plain inputs: either "restarted" itself (a shared restart entry point
+    # reports it) or the service manager's restart result, which only counts when the restart was
+    # wanted and the budget allowed it.
+    if "restarted" in f:
+        restarted = bool(f["restarted"])
+    else:
+        restarted = (
+            bool(f.get("restart_wanted"))
+            and bool((f.get("budget") or {}).get("allowed"))
+            and bool((f.get("restart") or {}).get("changed"))
+        )
     fix = f.get("fix") or {}
     done = _done(fix)
     human = "; ".join(e["reason"] for e in f.get("escalations") or [])

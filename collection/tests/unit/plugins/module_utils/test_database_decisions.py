@@ -507,3 +507,16 @@ def test_verification_holds_the_rechecked_fixable_findings_only() -> None:
     )
     assert [v["check"] for v in out["verification"]] == ["long_running_queries"]
     assert out["actions"] == CANCEL_FIX["actions"]
+
+
+@pytest.mark.parametrize(
+    ("over", "outcome"),
+    [
+        ({"restarted": True, "ready": READY, "pid_after": 5}, "recovered"),
+        ({"restarted": False, "restart": {"changed": True}}, "escalate"),
+        ({"restart": {"changed": True}, "restart_wanted": False}, "escalate"),
+    ],
+)
+def test_restart_happened_can_be_given_as_a_plain_input(over: dict[str, Any], outcome: str) -> None:
+    out = db.verdict(facts(**{**DOWN, "budget": BUDGET_OK, **over}))
+    assert out["outcome"] == outcome, out["reason"]
