@@ -8,14 +8,15 @@ from typing import Any
 
 import yaml
 
+from pflow_ops.errors import UsageError
 from pflow_ops.paths import project_root
 
 
-class CatalogueError(Exception):
+class CatalogueError(UsageError):
     """The catalogue file is missing or malformed."""
 
 
-class UnknownRunbook(LookupError):
+class UnknownRunbook(UsageError, LookupError):
     """A runbook id or alert name that the catalogue does not know."""
 
 

@@ -1,24 +1,48 @@
 """The ``pflow-ops`` command line. ``main(argv) -> int`` so tests call it in-process.
 
-Exit codes: 0 healthy or recovered; 1 internal error; 2 bad usage or input; 3 refused by a
-guard (confirmation, lock, restart budget); 4 escalate. Keep the imports here cheap:
-``--help`` and ``list`` must not import Ansible.
+argv becomes a typed request here (:class:`~pflow_ops.request.RunRequest` for the run
+commands); every error a user can cause is a :class:`~pflow_ops.errors.PflowError`, caught once
+in :func:`main`: one line on stderr and the error's exit code. Exit codes: 0 healthy or
+recovered; 1 internal error; 2 bad usage or input; 3 refused by a guard (confirmation, lock,
+restart budget); 4 escalate. Keep the imports here cheap: ``--help`` and ``list`` must not
+import Ansible.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from pflow_ops import __version__, exitcodes
+from pflow_ops import __version__, console
+from pflow_ops.errors import INTERNAL, OK, PflowError, UsageError
+from pflow_ops.request import (
+    COMMANDS,
+    RunRequest,
+    check_fingerprint,
+    parse_extra_vars,
+)
+
+log = logging.getLogger(__name__)
 
 
-class UsageError(Exception):
-    """Bad input from the user: one line on stderr, exit 2."""
+def _verbose(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="the launcher's own diagnostics on stderr (-v info, -vv debug)",
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes after its name too (`pflow-ops recover rb-01 -vv`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    _verbose(common, default=argparse.SUPPRESS)  # unset unless given after the command
+    return common
 
 
 def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
@@ -44,61 +68,6 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     p.add_argument("--output", choices=["text", "json"], default="text")
 
 
-def _add_sandbox_parser(p: argparse.ArgumentParser) -> None:
-    sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = sb.add_parser(
-        "up", help="start PostgreSQL, Redis and the backend under supervisord or as containers"
-    )
-    up.add_argument("--backend-port", type=int)
-    up.add_argument("--postgres-port", type=int)
-    up.add_argument("--redis-port", type=int)
-    up.add_argument(
-        "--runtime",
-        choices=["supervisor", "docker"],
-        default="supervisor",
-        help="supervisor (default): programs under supervisord; docker: containers of the "
-        "Compose project pivotal-flow, as production runs them",
-    )
-    up.add_argument(
-        "--docker-host",
-        metavar="URL",
-        help="Docker engine for --runtime docker (default: unix:///var/run/docker.sock if it "
-        "answers, else a private dockerd started under the sandbox directory)",
-    )
-    up.add_argument(
-        "--monitoring",
-        action="store_true",
-        help="also run Prometheus, Alertmanager, postgres/redis exporters, the alert receiver "
-        "and light API traffic (supervisor runtime); alert rules load time-compressed",
-    )
-    up.add_argument(
-        "--receiver",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="with --monitoring: start `pflow-ops serve` as the Alertmanager webhook "
-        "(default: on); --no-receiver leaves its port free for another listener",
-    )
-    up.add_argument(
-        "--time-factor",
-        type=int,
-        metavar="N",
-        help="with --monitoring: divide rule ranges and `for:` durations by N (default: 20, "
-        "so 5m -> 15s)",
-    )
-    up.add_argument(
-        "--rules-dir",
-        metavar="DIR",
-        help="with --monitoring: load DIR/*.rules.yml instead of the shipped monitoring/rules",
-    )
-    st = sb.add_parser("status", help="show the sandbox programs and health")
-    st.add_argument("--output", choices=["text", "json"], default="text")
-    down = sb.add_parser("down", help="stop everything; leave no process behind")
-    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
-    br = sb.add_parser("break", help="inject a fault")
-    br.add_argument("fault", metavar="FAULT")
-    sb.add_parser("heal", help="undo every fault")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pflow-ops",
@@ -107,12 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         "3 refused by a guard, 4 escalate.",
     )
     parser.add_argument("--version", action="version", version=f"pflow-ops {__version__}")
+    _verbose(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common()]
 
-    p = sub.add_parser("list", help="list the runbooks with their severity and alerts")
+    p = sub.add_parser(
+        "list", parents=common, help="list the runbooks with their severity and alerts"
+    )
     p.add_argument("--output", choices=["text", "json"], default="text")
 
-    p = sub.add_parser("recover", help="investigate, then recover when needed")
+    p = sub.add_parser("recover", parents=common, help="investigate, then recover when needed")
     _add_run_args(p)
     p.add_argument(
         "--check", action="store_true", help="dry run: diagnose for real, change nothing"
@@ -124,11 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="restart even if the restart budget is spent (recorded in the report)",
     )
 
-    p = sub.add_parser("diagnose", help="investigation only; never changes anything")
+    p = sub.add_parser(
+        "diagnose", parents=common, help="investigation only; never changes anything"
+    )
     _add_run_args(p)
 
     p = sub.add_parser(
         "alert",
+        parents=common,
         help="run the runbook an alert maps to, then wait for the alert to resolve",
     )
     _add_run_args(p, target="alert")
@@ -140,25 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="Alertmanager fingerprint of the firing alert: the closed loop waits for that one",
     )
 
-    p = sub.add_parser("maintain", help="run a scheduled maintenance job (database, cache)")
+    p = sub.add_parser(
+        "maintain", parents=common, help="run a scheduled maintenance job (database, cache)"
+    )
     _add_run_args(p, target="service")
     p.add_argument("--check", action="store_true", help="dry run: report what it would do")
     p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
 
-    p = sub.add_parser("serve", help="Alertmanager webhook receiver: each alert starts its runbook")
+    p = sub.add_parser(
+        "serve", parents=common, help="Alertmanager webhook receiver: each alert starts its runbook"
+    )
     from pflow_ops.receiver.options import add_serve_args  # argparse only: cheap to import
 
     add_serve_args(p)
 
-    p = sub.add_parser("history", help="past runs, newest first")
+    p = sub.add_parser("history", parents=common, help="past runs, newest first")
     p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
     p.add_argument("--output", choices=["text", "json"], default="text")
 
-    p = sub.add_parser("report", help="print a run's Markdown report")
+    p = sub.add_parser("report", parents=common, help="print a run's Markdown report")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--output", choices=["md", "json"], default="md")
 
-    _add_sandbox_parser(sub.add_parser("sandbox", help="the local Pivotal Flow sandbox"))
+    from pflow_ops.sandbox_cli import add_sandbox_parser  # argparse only: cheap to import
+
+    add_sandbox_parser(
+        sub.add_parser("sandbox", parents=common, help="the local Pivotal Flow sandbox")
+    )
     return parser
 
 
@@ -169,19 +153,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.output == "json":
         jobs = [{**job.to_dict(), "schedule": job.schedule} for job in cat.maintenance]
         runbooks = [rb.to_dict() for rb in cat.runbooks]
-        print(json.dumps({"runbooks": runbooks, "maintenance": jobs}, indent=2))
-        return exitcodes.OK
+        console.emit_json({"runbooks": runbooks, "maintenance": jobs})
+        return OK
     for rb in cat.runbooks:
         state = "" if rb.implemented else "  (catalogued, not automated yet)"
-        print(f"{rb.slug}  {rb.title} [{rb.severity}]{state}")
-        print(f"        alerts: {', '.join(rb.alerts)}")
-        print(f"        playbook: {rb.playbook}")
+        console.out(f"{rb.slug}  {rb.title} [{rb.severity}]{state}")
+        console.out(f"        alerts: {', '.join(rb.alerts)}")
+        console.out(f"        playbook: {rb.playbook}")
     if cat.maintenance:
-        print("\nmaintenance (pflow-ops maintain SERVICE):")
+        console.out("\nmaintenance (pflow-ops maintain SERVICE):")
     for job in cat.maintenance:
-        print(f"{job.service:<9} {job.title}, schedule '{job.schedule}' (cron, UTC)")
-        print(f"        playbook: {job.playbook}")
-    return exitcodes.OK
+        console.out(f"{job.service:<9} {job.title}, schedule '{job.schedule}' (cron, UTC)")
+        console.out(f"        playbook: {job.playbook}")
+    return OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -190,17 +174,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     rows = report.history(runs_dir())[: max(args.count, 0)]
     if args.output == "json":
-        print(json.dumps({"runs": rows}, indent=2))
-        return exitcodes.OK
+        console.emit_json({"runs": [r.to_dict() for r in rows]})
+        return OK
     if not rows:
-        print("no runs yet")
-    for r in rows:
-        check = " (check)" if r["check"] else ""
-        print(
-            f"{r['run_id']}  {r['runbook']}  {r['env']}{check}  {r['outcome']}  "
-            f"changed={r['changed']}  {r['duration_s']} s"
-        )
-    return exitcodes.OK
+        console.out("no runs yet")
+    for row in rows:
+        console.out(row.line())
+    return OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -211,8 +191,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = run_dir / name
     if "/" in args.run_id or args.run_id.startswith(".") or not path.is_file():
         raise UsageError(f"no report for run '{args.run_id}': see `pflow-ops history`")
-    sys.stdout.write(path.read_text(encoding="utf-8"))
-    return exitcodes.OK
+    console.write(path.read_text(encoding="utf-8"))
+    return OK
+
+
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """The run command argparse parsed, as a checked, typed request (the one place that reads
+    the Namespace of a run command)."""
+    command = args.command
+    target = {"alert": "alertname", "maintain": "service"}.get(command, "runbook")
+    return RunRequest(
+        command=command,
+        target=str(getattr(args, target)),
+        env=args.env,
+        check=bool(args.check) if "check" in args else False,
+        yes=bool(args.yes) if "yes" in args else False,
+        limit=args.limit,
+        extra_vars=parse_extra_vars(args.extra_vars),
+        override_reason=args.override_budget if "override_budget" in args else None,
+        fingerprint=check_fingerprint(args.fingerprint) if "fingerprint" in args else None,
+        output=args.output,
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -230,42 +229,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.sandbox_cli import cmd_sandbox
 
         return cmd_sandbox(args)
-    from pflow_ops.recovery import cmd_run
+    if args.command not in COMMANDS:  # pragma: no cover - the parser knows every command
+        raise UsageError(f"unknown command {args.command}")
+    request = run_request(args)
+    log.debug("request: %s", request)
+    from pflow_ops.run import cmd_run  # imports the runner and the report: not for --help
 
-    return cmd_run(args)
-
-
-def _user_error_types() -> tuple[type[Exception], ...]:
-    from pflow_ops.catalogue import CatalogueError, UnknownRunbook
-    from pflow_ops.environments import UnknownEnvironment
-
-    return (CatalogueError, UnknownRunbook, UnknownEnvironment)
-
-
-def _serve_error_type() -> type[Exception]:
-    from pflow_ops.receiver.service import ServeError
-
-    return ServeError
+    return cmd_run(request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    console.configure_logging(int(args.verbose))
     try:
-        return _dispatch(args)
-    except UsageError as exc:
-        print(f"pflow-ops: error: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
-    except _user_error_types() as exc:
-        print(f"pflow-ops: error: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
-    except _serve_error_type() as exc:
-        print(f"pflow-ops: error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "code", exitcodes.USAGE))
+        code = _dispatch(args)
+    except PflowError as exc:
+        console.error(exc.label, str(exc))
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("pflow-ops: interrupted", file=sys.stderr)
-        return exitcodes.ERROR
+        code = INTERNAL
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and console.stdout_gone():
+            # The reader took what it wanted (`pflow-ops history | head`): not an error.
+            console.silence_stdout()
+            return OK
         # A bug or a broken installation: one line by default, the traceback on request.
         if os.environ.get("PFLOW_OPS_DEBUG"):
             raise
@@ -274,8 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(set PFLOW_OPS_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
-        return exitcodes.ERROR
-
-
-def emit_json(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+        code = INTERNAL
+    console.flush()
+    return code

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import yaml
 
+from pflow_ops.errors import UsageError
 from pflow_ops.paths import project_root
 
 
-class UnknownEnvironment(LookupError):
+class UnknownEnvironment(UsageError, LookupError):
     """An --env value with no inventory directory."""
 
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 
+from pflow_ops.errors import RefusedError
 from pflow_ops.paths import locks_dir
 
+log = logging.getLogger(__name__)
 
-class LockHeld(RuntimeError):
-    """Another run holds the lock."""
+
+class LockHeld(RefusedError):
+    """Another run holds the lock: the command is refused (exit 3)."""
 
 
 class RunLock:
@@ -43,6 +47,7 @@ class RunLock:
         record = {"run_id": self.run_id, "pid": os.getpid(), "since": time.time()}
         os.write(fd, json.dumps(record).encode())
         self._fd = fd
+        log.info("run lock taken: %s (run %s)", self.path, self.run_id)
 
     @staticmethod
     def _read_holder(fd: int) -> str:
@@ -57,6 +62,7 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+            log.debug("run lock released: %s", self.path)
 
     def __enter__(self) -> RunLock:
         self.acquire()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
-from pflow_ops import report
+from pflow_ops import console
 from pflow_ops.catalogue import Runbook
+from pflow_ops.report_model import Report
 from pflow_ops.runner import Step
 
 _MARK = {
@@ -29,8 +30,16 @@ class Progress:
         )
 
     def _print(self, text: str) -> None:
-        if self.stream is not None:
+        if self.stream is None:
+            return
+        try:
             print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            # The reader went away (`pflow-ops recover ... | head`): the run goes on to its
+            # end and its report, without a live view.
+            if self.stream is sys.stdout:
+                console.silence_stdout()
+            self.stream = None
 
     def start(self, run_id: str) -> None:
         how = f"{self.mode}{' --check' if self.check and self.mode != 'diagnose' else ''}"
@@ -47,19 +56,17 @@ class Progress:
             f"{_MARK.get(step.status, step.status)} {step.duration_s:.2f}s{detail}"
         )
 
-    def summary(self, data: dict[str, Any]) -> None:
+    def summary(self, report: Report) -> None:
         self._print("")
-        self._print(f"Outcome: {data['outcome'].upper()}: {data['reason']}")
-        bad = [f for f in data["findings"] if f.get("status") in ("warning", "critical")]
-        for f in bad:
-            self._print(f"  finding  {f['status']:<8} {f['check']}: {f['detail']}")
-        for a in data["actions"]:
-            change = report.change(a)
-            self._print(f"  action   {a['action']} {a['target']}: {a['result']}{change}")
-        for v in data["verification"]:
-            self._print(f"  verified {v['status']:<8} {v['check']}: {v['detail']}")
-        esc = data.get("escalation")
-        if esc:
-            for i, s in enumerate(esc["next_steps"], 1):
+        self._print(f"Outcome: {report.outcome.upper()}: {report.reason}")
+        for f in report.findings:
+            if f.bad:
+                self._print(f"  finding  {f.status:<8} {f.check}: {f.detail}")
+        for a in report.actions:
+            self._print(f"  action   {a.action} {a.target}: {a.result}{a.change}")
+        for v in report.verification:
+            self._print(f"  verified {v.status:<8} {v.check}: {v.detail}")
+        if report.escalation:
+            for i, s in enumerate(report.escalation.next_steps, 1):
                 self._print(f"  next {i}. {s}")
-        self._print(f"Report: {data['report']['md']}  (pflow-ops report {data['run_id']})")
+        self._print(f"Report: {report.md_path}  (pflow-ops report {report.run_id})")

@@ -9,6 +9,7 @@ scraped from text. ansible_runner is imported lazily so ``pflow-ops --help`` sta
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -21,6 +22,8 @@ from types import FrameType
 from typing import Any
 
 from pflow_ops.paths import project_root, state_home
+
+log = logging.getLogger(__name__)
 
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
@@ -115,6 +118,13 @@ class PlaybookRun:
                 "PATH": search_path(),
             },
         }
+
+
+def _loggable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The runner's arguments for a debug log: extra vars by name only (they may hold secrets)."""
+    shown = dict(kwargs)
+    shown["extravars"] = sorted(kwargs.get("extravars") or {})
+    return shown
 
 
 def search_path() -> str:
@@ -214,11 +224,14 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
     def _cancel(signum: int, frame: FrameType | None) -> None:
         cancelled.set()
 
+    kwargs = run.runner_kwargs()
+    log.info("running %s; runner directory %s", run.playbook, run.run_dir)
+    log.debug("ansible-runner arguments: %s", _loggable(kwargs))
     previous = {s: signal.signal(s, _cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         thread, runner = ansible_runner.run_async(
-            **run.runner_kwargs(),
+            **kwargs,
             event_handler=_enqueue(events),
             cancel_callback=cancelled.is_set,
             # An empty event marks the end, so the last event is not followed by a poll delay.
@@ -238,6 +251,12 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    log.info(
+        "playbook finished: status %s, rc %s; artifacts in %s",
+        runner.status,
+        runner.rc,
+        runner.config.artifact_dir,
+    )
     return RunResult(
         status=str(runner.status),
         rc=runner.rc,

@@ -4,12 +4,67 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from pflow_ops import exitcodes
+from pflow_ops.errors import OK
+
+
+def add_sandbox_parser(p: argparse.ArgumentParser) -> None:
+    """The ``sandbox`` command's actions (argparse only: cheap to import)."""
+    sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = sb.add_parser(
+        "up", help="start PostgreSQL, Redis and the backend under supervisord or as containers"
+    )
+    up.add_argument("--backend-port", type=int)
+    up.add_argument("--postgres-port", type=int)
+    up.add_argument("--redis-port", type=int)
+    up.add_argument(
+        "--runtime",
+        choices=["supervisor", "docker"],
+        default="supervisor",
+        help="supervisor (default): programs under supervisord; docker: containers of the "
+        "Compose project pivotal-flow, as production runs them",
+    )
+    up.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="Docker engine for --runtime docker (default: unix:///var/run/docker.sock if it "
+        "answers, else a private dockerd started under the sandbox directory)",
+    )
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus, Alertmanager, postgres/redis exporters, the alert receiver "
+        "and light API traffic (supervisor runtime); alert rules load time-compressed",
+    )
+    up.add_argument(
+        "--receiver",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --monitoring: start `pflow-ops serve` as the Alertmanager webhook "
+        "(default: on); --no-receiver leaves its port free for another listener",
+    )
+    up.add_argument(
+        "--time-factor",
+        type=int,
+        metavar="N",
+        help="with --monitoring: divide rule ranges and `for:` durations by N (default: 20, "
+        "so 5m -> 15s)",
+    )
+    up.add_argument(
+        "--rules-dir",
+        metavar="DIR",
+        help="with --monitoring: load DIR/*.rules.yml instead of the shipped monitoring/rules",
+    )
+    st = sb.add_parser("status", help="show the sandbox programs and health")
+    st.add_argument("--output", choices=["text", "json"], default="text")
+    down = sb.add_parser("down", help="stop everything; leave no process behind")
+    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
+    br = sb.add_parser("break", help="inject a fault")
+    br.add_argument("fault", metavar="FAULT")
+    sb.add_parser("heal", help="undo every fault")
 
 
 def _status_text(st: dict[str, Any]) -> None:
@@ -155,6 +210,8 @@ def _action(api: Any, args: argparse.Namespace, status_text: Callable[[Any], Non
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    """A :class:`~pflow_ops.sandbox.SandboxError` (one of the CLI's error family) reaches
+    ``main``, which prints ``pflow-ops: sandbox: <message>`` and returns its exit code."""
     from pflow_ops import sandbox
 
     try:
@@ -164,10 +221,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             _action(_docker_runtime_api(), args, _docker_status_text)
         else:
             _action(sandbox, args, _status_text)
-    except sandbox.SandboxError as exc:
-        print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", exitcodes.USAGE))
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`status | head`): main ends quietly
     except OSError as exc:
-        print(f"pflow-ops: sandbox: {exc}", file=sys.stderr)
-        return exitcodes.ERROR
-    return exitcodes.OK
+        raise sandbox.SandboxError(str(exc)) from exc
+    return OK

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from pflow_ops import catalogue, environments, exitcodes
+from pflow_ops import catalogue, environments
+from pflow_ops.errors import OK, REFUSED, USAGE, PflowError
 from pflow_ops.paths import project_root, state_home
 from pflow_ops.receiver import worker
 from pflow_ops.receiver.core import Receiver, log_line
@@ -31,12 +32,14 @@ from pflow_ops.receiver.server import ReceiverServer
 MIN_TOKEN_LENGTH = 16
 
 
-class ServeError(Exception):
-    """A start-up problem the user can fix: one line, an exit code."""
+class ServeError(PflowError):
+    """A start-up problem the user can fix: one line, an exit code (2 unless said otherwise)."""
 
-    def __init__(self, message: str, code: int = exitcodes.USAGE) -> None:
-        super().__init__(message)
-        self.code = code
+    exit_code_default = USAGE
+
+    @property
+    def code(self) -> int:
+        return self.exit_code
 
 
 def load_token(token_file: str | None, environ: dict[str, str] | None = None) -> bytes:
@@ -95,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if env.protected and not args.yes:
         raise ServeError(
             f"environment '{env.name}' is protected: pass --yes to allow auto-remediation there",
-            exitcodes.REFUSED,
+            REFUSED,
         )
     return _serve(args, env.name, token)
 
@@ -106,7 +109,7 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
     try:
         journal.open()
     except JournalBusy as exc:
-        raise ServeError(str(exc), exitcodes.REFUSED) from None
+        raise ServeError(str(exc), REFUSED) from None
     policy = Policy(routes, args.throttle_window, args.dedupe_window)
     launcher = worker.SubprocessLauncher()
     prefix = shlex.split(args.launcher_cmd) if args.launcher_cmd else worker.ALERT_COMMAND
@@ -146,7 +149,7 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
         app.stop()
         _drain(workers, launcher, args.drain_timeout)
         log_line("stopped", queued=app.depth()[0])
-        return exitcodes.OK
+        return OK
     finally:
         journal.close()
 
@@ -197,9 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return cmd_serve(args)
-    except ServeError as exc:
-        print(f"pflow-ops serve: error: {exc}", file=sys.stderr)
-        return exc.code
-    except (catalogue.CatalogueError, environments.UnknownEnvironment) as exc:
-        print(f"pflow-ops serve: error: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
+    except PflowError as exc:  # ServeError, an unknown environment, a broken catalogue
+        print(f"pflow-ops serve: {exc.label}: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -20,12 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from pflow_ops import outcome
 from pflow_ops.lock import RunLock
 from pflow_ops.receiver.payload import FINGERPRINT
 
 ALERT_COMMAND = (sys.executable, "-m", "pflow_ops", "alert")
-OUTCOMES = ("healthy", "recovered", "escalate", "refused", "error")
-_BY_RC = {0: "healthy", 3: "refused", 4: "escalate"}
 # Catalogue alert names are Prometheus-style identifiers; checked again here so nothing else
 # (an option, a path, a template) can ever land in argv even if the catalogue were edited badly.
 _ALERTNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,13 +62,14 @@ class Launcher(Protocol):
 
 
 def parse_result(rc: int, stdout: str, stderr: str, duration: float) -> RunResult:
-    """The outcome from the child's JSON report; from its exit code when there is none."""
+    """The outcome from the child's JSON report; from its exit code when there is none (or
+    when the report's word is not one of the vocabulary's: the exit code is then the truth)."""
     report: object = None
     with contextlib.suppress(ValueError):
         report = json.loads(stdout) if stdout.strip() else None
     lines = [line for line in stderr.splitlines() if line.strip()]
     detail = lines[-1][:300] if lines else ""
-    if isinstance(report, dict) and report.get("outcome") in OUTCOMES:
+    if isinstance(report, dict) and report.get("outcome") in outcome.ORDER:
         changed = report.get("changed")
         return RunResult(
             rc=rc,
@@ -79,7 +79,7 @@ def parse_result(rc: int, stdout: str, stderr: str, duration: float) -> RunResul
             changed=changed if isinstance(changed, int) else 0,
             detail=str(report.get("reason") or detail)[:300],
         )
-    return RunResult(rc=rc, outcome=_BY_RC.get(rc, "error"), duration_s=duration, detail=detail)
+    return RunResult(rc=rc, outcome=outcome.from_exit_code(rc), duration_s=duration, detail=detail)
 
 
 class SubprocessLauncher:
@@ -103,7 +103,7 @@ class SubprocessLauncher:
                 start_new_session=True,
             )
         except OSError as exc:
-            return RunResult(1, "error", 0.0, detail=f"cannot start the run: {exc.strerror}")
+            return RunResult(1, outcome.ERROR, 0.0, detail=f"cannot start the run: {exc.strerror}")
         with self._lock:
             self._procs.add(proc)
         try:
@@ -117,7 +117,7 @@ class SubprocessLauncher:
                 self._procs.discard(proc)
         duration = time.monotonic() - started
         if self._aborting:
-            return RunResult(proc.returncode, "error", duration, aborted=True)
+            return RunResult(proc.returncode, outcome.ERROR, duration, aborted=True)
         return parse_result(proc.returncode, out, err, duration)
 
     def abort(self) -> None:

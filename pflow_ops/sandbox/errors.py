@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-USAGE = 2
-"""Exit code for a bad request (unknown fault, invalid port): the user must change the command."""
+from pflow_ops.errors import INTERNAL, USAGE, PflowError
 
-FAILURE = 1
+__all__ = ["FAILURE", "USAGE", "SandboxError"]
+# USAGE (2): a bad request (unknown fault, invalid port): the user must change the command.
+
+FAILURE = INTERNAL
 """Exit code for an operation that was valid but failed (a service did not start, ...)."""
 
 
-class SandboxError(Exception):
-    """A failure shown to the user as a single line; ``exit_code`` is what the CLI should return."""
+class SandboxError(PflowError):
+    """A failure shown to the user as a single line (``pflow-ops: sandbox: ...``); ``exit_code``
+    is what the CLI returns. One of the CLI's error family, caught once in ``main``."""
+
+    label = "sandbox"
 
     def __init__(self, message: str, exit_code: int = FAILURE) -> None:
-        # Output from tools (initdb, supervisord) may span lines; the CLI prints exactly one.
-        super().__init__(" ".join(message.split()))
-        self.exit_code = exit_code
-
-    @property
-    def message(self) -> str:
-        return str(self)
+        super().__init__(message, exit_code)

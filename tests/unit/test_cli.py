@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pflow_ops import cli
+from pflow_ops.errors import UsageError
 from pflow_ops.lock import LockHeld, RunLock
-from pflow_ops.recovery import parse_extra_vars
+from pflow_ops.request import parse_extra_vars
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +119,7 @@ def test_extra_vars_are_typed_and_never_templates() -> None:
         "d": "text",
         "e": "",
     }
-    with pytest.raises(cli.UsageError, match="template markers"):
+    with pytest.raises(UsageError, match="template markers"):
         parse_extra_vars(["x={{ lookup('pipe', 'id') }}"])
 
 

@@ -31,14 +31,12 @@ def test_a_wrong_answer_at_the_prompt_is_refused(tmp_path: Path, answer: str) ->
 
 
 def test_dry_runs_and_yes_need_no_confirmation() -> None:
-    import argparse
-
     from pflow_ops import environments
-    from pflow_ops.recovery import confirm
+    from pflow_ops.request import RunRequest
+    from pflow_ops.run import confirm
 
     prod = environments.get("prod")
     assert prod.protected and not environments.get("local").protected
-    diagnose = argparse.Namespace(command="diagnose")
-    assert confirm(prod, diagnose) is None
-    assert confirm(prod, argparse.Namespace(command="recover", check=True, yes=False)) is None
-    assert confirm(prod, argparse.Namespace(command="recover", check=False, yes=True)) is None
+    assert confirm(prod, RunRequest("diagnose", "rb-01", env="prod")) is None
+    assert confirm(prod, RunRequest("recover", "rb-01", env="prod", check=True)) is None
+    assert confirm(prod, RunRequest("recover", "rb-01", env="prod", yes=True)) is None

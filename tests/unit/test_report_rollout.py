@@ -41,28 +41,29 @@ def test_stopped_rollout_names_the_hosts_not_attempted(tmp_path: Path) -> None:
     result = _result(
         {"b1": "healthy", "b2": "recovered", "b3": "escalate"}, [["b1"], ["b2", "b3"]], hosts
     )
-    data = report.build(_ctx(tmp_path), result)
+    built = report.build(_ctx(tmp_path), result)
+    data = built.to_dict()
     assert data["outcome"] == "escalate"
     assert data["rollout"]["not_attempted"] == ["b4", "b5"]
     assert data["reason"].startswith("b3: escalate here; the rollout stopped after batch 2")
     assert any("2 host(s) were not attempted" in s for s in data["escalation"]["next_steps"])
-    md = report.to_markdown(data)
+    md = report.to_markdown(built)
     assert "## Rollout" in md and "Not attempted (the rollout stopped): b4, b5" in md
 
 
 def test_a_rollout_cut_short_is_never_a_recovery(tmp_path: Path) -> None:
     # A cancelled or timed-out run: every host reached recovered, two were never reached.
     result = _result({"b1": "recovered"}, [["b1"]], ["b1", "b2", "b3"])
-    data = report.build(_ctx(tmp_path), result)
-    assert data["outcome"] == "escalate"
-    assert "not attempted: b2, b3" in data["reason"]
+    built = report.build(_ctx(tmp_path), result)
+    assert built.outcome == "escalate"
+    assert "not attempted: b2, b3" in built.reason
 
 
 def test_complete_rollout_and_runs_without_a_plan_are_unchanged(tmp_path: Path) -> None:
     done = _result({"b1": "healthy", "b2": "recovered"}, [["b1"], ["b2"]], ["b1", "b2"])
-    data = report.build(_ctx(tmp_path), done)
+    data = report.build(_ctx(tmp_path), done).to_dict()
     assert data["outcome"] == "recovered" and data["rollout"]["not_attempted"] == []
     plain = RunResult(
         status="successful", rc=0, artifact_data={"pflow_results": {"h": {"outcome": "healthy"}}}
     )
-    assert report.build(_ctx(tmp_path), plain)["rollout"] is None
+    assert report.build(_ctx(tmp_path), plain).rollout is None

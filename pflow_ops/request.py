@@ -1,0 +1,120 @@
+"""What a run command asks for, as one typed, frozen value.
+
+``cli.py`` turns the parsed arguments into a :class:`RunRequest`, checking every value a user
+types (``-e`` pairs, ``--fingerprint``) on the way; ``run.py`` takes the request and never
+sees argparse. Cheap to import: no Ansible, no YAML beyond PyYAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+
+from pflow_ops.errors import UsageError
+
+Command = Literal["recover", "diagnose", "alert", "maintain"]
+Mode = Literal["recover", "diagnose", "maintain"]
+Output = Literal["text", "json"]
+Scalar = str | int | float | bool
+
+COMMANDS: tuple[Command, ...] = ("recover", "diagnose", "alert", "maintain")
+# Commands that change the service: one at a time per env and service (the run lock).
+CHANGING: frozenset[Command] = frozenset({"recover", "maintain", "alert"})
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Alertmanager fingerprints are 16 hex digits; anything else in --fingerprint is refused, so an
+# alert's data never reaches a playbook unchecked.
+_FINGERPRINT = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+def parse_extra_vars(pairs: Sequence[str]) -> dict[str, Scalar]:
+    """``KEY=VALUE`` pairs; values are YAML scalars (``0``, ``true``, ``1.5``).
+
+    Values are data, never templates: Jinja markers are refused so nothing a user (or, later,
+    an alert label) passes can be evaluated by Ansible.
+    """
+    out: dict[str, Scalar] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not _KEY.match(key):
+            raise UsageError(f"bad -e '{pair}': expected KEY=VALUE with KEY a variable name")
+        if any(marker in raw for marker in ("{{", "{%", "{#")):
+            raise UsageError(f"bad -e {key}: template markers are not allowed in values")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value if isinstance(value, str | int | float | bool) else raw
+    return out
+
+
+def check_fingerprint(fingerprint: str | None) -> str | None:
+    if fingerprint is not None and not _FINGERPRINT.match(fingerprint):
+        raise UsageError(f"bad --fingerprint '{fingerprint}': expected up to 32 hex digits")
+    return fingerprint
+
+
+@dataclass(frozen=True)
+class AlertTrigger:
+    """The alert that started a run (``pflow-ops alert``): its catalogue name, its fingerprint."""
+
+    alertname: str
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"alertname": self.alertname, "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One ``recover``, ``diagnose``, ``alert`` or ``maintain`` command, checked and typed.
+
+    ``target`` is what the command names: a runbook id (recover, diagnose), an alert name
+    (alert) or a service (maintain).
+    """
+
+    command: Command
+    target: str
+    env: str = "local"
+    check: bool = False
+    yes: bool = False
+    limit: str | None = None
+    extra_vars: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
+    override_reason: str | None = None  # --override-budget REASON
+    fingerprint: str | None = None  # --fingerprint HEX (alert)
+    output: Output = "text"
+
+    def __post_init__(self) -> None:
+        # Frozen all the way down: the vars the playbook gets cannot change after the checks.
+        object.__setattr__(self, "extra_vars", MappingProxyType(dict(self.extra_vars)))
+        if self.command == "diagnose":
+            object.__setattr__(self, "check", True)  # diagnose never changes anything
+
+    @property
+    def mode(self) -> Mode:
+        """What the roles are told (``pflow_mode``): an alert run is a recovery."""
+        if self.command == "diagnose":
+            return "diagnose"
+        if self.command == "maintain":
+            return "maintain"
+        return "recover"
+
+    @property
+    def changes_service(self) -> bool:
+        """Whether the command may change the service (and so takes the run lock)."""
+        return self.command in CHANGING
+
+    @property
+    def alert(self) -> AlertTrigger | None:
+        if self.command != "alert":
+            return None
+        return AlertTrigger(self.target, self.fingerprint or "")
+
+    @property
+    def json_output(self) -> bool:
+        return self.output == "json"

@@ -1,0 +1,159 @@
+"""Every run command (``recover``, ``diagnose``, ``alert``, ``maintain``): the guards, the
+ansible-runner launch, the report, the exit code.
+
+The guards run before anything touches a service: a protected environment needs confirmation,
+and a second concurrent run that changes the same env and service is refused by a lock. The
+command arrives as a checked :class:`~pflow_ops.request.RunRequest`; the exit code is the
+outcome's, from the collection's vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pflow_ops import catalogue, console, environments, outcome, report
+from pflow_ops.errors import RefusedError, UsageError
+from pflow_ops.lock import RunLock
+from pflow_ops.paths import project_root, runs_dir
+from pflow_ops.progress import Progress
+from pflow_ops.report_model import Refusal
+from pflow_ops.request import RunRequest
+from pflow_ops.runner import PlaybookRun, execute
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(runbook_id: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{runbook_id.lower()}-{secrets.token_hex(2)}"
+
+
+def confirm(env: environments.Environment, request: RunRequest) -> str | None:
+    """None when the run may go ahead, else why it is refused."""
+    if not env.protected or request.check or request.yes:
+        return None
+    if not sys.stdin.isatty():
+        return (
+            f"environment '{env.name}' is protected: pass --yes to confirm (no terminal to ask on)"
+        )
+    # The question goes to stderr: stdout may be a pipe waiting for the JSON object.
+    print(
+        f"Environment '{env.name}' is protected. Type its name to go ahead: ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    answer = sys.stdin.readline()
+    return None if answer.strip() == env.name else "not confirmed"
+
+
+def _refusal(request: RunRequest, rb: catalogue.Runbook, run_id: str, exc: RefusedError) -> int:
+    console.error(exc.label, str(exc))
+    if request.json_output:
+        refusal = Refusal(run_id, rb.id, request.env, request.check, outcome.REFUSED, str(exc))
+        console.emit_json(refusal.to_dict())
+    return exc.exit_code
+
+
+def _target(request: RunRequest) -> catalogue.Runbook:
+    """The runbook (recover, diagnose, alert) or maintenance job (maintain) the command names."""
+    cat = catalogue.load()
+    if request.command == "maintain":
+        job = cat.maintenance_for(request.target)
+        if not (project_root() / job.playbook).is_file():
+            raise UsageError(f"{job.id} {job.title} is catalogued but not automated yet")
+        return job
+    rb = cat.for_alert(request.target) if request.command == "alert" else cat.get(request.target)
+    if not rb.implemented:
+        raise UsageError(
+            f"{rb.id} {rb.title} is catalogued but not automated yet: follow the written runbook"
+        )
+    return rb
+
+
+def cmd_run(request: RunRequest) -> int:
+    rb = _target(request)
+    env = environments.get(request.env)
+    log.info("%s %s on env %s (inventory %s)", request.command, rb.id, env.name, env.inventory)
+    run_id = new_run_id(rb.id)
+    lock = RunLock(env.name, rb.service, run_id)
+    try:
+        refusal = confirm(env, request)
+        if refusal:
+            raise RefusedError(refusal)
+        # Recovery and maintenance both change the service: one at a time per env and service.
+        if request.changes_service:
+            lock.acquire()
+    except RefusedError as exc:
+        return _refusal(request, rb, run_id, exc)
+    try:
+        return _launch(request, rb, env, run_id)
+    finally:
+        lock.release()
+
+
+def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
+    """The user's -e values plus what the roles need to know about this run."""
+    out: dict[str, Any] = {**request.extra_vars, "pflow_run_id": run_id}
+    out["pflow_mode"] = request.mode
+    alert = request.alert
+    if alert is not None:
+        # Only the alert's name (checked against the catalogue) and its fingerprint (checked
+        # hex) reach the playbook: labels stay data on the receiver's side.
+        out["pflow_alert_name"] = alert.alertname
+        if alert.fingerprint:
+            out["pflow_alert_fingerprint"] = alert.fingerprint
+    if request.override_reason:
+        out["pflow_restart_budget_override"] = True
+        out["pflow_restart_budget_override_reason"] = request.override_reason
+    return out
+
+
+def _launch(
+    request: RunRequest, rb: catalogue.Runbook, env: environments.Environment, run_id: str
+) -> int:
+    run_dir = runs_dir() / run_id
+    progress = Progress(rb, env.name, request.mode, request.check, quiet=request.json_output)
+    progress.start(run_id)
+    started = time.time()
+    playbook_run = PlaybookRun(
+        run_id=run_id,
+        run_dir=run_dir,
+        playbook=project_root() / rb.playbook,
+        inventory=env.inventory,
+        extravars=_run_vars(request, run_id),
+        check=request.check,
+        limit=request.limit,
+    )
+    result = execute(playbook_run, on_step=progress.step)
+    finished = time.time()
+    ctx = report.RunContext(
+        run_id=run_id,
+        runbook=rb,
+        env=env.name,
+        check=request.check,
+        mode=request.mode,
+        started_at=_iso(started),
+        finished_at=_iso(finished),
+        duration_s=finished - started,
+        run_dir=run_dir,
+        budget_override=bool(request.override_reason),
+        alert=request.alert,
+    )
+    data = report.build(ctx, result)
+    report.write(data, run_dir)
+    log.info("report written: %s (outcome %s)", data.json_path, data.outcome)
+    if request.json_output:
+        console.emit_json(data.to_dict())
+    else:
+        progress.summary(data)
+    return outcome.exit_code(data.outcome)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
