@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, Pivotal Flow SRE <sre@pivotal-flow.example>
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""RB-03's decisions (module_utils/cache_decisions.py) as filters for the cache role."""
+"""RB-03's decisions (module_utils/cache_decisions.py, cache_verdict.py) as filters for the cache role."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_decisions as _cache
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_verdict as _verdict
 
 
 def cache_assess(diag, service=None, tuning_enabled=True):
@@ -21,7 +22,7 @@ def cache_assess(diag, service=None, tuning_enabled=True):
 def cache_verdict(facts):
     """pivotal.flow_ops.cache_verdict: {outcome, reason, next_runbook, actions, verification,
     findings} of an RB-03 run."""
-    return _cache.verdict(facts or {})
+    return _verdict.verdict(facts or {})
 
 
 class FilterModule(object):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_decisions as cd
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_verdict as cv
 
 MB = 1024**2
 SETTINGS = {
@@ -541,7 +542,7 @@ PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
     ],
 )
 def test_verdict(facts: dict[str, Any], outcome: str, reason: str, next_runbook: str) -> None:
-    result = cd.verdict(facts)
+    result = cv.verdict(facts)
     assert result["outcome"] == outcome, result["reason"]
     assert reason in result["reason"]
     assert result["next_runbook"] == next_runbook
@@ -553,7 +554,7 @@ def test_not_persisted_is_said_before_any_other_failure() -> None:
         after={**AFTER, "signals": {"oom": True}},
         tune=_tune(persisted=False, msg="NOT persisted: no config file"),
     )
-    reason = cd.verdict(facts)["reason"]
+    reason = cv.verdict(facts)["reason"]
     assert reason.index("NOT persisted") < reason.index("writes still fail")
 
 
@@ -564,7 +565,7 @@ def test_verdict_rows_restart_and_gates() -> None:
         ping_gate={"state": "ok", "available": True, "msg": "m"},
         backend_gate={"healthy": True, "state": "200"},
     )
-    result = cd.verdict(facts)
+    result = cv.verdict(facts)
     assert [a["action"] for a in result["actions"]] == ["restart_budget", "restart"]
     restart = result["actions"][1]
     assert (restart["before"], restart["after"]) == ("STOPPED", "running, pid 42")
@@ -575,7 +576,7 @@ def test_verdict_rows_restart_and_gates() -> None:
 
 
 def test_check_mode_restart_shows_before_and_after_without_a_pid() -> None:
-    result = cd.verdict(
+    result = cv.verdict(
         _facts(problem="down", check_mode="True", restart={**DOWN_RESTARTED, "pid_after": None})
     )
     restart = result["actions"][1]
@@ -594,18 +595,18 @@ def test_a_container_id_is_not_called_a_pid() -> None:
         ping_gate={"state": "ok", "available": True},
         backend_gate={"healthy": True},
     )
-    assert cd.verdict(facts)["actions"][1]["after"] == "running, container 3f2a"
+    assert cv.verdict(facts)["actions"][1]["after"] == "running, container 3f2a"
 
 
 def test_verdict_rows_tuning_and_drift_findings() -> None:
-    result = cd.verdict(_facts(problem="tuning", tune=_tune(), after=AFTER))
+    result = cv.verdict(_facts(problem="tuning", tune=_tune(), after=AFTER))
     rows = {v["check"]: v for v in result["verification"]}
     assert set(rows) == {"setting:maxmemory-policy", "write_probe", "oom_after", "persisted"}
     assert rows["setting:maxmemory-policy"]["detail"] == (
         "CONFIG GET maxmemory-policy after the change: allkeys-lru (was noeviction)"
     )
     assert result["actions"] == _tune()["actions"]
-    drift = cd.verdict(
+    drift = cv.verdict(
         _facts(mode="maintain", drift=[{"target": "maxmemory", "before": "1", "after": "2"}])
     )
     assert drift["findings"] == [
