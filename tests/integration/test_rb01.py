@@ -66,6 +66,7 @@ def test_crashed_backend_is_restarted_and_verified(sandbox: Stack) -> None:
     assert {v["check"]: v["status"] for v in data["verification"]} == {
         "health_gate": "ok",
         "soak": "ok",
+        "process_confirmed": "ok",
     }
     assert "service_status" in _checks(data, "critical")
     md = Path(data["report"]["md"]).read_text()
@@ -133,9 +134,11 @@ def test_check_mode_diagnoses_for_real_and_changes_nothing(sandbox: Stack) -> No
     assert data["check"] is True
     assert data["outcome"] == "escalate" and run.rc == 4
     assert "hung" in next(f for f in data["findings"] if f["check"] == "health_endpoint")["detail"]
-    assert [a["result"] for a in data["actions"] if a["action"] == "restart"] == [
-        "would restart (check mode)"
-    ]
+    [restart] = [a for a in data["actions"] if a["action"] == "restart"]
+    assert restart["result"].startswith("would restart (check mode): running, pid")
+    assert (
+        restart["before"].startswith("running, pid") and restart["after"] == "running (a new pid)"
+    )
     assert sandbox.backend_pid() == pid, "check mode must not restart anything"
     assert sandbox.health(timeout=1) is None, "the backend is still hung"
     assert sandbox.budget_entries() == [], "check mode must not consume the budget"
