@@ -46,14 +46,15 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
+    """What every run command takes; options a command lacks get their neutral value, so the
+    Namespace of any run command has every field of a RunRequest."""
+    p.set_defaults(check=False, yes=False, override_budget=None, fingerprint=None)
     if target == "runbook":
-        p.add_argument("runbook", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
+        p.add_argument("target", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
     elif target == "alert":
-        p.add_argument(
-            "alertname", metavar="ALERTNAME", help="e.g. RedisHighEvictions (see `list`)"
-        )
+        p.add_argument("target", metavar="ALERTNAME", help="e.g. RedisHighEvictions (see `list`)")
     else:
-        p.add_argument("service", metavar="SERVICE", help="database or cache (see `list`)")
+        p.add_argument("target", metavar="SERVICE", help="database or cache (see `list`)")
     p.add_argument("--env", default="local", help="environment (inventories/ENV); default: local")
     p.add_argument("--limit", metavar="HOSTS", help="only these hosts (Ansible pattern)")
     p.add_argument(
@@ -198,18 +199,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def run_request(args: argparse.Namespace) -> RunRequest:
     """The run command argparse parsed, as a checked, typed request (the one place that reads
     the Namespace of a run command)."""
-    command = args.command
-    target = {"alert": "alertname", "maintain": "service"}.get(command, "runbook")
     return RunRequest(
-        command=command,
-        target=str(getattr(args, target)),
+        command=args.command,
+        target=args.target,
         env=args.env,
-        check=bool(args.check) if "check" in args else False,
-        yes=bool(args.yes) if "yes" in args else False,
+        check=args.check,
+        yes=args.yes,
         limit=args.limit,
         extra_vars=parse_extra_vars(args.extra_vars),
-        override_reason=args.override_budget if "override_budget" in args else None,
-        fingerprint=check_fingerprint(args.fingerprint) if "fingerprint" in args else None,
+        override_reason=args.override_budget,
+        fingerprint=check_fingerprint(args.fingerprint),
         output=args.output,
     )
 
