@@ -231,7 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command not in COMMANDS:  # pragma: no cover - the parser knows every command
         raise UsageError(f"unknown command {args.command}")
     request = run_request(args)
-    log.debug("request: %s", request)
+    log.debug("request: %s, extra vars %s", request, sorted(request.extra_vars))
     from pflow_ops.run import cmd_run  # imports the runner and the report: not for --help
 
     return cmd_run(request)

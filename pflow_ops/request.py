@@ -84,7 +84,10 @@ class RunRequest:
     check: bool = False
     yes: bool = False
     limit: str | None = None
-    extra_vars: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
+    # Out of repr: -e values may be secrets, and the request is logged with -vv.
+    extra_vars: Mapping[str, Scalar] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     override_reason: str | None = None  # --override-budget REASON
     fingerprint: str | None = None  # --fingerprint HEX (alert)
     output: Output = "text"

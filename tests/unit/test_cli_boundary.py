@@ -239,3 +239,12 @@ def test_the_launcher_has_no_import_cycle() -> None:
 
     for name in sorted(graph):
         visit(name, ())
+
+
+def test_vv_logs_the_request_without_extra_var_values(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["diagnose", "rb-01", "--env", "moon", "-vv", "-e", "db_password=hunter2"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pflow-ops: DEBUG: request: RunRequest(command='diagnose'" in err
+    assert "db_password" in err and "hunter2" not in err
+    console.configure_logging(0)
