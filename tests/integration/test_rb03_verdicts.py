@@ -193,3 +193,45 @@ def test_evictions_below_the_threshold_are_said_with_the_threshold(sandbox: Stac
     reason = data["reason"]
     assert "keys evicted in" in reason and "maxmemory is raised above 10.0/s" in reason, reason
     assert "every check is within its threshold" not in reason
+
+
+@contextmanager
+def writer(stack: Stack) -> Iterator[list[str]]:
+    """Small writes a few times a second; yields the errors they got."""
+    client, stop = _redis(stack), threading.Event()
+    errors: list[str] = []
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                client.set(f"test:rb03:write:{i}", b"x" * 100)
+            except redis.exceptions.ResponseError as exc:
+                errors.append(str(exc))
+            i += 1
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_writes_refused_under_an_evicting_policy_are_never_healthy(sandbox: Stack) -> None:
+    client = _redis(sandbox)
+    before = client.config_get("maxmemory")["maxmemory"]
+    # Below what Redis itself uses: allkeys-lru evicts every key and still refuses writes.
+    client.config_set("maxmemory", "512kb")
+    try:
+        with writer(sandbox) as errors:
+            run = _run(sandbox, "diagnose")
+    finally:
+        client.config_set("maxmemory", before)
+    assert errors and "used memory > 'maxmemory'" in errors[0], "the fault is real: writes fail"
+    data = run.json
+    assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+    assert "writes refused with OOM in the window under allkeys-lru" in data["reason"]
+    assert "nothing is left to evict" in data["reason"]

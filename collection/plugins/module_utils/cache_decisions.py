@@ -98,6 +98,15 @@ def plan(diag, options=None):
         for name in ("lazyfree-lazy-eviction", "lazyfree-lazy-expire"):
             if cfg.get(name, "no") != "yes":
                 want(name, "yes", "big keys are being evicted: free them in the background")
+    oom = int((diag.get("rates") or {}).get("oom_errors") or 0)
+    if oom and not (sig.get("oom") or sig.get("volatile_without_ttl")):
+        # Refused writes are unambiguous: no threshold to wait for, and no policy change explains
+        # them (the policy already evicts): nothing is left to evict below maxmemory.
+        memory = diag.get("memory") or {}
+        recs.append("%s writes refused with OOM in the window under %s: nothing is left to evict (used_memory %s, "
+                    "maxmemory %s); raise maxmemory or find what holds the memory (client buffers, scripts)"
+                    % (oom, cfg.get("maxmemory-policy", memory.get("maxmemory_policy", "?")),
+                       human_size(memory.get("used_memory") or 0), human_size(maxmem)))
     if sig.get("maxmemory_unset"):
         recs.append("maxmemory is 0 (unlimited): set it below the ceiling %s with an evicting policy (%s) "
                     "in the deployment config" % (human_size(top), policy))

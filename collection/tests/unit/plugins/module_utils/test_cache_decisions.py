@@ -618,3 +618,21 @@ def test_verdict_rows_tuning_and_drift_findings() -> None:
             "detail": "maxmemory is 1, intended 2",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("signals", "refused"),
+    [({}, True), ({"oom": True}, False), ({"volatile_without_ttl": True}, False)],
+)
+def test_writes_refused_under_an_evicting_policy_need_no_threshold(
+    signals: dict[str, Any], refused: bool
+) -> None:
+    diag = _diag(
+        signals, rates={"evicted": 0, "evicted_per_s": 0.0, "window_s": 3.0, "oom_errors": 4}
+    )
+    diag["memory"] = {"maxmemory": 512 * 1024, "used_memory": 1 * MB}
+    recs = cd.plan(diag)["recommendations"]
+    said = [r for r in recs if "4 writes refused with OOM in the window under allkeys-lru" in r]
+    assert bool(said) is refused, recs
+    if refused:
+        assert "used_memory 1mb, maxmemory 512.0kb" in said[0]
