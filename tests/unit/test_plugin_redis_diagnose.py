@@ -74,3 +74,42 @@ def test_rates_are_deltas_over_the_window_without_our_own_lookups() -> None:
     assert rates["evicted"] == 300 and rates["evicted_per_s"] == 100.0
     assert (rates["hits"], rates["misses"]) == (500, 10)
     assert rates["oom_errors"] == 5 and rates["rejected"] == 0 and rates["ops_per_s"] == 1000.0
+
+
+class AclConnection:
+    """Two keys, and an ACL that refuses the commands named in ``refused``."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused = refused
+
+    def _reply(self, parts: tuple[object, ...]) -> object:
+        name = str(parts[0]).lower()
+        full = f"{name}|{str(parts[1]).lower()}" if name in ("memory", "config") else name
+        if full in self.refused:
+            return diag.RedisReplyError(
+                f"NOPERM this user has no permissions to run the '{full}' command"
+            )
+        return {"scan": ["0", ["a", "b"]], "memory": 2_000_000, "type": "string", "pttl": -1}[name]
+
+    def try_call(self, *parts: object) -> object:
+        return self._reply(parts)
+
+    def pipeline(self, commands: list[tuple[object, ...]]) -> list[object]:
+        return [self._reply(c) for c in commands]
+
+
+def test_a_refused_pttl_leaves_no_error_object_in_the_result() -> None:
+    denied: list[dict[str, str]] = []
+    sample = diag.sample_bigkeys(AclConnection({"pttl"}), 1.0, 5, denied)
+    json.dumps(sample)  # what exit_json does: an error object here crashed the module
+    assert sample["sampled"] == 2 and sample["top"][0]["ttl_ms"] is None
+    assert denied == [
+        {"command": "PTTL", "rule": "+pttl", "effect": "whether the big keys expire is unknown"}
+    ]
+
+
+def test_a_refused_memory_usage_is_not_a_silent_empty_sample() -> None:
+    denied: list[dict[str, str]] = []
+    sample = diag.sample_bigkeys(AclConnection({"memory|usage"}), 1.0, 5, denied)
+    assert (sample["denied"], sample["denied_command"]) == ("+memory|usage", "MEMORY USAGE")
+    assert [d["rule"] for d in denied] == ["+memory|usage"]

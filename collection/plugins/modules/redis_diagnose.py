@@ -22,7 +22,8 @@ description:
     C(FLUSHDB) or C(DEBUG).
   - Optionally reads the backend's C(pivotal_cache_hit_rate) from Prometheus.
   - Read-only. It does not fail when Redis is unavailable; it returns C(available=false) with the
-    reason classified (refused, timeout, auth_failed, noauth, loading, max_clients, busy, error).
+    reason classified (refused, timeout, auth_failed, noauth, auth_not_required, loading,
+    max_clients, busy, error).
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
@@ -118,8 +119,8 @@ available:
   type: bool
 state:
   description: >-
-    C(ok), C(refused), C(timeout), C(auth_failed), C(noauth), C(loading), C(max_clients), C(busy)
-    or C(error).
+    C(ok), C(refused), C(timeout), C(auth_failed), C(noauth), C(auth_not_required), C(loading),
+    C(max_clients), C(busy) or C(error).
   returned: always
   type: str
 msg:

@@ -49,7 +49,8 @@ available:
 state:
   description: >-
     C(ok), C(refused), C(timeout), C(auth_failed) (WRONGPASS or invalid password), C(noauth)
-    (a password is required), C(loading) (the dataset is still being loaded), C(max_clients),
+    (a password is required), C(auth_not_required) (a password was sent to a Redis that has
+    none for the default user), C(loading) (the dataset is still being loaded), C(max_clients),
     C(busy) (a script is running), or C(error).
   returned: always
   type: str
