@@ -69,23 +69,9 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     p.add_argument("--output", choices=["text", "json"], default="text")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pflow-ops",
-        description="Runbook automation for the Pivotal Flow platform.",
-        epilog="Exit codes: 0 healthy/recovered, 1 internal error, 2 bad usage, "
-        "3 refused by a guard, 4 escalate.",
-    )
-    parser.add_argument("--version", action="version", version=f"pflow-ops {__version__}")
-    _verbose(parser, default=0)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [_common()]
-
-    p = sub.add_parser(
-        "list", parents=common, help="list the runbooks with their severity and alerts"
-    )
-    p.add_argument("--output", choices=["text", "json"], default="text")
-
+def _add_run_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: list[argparse.ArgumentParser]
+) -> None:
     p = sub.add_parser("recover", parents=common, help="investigate, then recover when needed")
     _add_run_args(p)
     p.add_argument(
@@ -123,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, target="service")
     p.add_argument("--check", action="store_true", help="dry run: report what it would do")
     p.add_argument("--yes", action="store_true", help="confirm a run on a protected environment")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-ops",
+        description="Runbook automation for the Pivotal Flow platform.",
+        epilog="Exit codes: 0 healthy/recovered, 1 internal error, 2 bad usage, "
+        "3 refused by a guard, 4 escalate.",
+    )
+    parser.add_argument("--version", action="version", version=f"pflow-ops {__version__}")
+    _verbose(parser, default=0)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common()]
+
+    p = sub.add_parser(
+        "list", parents=common, help="list the runbooks with their severity and alerts"
+    )
+    p.add_argument("--output", choices=["text", "json"], default="text")
+
+    _add_run_commands(sub, common)
 
     p = sub.add_parser(
         "serve", parents=common, help="Alertmanager webhook receiver: each alert starts its runbook"

@@ -251,6 +251,10 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return _finished(runner, consumer)
+
+
+def _finished(runner: Any, consumer: EventConsumer) -> RunResult:
     log.info(
         "playbook finished: status %s, rc %s; artifacts in %s",
         runner.status,

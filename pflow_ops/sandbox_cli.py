@@ -14,9 +14,21 @@ from pflow_ops.errors import OK
 def add_sandbox_parser(p: argparse.ArgumentParser) -> None:
     """The ``sandbox`` command's actions (argparse only: cheap to import)."""
     sb = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = sb.add_parser(
-        "up", help="start PostgreSQL, Redis and the backend under supervisord or as containers"
+    _add_up_args(
+        sb.add_parser(
+            "up", help="start PostgreSQL, Redis and the backend under supervisord or as containers"
+        )
     )
+    st = sb.add_parser("status", help="show the sandbox programs and health")
+    st.add_argument("--output", choices=["text", "json"], default="text")
+    down = sb.add_parser("down", help="stop everything; leave no process behind")
+    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
+    br = sb.add_parser("break", help="inject a fault")
+    br.add_argument("fault", metavar="FAULT")
+    sb.add_parser("heal", help="undo every fault")
+
+
+def _add_up_args(up: argparse.ArgumentParser) -> None:
     up.add_argument("--backend-port", type=int)
     up.add_argument("--postgres-port", type=int)
     up.add_argument("--redis-port", type=int)
@@ -58,13 +70,6 @@ def add_sandbox_parser(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="with --monitoring: load DIR/*.rules.yml instead of the shipped monitoring/rules",
     )
-    st = sb.add_parser("status", help="show the sandbox programs and health")
-    st.add_argument("--output", choices=["text", "json"], default="text")
-    down = sb.add_parser("down", help="stop everything; leave no process behind")
-    down.add_argument("--purge", action="store_true", help="also delete the sandbox data")
-    br = sb.add_parser("break", help="inject a fault")
-    br.add_argument("fault", metavar="FAULT")
-    sb.add_parser("heal", help="undo every fault")
 
 
 def _status_text(st: dict[str, Any]) -> None:
