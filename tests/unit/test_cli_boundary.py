@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import json
 import logging
 import subprocess
@@ -248,3 +249,20 @@ def test_vv_logs_the_request_without_extra_var_values(capsys: pytest.CaptureFixt
     assert "pflow-ops: DEBUG: request: RunRequest(command='diagnose'" in err
     assert "db_password" in err and "hunter2" not in err
     console.configure_logging(0)
+
+
+class _GonePipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_never_stops_a_run_s_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pflow_ops.catalogue import load
+    from pflow_ops.progress import Progress
+    from pflow_ops.runner import Step
+
+    monkeypatch.setattr(sys, "stdout", _GonePipe())
+    progress = Progress(load().get("rb-01"), "local", "recover", False, quiet=False)
+    progress.start("run-1")  # the reader is gone: no exception, the live view stops
+    progress.step(Step("Restart the backend", "recover", "localhost", "", 1.0, "changed", True))
+    assert progress.stream is None
