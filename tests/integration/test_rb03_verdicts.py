@@ -235,3 +235,13 @@ def test_writes_refused_under_an_evicting_policy_are_never_healthy(sandbox: Stac
     assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
     assert "writes refused with OOM in the window under allkeys-lru" in data["reason"]
     assert "nothing is left to evict" in data["reason"]
+
+
+def test_a_user_without_info_is_told_the_rule_not_sent_to_a_restart(sandbox: Stack) -> None:
+    with acl_user(sandbox, ["+ping"]) as creds:
+        run = _run(sandbox, "recover", *creds)
+    data = run.json
+    assert (run.rc, data["outcome"], data["changed"]) == (4, "escalate", 0), data["reason"]
+    assert "may not run INFO" in data["reason"] and "grant +info" in data["reason"]
+    assert "long script" not in data["reason"] and data["actions"] == []
+    assert _by_check(data)["connectivity"]["value"] == "not_permitted"

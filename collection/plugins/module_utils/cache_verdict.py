@@ -33,6 +33,8 @@ def _unavailable(problem, facts):
                              "'AUTH <password> called without any password configured'): clear cache_redis_password, "
                              "or set the password on the server (requirepass or an ACL user)",
         "loading": "Redis is loading its dataset into memory: wait for it to finish, then run again",
+        "acl": "%s (the cache role README lists the least-privilege user's rules); no restart: Redis itself "
+               "answered" % facts.get("diag_msg", ""),
         "manager_unreachable": "Redis does not answer (%s) and its service manager cannot be reached (%s): check "
                                "the host and restart by hand" % (state, facts.get("service_msg", "")),
     }

@@ -120,7 +120,7 @@ available:
 state:
   description: >-
     C(ok), C(refused), C(timeout), C(auth_failed), C(noauth), C(auth_not_required), C(loading),
-    C(max_clients), C(busy) or C(error).
+    C(max_clients), C(busy), C(not_permitted) (this ACL user may not run INFO) or C(error).
   returned: always
   type: str
 msg:
@@ -214,6 +214,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_collect imp
     read_slowlog,
     sample_bigkeys,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import acl_rule
 
 
 PLAN_OPTIONS = ("eviction_policy", "maxmemory_ceiling", "maxmemory_ceiling_pct", "maxmemory_step_pct", "kill_idle_clients")
@@ -366,6 +367,17 @@ def run_module(params: dict) -> dict:
     try:
         data = collect(conn, params, t)
     except (OSError, RedisReplyError) as exc:
+        rule = acl_rule(exc)
+        if rule:
+            # Redis answered PING; this ACL user may not run INFO, without which nothing is judged.
+            detail = f"this user may not run {rule[1:].replace('|', ' ').upper()}: nothing could be diagnosed; grant {rule}"
+            return {
+                **result,
+                "available": False,
+                "state": "not_permitted",
+                "msg": f"Redis at {conn.where} answered PING, but {detail}",
+                "findings": [checks.finding("connectivity", "critical", "not_permitted", rule, detail)],
+            }
         return {
             **result,
             "available": False,

@@ -128,6 +128,7 @@ def test_raise_is_rounded_up_to_mib_and_capped_at_the_ceiling() -> None:
         ("noauth", {}, "auth"),
         ("auth_not_required", {}, "auth_not_required"),
         ("loading", {}, "loading"),
+        ("not_permitted", {}, "acl"),
         ("refused", {"reachable": False}, "manager_unreachable"),
         ("refused", {"reachable": True, "running": False}, "down"),
         ("busy", {"reachable": True, "running": True}, "unresponsive"),
@@ -265,6 +266,12 @@ PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
             "",
         ),
         (_facts(problem="loading"), "escalate", "loading its dataset", ""),
+        (
+            _facts(problem="acl", diag_msg="this user may not run INFO: grant +info"),
+            "escalate",
+            "grant +info (the cache role README lists",
+            "",
+        ),
         (
             _facts(problem="manager_unreachable", state="refused", service_msg="no socket"),
             "escalate",
