@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pflow_ops import outcome
 from pflow_ops.receiver import worker
 from pflow_ops.receiver.journal import Journal
 from pflow_ops.receiver.metrics import Metrics
@@ -240,7 +241,12 @@ class Receiver:
         try:
             result = self.launcher.run(argv, self.run_timeout)
         except Exception as exc:
-            result = worker.RunResult(1, "error", 0.0, detail=f"launcher failed: {exc}")
+            result = worker.RunResult(
+                outcome.exit_code(outcome.ERROR),
+                outcome.ERROR,
+                0.0,
+                detail=f"launcher failed: {exc}",
+            )
         self.complete(item, result)
         return True
 
