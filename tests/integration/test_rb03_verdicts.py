@@ -152,6 +152,9 @@ def test_check_mode_shows_before_and_after_and_changes_nothing(sandbox: Stack) -
     assert len(restart) == 1, data["actions"]
     assert restart[0]["before"] not in ("", "unknown") and restart[0]["after"] == "running"
     assert restart[0]["result"] == "would restart (check mode)"
+    (budget,) = [a for a in data["actions"] if a["action"] == "restart_budget"]
+    assert (budget["before"], budget["after"]) == ("0 of 3 restarts used", "1 of 3 restarts used")
+    assert sandbox.budget_entries() == [], "check mode records no restart"
     assert data["changed"] >= 1, "changed in check mode means 'would change'"
     with pytest.raises(redis.exceptions.ConnectionError):
         _redis(sandbox).ping()

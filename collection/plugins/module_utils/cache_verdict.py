@@ -86,8 +86,13 @@ def _restart_rows(facts):
     actions, checks = [], []
     if "allowed" in budget:
         override = " (override: %s)" % s.get("override_reason", "") if budget.get("overridden") else ""
+        used, top = int(budget.get("used") or 0), budget.get("max_restarts", "?")
+        # ``used`` counts the restart just taken (in check mode, the one that would be taken).
+        before = used - 1 if budget["allowed"] and used else used
+        check = " (check mode: nothing recorded)" if _true(facts.get("check_mode")) else ""
         actions.append({"action": "restart_budget", "target": budget.get("key", s.get("budget_key", "")),
-                        "result": "%s%s" % (budget.get("summary", ""), override)})
+                        "before": "%s of %s restarts used" % (before, top), "after": "%s of %s restarts used" % (used, top),
+                        "result": "%s%s%s" % (budget.get("summary", ""), override, check)})
     if _true(restart.get("restarted")):
         pid = restart.get("pid_after")
         pid = "" if str(pid) in ("None", "none", "0") else pid

@@ -234,7 +234,7 @@ def _facts(**kw: Any) -> dict[str, Any]:
 
 
 DOWN_RESTARTED = {
-    "budget": {"allowed": True, "summary": "1 of 3 used", "key": "k"},
+    "budget": {"allowed": True, "summary": "1 of 3 used", "key": "k", "used": 1, "max_restarts": 3},
     "restarted": True,
     "pid_after": 42,
     "manager": "supervisord",
@@ -586,7 +586,9 @@ def test_check_mode_restart_shows_before_and_after_without_a_pid() -> None:
     result = cv.verdict(
         _facts(problem="down", check_mode="True", restart={**DOWN_RESTARTED, "pid_after": None})
     )
-    restart = result["actions"][1]
+    budget, restart = result["actions"]
+    assert (budget["before"], budget["after"]) == ("0 of 3 restarts used", "1 of 3 restarts used")
+    assert budget["result"].endswith("(check mode: nothing recorded)")
     assert (restart["before"], restart["after"], restart["result"]) == (
         "STOPPED",
         "running",
