@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 hr = load_plugin("host_resources")
+hc = load_plugin("host_checks", "module_utils")  # the checks themselves
 
 MEMINFO = """MemTotal:        8000000 kB
 MemFree:          100000 kB
@@ -71,7 +72,7 @@ def test_disk_thresholds_and_finding_format(tmp_path: Path) -> None:
 def test_memory_status(tmp_path: Path, avail_kb: int, status: str) -> None:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text(MEMINFO.format(avail=avail_kb))
-    memory, finding = hr.check_memory(10.0, str(meminfo))
+    memory, finding = hc.check_memory(10.0, str(meminfo))
     assert memory["total_bytes"] == 8000000 * 1024 and memory["available_bytes"] == avail_kb * 1024
     assert (
         memory["swap_total_bytes"] == 2000000 * 1024 and memory["swap_free_bytes"] == 1500000 * 1024
@@ -85,17 +86,17 @@ def test_memory_without_memavailable_or_meminfo(tmp_path: Path) -> None:
     meminfo.write_text(
         "\n".join(x for x in MEMINFO.splitlines() if not x.startswith("MemAvailable"))
     )
-    memory, _ = hr.check_memory(10.0, str(meminfo))
+    memory, _ = hc.check_memory(10.0, str(meminfo))
     assert memory["available_bytes"] == (100000 + 20000 + 300000) * 1024
-    memory, finding = hr.check_memory(10.0, str(tmp_path / "absent"))
+    memory, finding = hc.check_memory(10.0, str(tmp_path / "absent"))
     assert memory["status"] == finding["status"] == "unknown" and memory["total_bytes"] is None
 
 
 def test_load_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hr, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(hc, "usable_cpus", lambda: 4)
     for load1, status in ((1.0, "ok"), (9.0, "warning"), (17.0, "critical")):
-        monkeypatch.setattr(hr.os, "getloadavg", lambda v=load1: (v, 0.5, 0.25))
-        load, finding = hr.check_load(2.0)
+        monkeypatch.setattr(hc.os, "getloadavg", lambda v=load1: (v, 0.5, 0.25))
+        load, finding = hc.check_load(2.0)
         assert load["cpus"] == 4 and load["load1_per_cpu"] == round(load1 / 4, 2)
         assert load["status"] == finding["status"] == status
 
@@ -106,3 +107,21 @@ def test_real_host_and_bad_thresholds() -> None:
     assert res["status"] in ("ok", "warning", "critical", "unknown")
     with pytest.raises(hr.ModuleFailure):
         hr.run_module({"paths": [], "thresholds": {"load_per_cpu_max": 0}})
+
+
+def test_dependency_check_reads_the_host_in_the_same_call(tmp_path: Path) -> None:
+    """RB-01 reads its host and its dependencies with one module execution."""
+    dc = load_plugin("dependency_check")
+    res = dc.run_module(
+        {"postgres": None, "redis": None, "resources": {"paths": [str(tmp_path)], "thresholds": {}}}
+    )
+    assert res["resources"]["status"] in ("ok", "warning", "critical", "unknown")
+    assert [f["check"] for f in res["resources"]["findings"]][-2:] == [
+        "memory_available",
+        "load_per_cpu",
+    ]
+    assert res["dependencies"] == {} and "changed" not in res["resources"]
+    with pytest.raises(dc.ModuleFailure):
+        dc.run_module(
+            {"resources": {"paths": [], "thresholds": {"load_per_cpu_max": 0}}, "redis": None}
+        )

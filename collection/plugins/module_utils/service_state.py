@@ -221,7 +221,10 @@ def restart_result(manager, budget, restart, gate=None, status_after=None, check
         out["confirmed"] = (final.get("state") in ("RUNNING", "STARTING") and bool(out["pid_after"])
                             and final.get("pid") == out["pid_after"])
         if out["confirmed"]:
-            out["after"] = process_words(manager, final)
+            # A process that answered the health gate serves: supervisord may still say STARTING
+            # until its next tick past startsecs, which is no news to the on-call engineer.
+            serving = out["gate"]["passed"] and not (out["soak"] or {}).get("failures")
+            out["after"] = process_words(manager, dict(final, state="RUNNING") if serving else final)
         elif final:
             out["after_final"] = process_words(manager, final)
     out["problem"] = restart_problem(out, gate_timeout_setting, gate_timeout, restart.get("msg"))

@@ -47,7 +47,7 @@ notes:
     C(not_allowed) and C(too_many_clients) may hit the service's role and not a superuser.
 options:
   postgres:
-    description: PostgreSQL to check; omit to skip it. At least one of I(postgres) and I(redis) is required.
+    description: PostgreSQL to check; omit to skip it. At least one of I(postgres), I(redis) and I(resources) is required.
     type: dict
     suboptions:
       host:
@@ -103,6 +103,36 @@ options:
         description: Verify the server certificate when I(tls=true).
         type: bool
         default: true
+  resources:
+    description:
+      - Also read the host's infrastructure health in the same call, exactly as
+        M(pivotal.flow_ops.host_resources) does (free disk on I(resources.paths), available memory,
+        load per CPU), so a runbook reads the host and its dependencies with one module
+        execution. Omit to skip it.
+    type: dict
+    suboptions:
+      paths:
+        description: Paths whose filesystem's free space is checked.
+        type: list
+        elements: path
+        default: []
+      thresholds:
+        description: Same as the thresholds of M(pivotal.flow_ops.host_resources).
+        type: dict
+        default: {}
+        suboptions:
+          disk_free_pct_min:
+            description: Minimum free disk percentage (critical below half of it).
+            type: float
+            default: 10
+          memory_available_pct_min:
+            description: Minimum available memory percentage.
+            type: float
+            default: 10
+          load_per_cpu_max:
+            description: Maximum 1-minute load average per CPU.
+            type: float
+            default: 2
 """
 
 EXAMPLES = r"""
@@ -128,6 +158,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+resources:
+  description:
+    - With I(resources), the host's infrastructure health in the shape M(pivotal.flow_ops.host_resources)
+      returns (C(disks), C(memory), C(load), C(findings), C(status)). It does not count in C(available).
+  returned: when resources is given
+  type: dict
 available:
   description: Every configured dependency is available.
   returned: always
@@ -181,6 +217,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check, redis_resp
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import (
+    HostCheckError,
+    check_host,
+)
 
 # How long past its own timeout a check may run before it is abandoned. Only a hung DNS lookup
 # (getaddrinfo cannot be interrupted) gets there: the checks bound every other step themselves.
@@ -272,13 +312,20 @@ def run_module(params: dict) -> dict:
         plan["postgresql"] = (check_postgresql, pg, pg["connect_timeout"])
     if params.get("redis") is not None:
         plan["redis"] = (check_redis, params["redis"], params["redis"]["timeout"])
+    resources = None
+    if params.get("resources") is not None:
+        try:  # local reads (statvfs, /proc): milliseconds, before the network checks start
+            resources = check_host(params["resources"])
+        except HostCheckError as exc:
+            raise ModuleFailure(f"resources: {exc}") from exc
+        resources.pop("changed", None)
     dependencies = run_checks(plan)
     down = [name for name in ORDER if name in dependencies and not dependencies[name]["available"]]
     if down:
         msg = "down: " + ", ".join(f"{name} ({dependencies[name]['state']})" for name in down)
     else:
         msg = f"available: {', '.join(name for name in ORDER if name in dependencies)}"
-    return {
+    result = {
         "changed": False,
         "available": not down,
         "down": down,
@@ -286,6 +333,9 @@ def run_module(params: dict) -> dict:
         "dependencies": dependencies,
         "elapsed_s": round(time.monotonic() - started, 3),
     }
+    if resources is not None:
+        result["resources"] = resources
+    return result
 
 
 def main() -> None:
@@ -314,8 +364,24 @@ def main() -> None:
                     validate_certs=dict(type="bool", default=True),
                 ),
             ),
+            resources=dict(
+                type="dict",
+                options=dict(
+                    paths=dict(type="list", elements="path", default=[]),
+                    thresholds=dict(
+                        type="dict",
+                        default={},
+                        apply_defaults=True,
+                        options=dict(
+                            disk_free_pct_min=dict(type="float", default=10.0),
+                            memory_available_pct_min=dict(type="float", default=10.0),
+                            load_per_cpu_max=dict(type="float", default=2.0),
+                        ),
+                    ),
+                ),
+            ),
         ),
-        required_one_of=[("postgres", "redis")],
+        required_one_of=[("postgres", "redis", "resources")],
         supports_check_mode=True,
     )
     try:
