@@ -268,10 +268,10 @@ def _verification(r, s):
         rows.append({"check": "health_gate", "status": "ok" if gate.get("passed") else "critical", "detail": detail})
     soak = r.get("soak") or {}
     if soak.get("probes"):
+        gone = ("; " + soak["gone"]) if soak.get("gone") else ""
         rows.append({"check": "soak", "status": "ok" if not soak.get("failures") and not soak.get("gone") else "critical",
-                     "detail": "%s probes over %s s, %s failed%s" % (soak.get("probes"), s.get("soak_seconds"),
-                                                                    soak.get("failures"),
-                                                                    "; " + soak["gone"] if soak.get("gone") else "")})
+                     "detail": "%s probes over %s s, %s failed%s" % (
+                         soak.get("probes"), s.get("soak_seconds"), soak.get("failures"), gone)})
     if r.get("restarted"):
         rows.append({"check": "process_confirmed", "status": "ok" if r.get("confirmed") else "critical",
                      "detail": ("%s still shows the restarted process: %s" % (r.get("manager"), r.get("after")))

@@ -27,7 +27,7 @@ def pct(value: float) -> str:
     return f"{value:g}%"
 
 
-def floor_status(value: float | None, minimum: float) -> str:
+def floor_status(value, minimum: float) -> str:
     if value is None:
         return "unknown"
     if value < minimum / 2:
@@ -159,5 +159,3 @@ def check_host(params: dict) -> dict:
     worst = max((f["status"] for f in findings), key=RANK.__getitem__)
     return {"changed": False, "disks": disks, "memory": memory, "load": load, "findings": findings,
             "status": worst}
-
-

@@ -113,7 +113,7 @@ def _body(raw: bytes) -> object:
         return text[:BODY_TEXT_MAX]
 
 
-def _percentile(sorted_values: list[float], q: float) -> float | None:
+def _percentile(sorted_values: list[float], q: float):
     if not sorted_values:
         return None
     return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
@@ -143,8 +143,8 @@ def summarize(probes: list[dict]) -> dict:
 class Prober:
     def __init__(self, target: Target, timeout: float, expect: list[int]) -> None:
         self.target, self.timeout, self.expect = target, timeout, set(expect)
-        self.last: dict | None = None
-        self.last_failure: dict | None = None
+        self.last = None  # type: dict | None
+        self.last_failure = None  # type: dict | None
 
     def __call__(self) -> dict:
         result = probe(self.target, self.timeout)
