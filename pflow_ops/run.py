@@ -92,7 +92,7 @@ def cmd_run(request: RunRequest) -> int:
     except RefusedError as exc:
         return _refusal(request, rb, run_id, exc)
     try:
-        return _launch(request, rb, env, run_id)
+        return _launch(request, rb, env, run_id, lock)
     finally:
         lock.release()
 
@@ -115,7 +115,11 @@ def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
 
 
 def _launch(
-    request: RunRequest, rb: catalogue.Runbook, env: environments.Environment, run_id: str
+    request: RunRequest,
+    rb: catalogue.Runbook,
+    env: environments.Environment,
+    run_id: str,
+    lock: RunLock,
 ) -> int:
     run_dir = runs_dir() / run_id
     progress = Progress(rb, env.name, request.mode, request.check, quiet=request.json_output)
@@ -129,6 +133,7 @@ def _launch(
         extravars=_run_vars(request, run_id),
         check=request.check,
         limit=request.limit,
+        hold_lock=lock.hold_path if request.changes_service else None,
     )
     result = execute(playbook_run, on_step=progress.step)
     finished = time.time()

@@ -9,6 +9,7 @@ scraped from text. ansible_runner is imported lazily so ``pflow-ops --help`` sta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -90,6 +91,13 @@ class PlaybookRun:
     check: bool = False
     limit: str | None = None
     timeout: int = 3600
+    hold_lock: Path | None = None  # the run lock's hold file: every playbook process keeps it
+
+    @property
+    def extravars_file(self) -> Path:
+        """Where the extra vars wait for ansible-playbook (0600, removed when the run ends):
+        ansible-runner passes it as ``-e @file``, so no value reaches argv or ``ps``."""
+        return self.run_dir / "env" / "extravars"
 
     def runner_kwargs(self) -> dict[str, Any]:
         root = project_root()
@@ -99,13 +107,12 @@ class PlaybookRun:
             "project_dir": str(root),
             "playbook": str(self.playbook),
             "inventory": str(self.inventory),
-            "extravars": self.extravars,
             "limit": self.limit,
             "cmdline": cmdline,
             "ident": "runner",
             "quiet": True,
             "json_mode": False,
-            # Extra vars may carry secrets: keep them out of env/ files on disk.
+            # Nothing of ours in env/ but the extravars file this module writes and removes.
             "suppress_env_files": True,
             "timeout": self.timeout,
             "envvars": {
@@ -125,6 +132,78 @@ def _loggable(kwargs: dict[str, Any]) -> dict[str, Any]:
     shown = dict(kwargs)
     shown["extravars"] = sorted(kwargs.get("extravars") or {})
     return shown
+
+
+# The caller's environment variables the playbook sees; anything else (tokens, cloud keys, the
+# caller's whole shell) stays out of ansible-playbook and out of runner's `command` artifact.
+_PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "SSH_AUTH_SOCK", "TERM")
+_PASSED_PREFIXES = ("LC_", "ANSIBLE_", "PFLOW_OPS_")
+
+
+def passed_env(config_env: dict[str, str], caller: dict[str, str]) -> dict[str, str]:
+    """runner's environment minus the caller's variables we do not pass on (variables runner
+    or we set, or changed, stay)."""
+    return {
+        k: v
+        for k, v in config_env.items()
+        if k not in caller or caller[k] != v or k in _PASSED_ENV or k.startswith(_PASSED_PREFIXES)
+    }
+
+
+def _write_extravars(run: PlaybookRun) -> None:
+    env_dir = run.extravars_file.parent
+    env_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(run.extravars_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(run.extravars, out)
+
+
+def _watchdog_prefix(run: PlaybookRun) -> list[str]:
+    """The wrapper that ties the playbook to this process (see :mod:`pflow_ops.watchdog`)."""
+    script = Path(__file__).with_name("watchdog.py")
+    hold = str(run.hold_lock) if run.hold_lock else ""
+    return [
+        sys.executable,
+        "-I",  # stdlib only: no site, no script directory on sys.path
+        str(script),
+        "--parent",
+        str(os.getpid()),
+        "--hold",
+        hold,
+        "--run-id",
+        run.run_id,
+        "--remove",
+        str(run.extravars_file),
+        "--",
+    ]
+
+
+def _runner(run: PlaybookRun, **callbacks: Any) -> Any:
+    """An ansible-runner Runner for this run: the command wrapped by the watchdog, the
+    environment filtered, the extra vars in a file."""
+    from ansible_runner.config.runner import RunnerConfig  # deferred: ~0.2 s
+    from ansible_runner.runner import Runner
+
+    kwargs = run.runner_kwargs()
+    log.info("running %s; runner directory %s", run.playbook, run.run_dir)
+    log.debug("ansible-runner arguments: %s", _loggable({**kwargs, "extravars": run.extravars}))
+    config = RunnerConfig(**kwargs)
+    config.prepare()
+    config.env = passed_env(dict(config.env), dict(os.environ))
+    config.command = [*_watchdog_prefix(run), *config.command]
+    return Runner(config, **callbacks)
+
+
+def _scrub(run: PlaybookRun) -> None:
+    """Remove the extra vars file; keep only the command line in runner's `command` artifact."""
+    run.extravars_file.unlink(missing_ok=True)
+    command = run.run_dir / "artifacts" / "runner" / "command"
+    try:
+        data = json.loads(command.read_text(encoding="utf-8"))
+        kept = {"command": data.get("command"), "cwd": data.get("cwd")}
+        command.write_text(json.dumps(kept), encoding="utf-8")
+    except (OSError, ValueError):
+        pass
 
 
 def search_path() -> str:
@@ -215,8 +294,6 @@ def _enqueue(events: queue.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], 
 
 def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> RunResult:
     """Run the playbook; block until done; SIGINT/SIGTERM cancel it cleanly."""
-    import ansible_runner  # deferred: importing it costs ~0.2 s
-
     events: queue.Queue[dict[str, Any]] = queue.Queue()
     cancelled = threading.Event()
     consumer = EventConsumer(on_step)
@@ -224,19 +301,19 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
     def _cancel(signum: int, frame: FrameType | None) -> None:
         cancelled.set()
 
-    kwargs = run.runner_kwargs()
-    log.info("running %s; runner directory %s", run.playbook, run.run_dir)
-    log.debug("ansible-runner arguments: %s", _loggable(kwargs))
     previous = {s: signal.signal(s, _cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        thread, runner = ansible_runner.run_async(
-            **kwargs,
+        run.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_extravars(run)
+        runner = _runner(
+            run,
             event_handler=_enqueue(events),
             cancel_callback=cancelled.is_set,
             # An empty event marks the end, so the last event is not followed by a poll delay.
             finished_callback=lambda _runner: events.put({}),
         )
+        thread = threading.Thread(target=runner.run, name="ansible-runner", daemon=True)
+        thread.start()
         while True:
             try:
                 event = events.get(timeout=0.5)
@@ -249,6 +326,7 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
             consumer.dispatch(event)
         thread.join()
     finally:
+        _scrub(run)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _finished(runner, consumer)
