@@ -64,7 +64,9 @@ def test_stopped_backend_container_is_recovered(compose: ComposeStack) -> None:
     assert compose.health() == 200
     assert "exited" in _detail(data, "service_status")
     restart = next(a for a in data["actions"] if a["action"] == "restart")
-    assert restart["result"].startswith("restarted: was not running -> pid ")
+    assert restart["result"].startswith(f"restarted: container {before_id[:12]} exited")
+    assert f"-> container {before_id[:12]} (started " in restart["result"]
+    assert "pid" not in restart["result"], "a container id is not a pid"
     assert compose.container("backend").id == before_id, "restarted, not recreated"
     assert data["logs"]["localhost"], "the container's log tail is in the report"
 
@@ -197,9 +199,9 @@ def test_check_mode_leaves_container_ids_and_start_times_unchanged(
     run = compose.recover("--check")
     data = run.json
     assert (run.rc, data["outcome"], data["check"]) == (4, "escalate", True)
-    assert [a["result"] for a in data["actions"] if a["action"] == "restart"] == [
-        "would restart (check mode)"
-    ]
+    [restart] = [a for a in data["actions"] if a["action"] == "restart"]
+    assert restart["result"].startswith("would restart (check mode): container ")
+    assert restart["before"].startswith("container ") and restart["after"].startswith("running")
     assert {s: compose.runs(s) for s in before} == before
     assert not compose.container("backend").attrs["State"]["Running"]
     assert compose.budget_entries() == []
