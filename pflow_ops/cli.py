@@ -67,6 +67,23 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
         help="override a role variable (repeatable)",
     )
     p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--vault-password-file",
+        metavar="PATH",
+        help="Ansible Vault password file for the inventory's vault.yml (default: "
+        "$ANSIBLE_VAULT_PASSWORD_FILE); only its path is passed on, never the password",
+    )
+
+
+def use_vault_password_file(path: str | None) -> None:
+    """The run's vault password file, handed to Ansible (the run and the inventory reads) as
+    ANSIBLE_VAULT_PASSWORD_FILE: a path in the environment, never the password on argv."""
+    if not path:
+        return
+    resolved = os.path.abspath(os.path.expanduser(path))
+    if not os.access(resolved, os.R_OK) or not os.path.isfile(resolved):
+        raise UsageError(f"--vault-password-file {path}: not a readable file")
+    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = resolved
 
 
 def _add_run_commands(
@@ -140,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", parents=common, help="past runs, newest first")
     p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
     p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove runs older than --older-than (default: the retention, 90d, or "
+        "PFLOW_OPS_RETENTION_DAYS); every run also prunes past the retention when it starts",
+    )
+    p.add_argument("--older-than", metavar="AGE", help="with --prune: e.g. 30d, 12h")
 
     p = sub.add_parser("report", parents=common, help="print a run's Markdown report")
     p.add_argument("run_id", metavar="RUN_ID")
@@ -175,10 +199,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return OK
 
 
+def _age_days(text: str) -> float:
+    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
+    number, unit = text[:-1], text[-1:].lower()
+    try:
+        if unit in units and float(number) >= 0:
+            return float(number) * units[unit]
+    except ValueError:
+        pass
+    raise UsageError(f"bad --older-than '{text}': expected a number with d, h or w (30d)")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from pflow_ops import runrecord
+    from pflow_ops.paths import runs_dir
+
+    days = _age_days(args.older_than) if args.older_than else runrecord.retention_days()
+    removed = runrecord.prune(runs_dir(), days)
+    if args.output == "json":
+        console.emit_json({"removed": removed, "older_than_days": days})
+    else:
+        console.out(f"removed {len(removed)} run(s) older than {days:g} day(s)")
+    return OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from pflow_ops import report
     from pflow_ops.paths import runs_dir
 
+    if args.prune:
+        return cmd_prune(args)
+    if args.older_than:
+        raise UsageError("--older-than goes with --prune")
     rows = report.history(runs_dir())[: max(args.count, 0)]
     if args.output == "json":
         console.emit_json({"runs": [r.to_dict() for r in rows]})
@@ -191,13 +243,23 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pflow_ops import report, runrecord
     from pflow_ops.paths import runs_dir
 
     name = "report.json" if args.output == "json" else "report.md"
     run_dir = runs_dir() / args.run_id
     path = run_dir / name
-    if "/" in args.run_id or args.run_id.startswith(".") or not path.is_file():
+    if "/" in args.run_id or args.run_id.startswith("."):
         raise UsageError(f"no report for run '{args.run_id}': see `pflow-ops history`")
+    record = runrecord.load(run_dir)
+    state = runrecord.state(record) if record else ""
+    if state == runrecord.INTERRUPTED and not path.is_file():
+        report.settle(run_dir, record or {})  # what it did, from the events it left
+    if not path.is_file():
+        why = f"run '{args.run_id}' is {state}" if state else f"no report for run '{args.run_id}'"
+        if record and record.get("reason"):
+            why += f": {record['reason']}"
+        raise UsageError(f"{why}: see `pflow-ops history`")
     console.write(path.read_text(encoding="utf-8"))
     return OK
 
@@ -236,6 +298,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_sandbox(args)
     if args.command not in COMMANDS:  # pragma: no cover - the parser knows every command
         raise UsageError(f"unknown command {args.command}")
+    use_vault_password_file(args.vault_password_file)
     request = run_request(args)
     log.debug("request: %s, extra vars %s", request, sorted(request.extra_vars))
     from pflow_ops.run import cmd_run  # imports the runner and the report: not for --help

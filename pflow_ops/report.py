@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pflow_ops import outcome
+from pflow_ops import catalogue, outcome, runrecord
 from pflow_ops.catalogue import Runbook
 from pflow_ops.report_md import to_markdown
 from pflow_ops.report_model import (
@@ -35,7 +36,7 @@ from pflow_ops.report_model import (
 from pflow_ops.request import AlertTrigger
 from pflow_ops.runner import RunResult
 
-__all__ = ["RunContext", "build", "history", "to_markdown", "write"]
+__all__ = ["RunContext", "build", "history", "settle", "to_markdown", "write"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RunContext:
     run_dir: Path
     budget_override: bool = False
     alert: AlertTrigger | None = None  # the alert that started the run (`pflow-ops alert`)
+    notes: tuple[str, ...] = ()  # what the launcher saw before the run (an interrupted run)
 
 
 _UNREACHABLE = Finding("reachability", "critical", "Ansible could not connect to the host")
@@ -77,6 +79,9 @@ def _no_result_reason(result: RunResult) -> str:
     failed = [s for s in result.steps if s.status == "failed"]
     if failed:
         return f"step '{failed[-1].name}' failed: {failed[-1].message}"
+    if result.status == "interrupted":
+        last = result.steps[-1].name if result.steps else "before its first step"
+        return f"the run was interrupted (its launcher died) at step '{last}'"
     if result.status in ("timeout", "canceled"):
         return f"the run was {result.status}"
     tail = " ".join(line.strip() for line in result.stdout_tail[-3:] if line.strip())
@@ -212,6 +217,20 @@ def _gather(
     return tuple(replace(i, host=host) if many else i for host in hosts for i in items[host])
 
 
+def timeline_actions(result: RunResult) -> tuple[Action, ...]:
+    """A run that never published its result (canceled, interrupted) still did what its
+    timeline shows: each changed step is an action."""
+    return tuple(
+        Action(
+            action=s.name,
+            target=s.host,
+            result=f"changed ({s.phase}); the run ended before its report",
+        )
+        for s in result.steps
+        if s.changed
+    )
+
+
 def build(ctx: RunContext, result: RunResult) -> Report:
     hosts = _host_results(result)
     if hosts:
@@ -227,6 +246,8 @@ def build(ctx: RunContext, result: RunResult) -> Report:
         verdict, reason = close_loop(verdict, reason, loop, ctx.check)
         verification += (_loop_check(loop),)
     actions = _gather(hosts, {h: r.actions for h, r in hosts.items()})
+    if not hosts:
+        actions = timeline_actions(result)
     return Report(
         run_id=ctx.run_id,
         runbook=ctx.runbook.id,
@@ -253,24 +274,72 @@ def build(ctx: RunContext, result: RunResult) -> Report:
         runner=RunnerInfo(result.status, result.rc, result.artifacts_dir),
         json_path=str(ctx.run_dir / "report.json"),
         md_path=str(ctx.run_dir / "report.md"),
+        warnings=tuple(result.warnings),
+        notes=ctx.notes,
     )
 
 
 def write(report: Report, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """report.json and report.md, readable by their owner only (0600)."""
+    runrecord.private_dir(run_dir)
     data = report.to_dict()
-    (run_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    (run_dir / "report.md").write_text(to_markdown(report), encoding="utf-8")
+    runrecord.write_private(run_dir / "report.json", json.dumps(data, indent=2) + "\n")
+    runrecord.write_private(run_dir / "report.md", to_markdown(report))
+
+
+def _runbook(name: str) -> Runbook:
+    cat = catalogue.load()
+    for job in cat.maintenance:
+        if job.id == name:
+            return job
+    return cat.get(name)
+
+
+def settle(run_dir: Path, record: Mapping[str, Any]) -> Report:
+    """Write the report of an interrupted run from the events it left, and mark it."""
+    result = runrecord.replay(run_dir)
+    started = float(record.get("started") or 0)
+    ctx = RunContext(
+        run_id=run_dir.name,
+        runbook=_runbook(str(record.get("runbook"))),
+        env=str(record.get("env")),
+        check=bool(record.get("check")),
+        mode=str(record.get("mode")),
+        started_at=_iso(started),
+        finished_at="(interrupted)",
+        duration_s=0.0,
+        run_dir=run_dir,
+    )
+    data = build(ctx, result)
+    write(data, run_dir)
+    runrecord.update(run_dir, state=runrecord.INTERRUPTED, last_step=runrecord.last_step(result))
+    return data
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def history(runs_dir: Path) -> list[HistoryRow]:
-    """Past runs, newest first, from their report.json files."""
+    """Every run, newest first: finished ones from report.json, running, interrupted and
+    refused ones from their run record (an interrupted run is settled on the way)."""
     rows = []
-    for path in sorted(runs_dir.glob("*/report.json"), reverse=True):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            rows.append(HistoryRow.from_report(data))
+    for run_dir in sorted(runs_dir.glob("*/"), reverse=True):
+        record = runrecord.load(run_dir) or {}
+        now = runrecord.state(record) if record else runrecord.FINISHED
+        if now == runrecord.INTERRUPTED and not (run_dir / "report.json").is_file():
+            settle(run_dir, record)
+        data = _read_json(run_dir / "report.json")
+        if data is not None:
+            rows.append(HistoryRow.from_report(data, now))
+        elif record:
+            rows.append(HistoryRow.from_record(run_dir.name, record, now))
     return rows
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

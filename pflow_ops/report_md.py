@@ -91,6 +91,9 @@ def _actions(actions: Sequence[Action]) -> list[str]:
 
 def to_markdown(report: Report) -> str:
     out = _summary(report)
+    for title, lines in (("Warnings", report.warnings), ("Notes", report.notes)):
+        if lines:
+            out += ["", f"## {title}", "", *[f"- {line}" for line in lines]]
     out += _checks("Findings", report.findings, "no findings")
     out += ["", "## Actions", "", *_actions(report.actions)]
     out += _checks("Verification", report.verification, "no recovery to verify")

@@ -276,6 +276,8 @@ class Report:
     runner: RunnerInfo
     json_path: str
     md_path: str
+    warnings: tuple[str, ...] = ()  # the tasks' warnings (a corrupt budget file, a clock jump)
+    notes: tuple[str, ...] = ()  # what the launcher saw before the run (an interrupted run)
 
     def to_dict(self) -> JsonDict:
         return {
@@ -302,6 +304,8 @@ class Report:
             "timeline": [s.to_dict() for s in self.timeline],
             "logs": {host: list(lines) for host, lines in self.logs.items()},
             "runner": self.runner.to_dict(),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "report": {"json": self.json_path, "md": self.md_path},
         }
 
@@ -335,7 +339,8 @@ class Refusal:
 
 @dataclass(frozen=True)
 class HistoryRow:
-    """One past run, as ``pflow-ops history`` lists it (read back from its report.json)."""
+    """One run, as ``pflow-ops history`` lists it (from its report.json, or from its run record
+    while it runs, once it was interrupted, or when a guard refused it)."""
 
     fields: Mapping[str, Any]
 
@@ -349,17 +354,26 @@ class HistoryRow:
         "started_at",
         "duration_s",
         "reason",
+        "state",
     )
 
     @classmethod
-    def from_report(cls, data: Mapping[str, Any]) -> HistoryRow:
-        return cls({k: data.get(k) for k in cls.KEYS})
+    def from_report(cls, data: Mapping[str, Any], state: str = "finished") -> HistoryRow:
+        return cls({**{k: data.get(k) for k in cls.KEYS}, "state": state})
+
+    @classmethod
+    def from_record(cls, run_id: str, record: Mapping[str, Any], state: str) -> HistoryRow:
+        """A run without a report: running, or refused by a guard."""
+        fields = {k: record.get(k) for k in cls.KEYS}
+        fields.update(run_id=run_id, state=state, outcome=record.get("outcome") or state)
+        return cls(fields)
 
     def line(self) -> str:
         f = self.fields
         check = " (check)" if f["check"] else ""
+        state = "" if f["state"] == "finished" else f"  [{f['state']}]"
         return (
-            f"{f['run_id']}  {f['runbook']}  {f['env']}{check}  {f['outcome']}  "
+            f"{f['run_id']}  {f['runbook']}  {f['env']}{check}  {f['outcome']}{state}  "
             f"changed={f['changed']}  {f['duration_s']} s"
         )
 

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pflow_ops import catalogue, console, environments, outcome, report
+from pflow_ops import catalogue, console, environments, outcome, report, runrecord
 from pflow_ops.errors import RefusedError, UsageError
 from pflow_ops.lock import RunLock
 from pflow_ops.paths import project_root, runs_dir
@@ -54,6 +54,9 @@ def confirm(env: environments.Environment, request: RunRequest) -> str | None:
 
 def _refusal(request: RunRequest, rb: catalogue.Runbook, run_id: str, exc: RefusedError) -> int:
     console.error(exc.label, str(exc))
+    runrecord.update(
+        runs_dir() / run_id, state=runrecord.REFUSED, outcome=outcome.REFUSED, reason=str(exc)
+    )
     if request.json_output:
         refusal = Refusal(run_id, rb.id, request.env, request.check, outcome.REFUSED, str(exc))
         console.emit_json(refusal.to_dict())
@@ -81,6 +84,7 @@ def cmd_run(request: RunRequest) -> int:
     env = environments.get(request.env)
     log.info("%s %s on env %s (inventory %s)", request.command, rb.id, env.name, env.inventory)
     run_id = new_run_id(rb.id)
+    _record_start(request, rb, env.name, run_id)
     lock = RunLock(env.name, rb.service, run_id)
     try:
         refusal = confirm(env, request)
@@ -91,10 +95,48 @@ def cmd_run(request: RunRequest) -> int:
             lock.acquire()
     except RefusedError as exc:
         return _refusal(request, rb, run_id, exc)
+    notes = _previous_interrupted(env.name, rb.service, run_id)
+    code = outcome.exit_code(outcome.ERROR)
     try:
-        return _launch(request, rb, env, run_id, lock)
+        code = _launch(request, rb, env, run_id, lock, notes)
     finally:
         lock.release()
+        runrecord.update(runs_dir() / run_id, state=runrecord.FINISHED, exit_code=code)
+    return code
+
+
+def _record_start(request: RunRequest, rb: catalogue.Runbook, env: str, run_id: str) -> None:
+    """The run is on disk before any guard runs; old runs go past the retention."""
+    removed = runrecord.prune(runs_dir(), runrecord.retention_days())
+    if removed:
+        log.info("removed %d run(s) older than %s days", len(removed), runrecord.retention_days())
+    fields = {
+        "run_id": run_id,
+        "runbook": rb.id,
+        "service": rb.service,
+        "env": env,
+        "command": request.command,
+        "check": request.check,
+        "mode": request.mode,
+        "started_at": _iso(time.time()),
+    }
+    runrecord.start(runs_dir() / run_id, fields)
+
+
+def _previous_interrupted(env: str, service: str, run_id: str) -> tuple[str, ...]:
+    """Say so when the last run on this env and service was interrupted (its CLI killed)."""
+    previous = runrecord.previous_interrupted(runs_dir(), env, service, run_id)
+    if previous is None:
+        return ()
+    record = runrecord.load(previous) or {}
+    settled = report.settle(previous, record)
+    runrecord.update(previous, noticed_by=run_id)
+    step = settled.timeline[-1].name if settled.timeline else "before its first step"
+    note = f"the previous run {previous.name} was interrupted at step '{step}'"
+    if settled.actions:
+        note += f" after {len(settled.actions)} change(s): see `pflow-ops report {previous.name}`"
+    console.error("warning", note)
+    return (note,)
 
 
 def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
@@ -120,6 +162,7 @@ def _launch(
     env: environments.Environment,
     run_id: str,
     lock: RunLock,
+    notes: tuple[str, ...] = (),
 ) -> int:
     run_dir = runs_dir() / run_id
     progress = Progress(rb, env.name, request.mode, request.check, quiet=request.json_output)
@@ -149,10 +192,14 @@ def _launch(
         run_dir=run_dir,
         budget_override=bool(request.override_reason),
         alert=request.alert,
+        notes=notes,
     )
     data = report.build(ctx, result)
     report.write(data, run_dir)
     log.info("report written: %s (outcome %s)", data.json_path, data.outcome)
+    runrecord.update(run_dir, outcome=data.outcome)
+    for warning in data.warnings:
+        console.error("warning", warning)
     if request.json_output:
         console.emit_json(data.to_dict())
     else:

@@ -69,10 +69,14 @@ class RunResult:
     artifact_data: dict[str, Any] = field(default_factory=dict)
     artifacts_dir: str = ""
     stdout_tail: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the tasks' warnings, in order, once each
 
     @property
     def changed(self) -> int:
-        return sum(int(n) for n in (self.stats.get("changed") or {}).values())
+        """Changed tasks: from the final stats, or from the timeline when the run never got
+        there (canceled, interrupted)."""
+        counted = sum(int(n) for n in (self.stats.get("changed") or {}).values())
+        return counted or sum(1 for s in self.steps if s.changed)
 
     @property
     def unreachable_hosts(self) -> list[str]:
@@ -239,6 +243,7 @@ class EventConsumer:
         self.stats: dict[str, Any] = {}
         self.artifact_data: dict[str, Any] = {}
         self.stdout_tail: list[str] = []
+        self.warnings: list[str] = []
         self._phase_by_host: dict[str, str] = {}
 
     def dispatch(self, event: dict[str, Any]) -> None:
@@ -265,6 +270,7 @@ class EventConsumer:
         if data.get("ignore_errors") and status == "failed":
             status = "ignored"
         message = str(res.get("msg", "")) if isinstance(res, dict) and status != "ok" else ""
+        self._warnings(res)
         host = str(data.get("host") or "?")
         phase = self._phase_by_host[host] = _phase(data, self._phase_by_host.get(host, ""))
         step = Step(
@@ -280,6 +286,12 @@ class EventConsumer:
         self.steps.append(step)
         if self.on_step:
             self.on_step(step)
+
+    def _warnings(self, res: object) -> None:
+        raw = res.get("warnings") if isinstance(res, dict) else None
+        for warning in raw if isinstance(raw, list) else []:
+            if str(warning) not in self.warnings:
+                self.warnings.append(str(warning))
 
 
 def _enqueue(events: queue.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
@@ -347,4 +359,5 @@ def _finished(runner: Any, consumer: EventConsumer) -> RunResult:
         artifact_data=consumer.artifact_data,
         artifacts_dir=str(runner.config.artifact_dir),
         stdout_tail=consumer.stdout_tail,
+        warnings=consumer.warnings,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,7 +28,10 @@ def test_a_wrong_answer_at_the_prompt_is_refused(tmp_path: Path, answer: str) ->
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 3
-    assert not (tmp_path / "runs").exists(), "nothing ran"
+    # The refusal is on record (history lists it); nothing was launched.
+    records = list((tmp_path / "runs").glob("*/run.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["state"] == "refused"
+    assert not list((tmp_path / "runs").glob("*/artifacts")), "nothing ran"
 
 
 def test_dry_runs_and_yes_need_no_confirmation() -> None:

@@ -129,6 +129,8 @@ REPORT_KEYS = [
     "timeline",
     "logs",
     "runner",
+    "warnings",
+    "notes",
     "report",
 ]
 

@@ -1,0 +1,157 @@
+"""The run record ``runs/ID/run.json``: every run is on disk from its first second.
+
+A run writes ``state: running`` (with its pid) before its guards run, and ``finished`` or
+``refused`` when it ends. A ``running`` record whose process is gone is an *interrupted* run
+(its CLI was killed, the machine rebooted): the next run, ``history`` and ``report ID`` find it,
+rebuild what it did from the runner events it left in ``artifacts/``, and settle it. Run
+directories are 0700 and records 0600: they hold the run's inputs and outputs; old runs go with
+``history --prune`` and the default retention (:data:`RETENTION_DAYS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pflow_ops.runner import EventConsumer, RunResult
+
+RECORD = "run.json"
+RUNNING, FINISHED, REFUSED, INTERRUPTED = "running", "finished", "refused", "interrupted"
+RETENTION_DAYS = 90  # runs older than this are removed when a new run starts
+RETENTION_ENV = "PFLOW_OPS_RETENTION_DAYS"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (clock ticks since boot): a pid reused later does not match."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def start(run_dir: Path, fields: dict[str, Any]) -> None:
+    private_dir(run_dir.parent)
+    private_dir(run_dir)
+    pid = os.getpid()
+    record = {**fields, "state": RUNNING, "pid": pid, "pid_start": _start_time(pid)}
+    record["started"] = time.time()
+    write_private(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def load(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def update(run_dir: Path, **fields: Any) -> None:
+    record = load(run_dir) or {}
+    record.update(fields)
+    write_private(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def state(record: dict[str, Any]) -> str:
+    """``running`` only while the recording process lives; ``interrupted`` once it is gone."""
+    current = str(record.get("state", ""))
+    if current != RUNNING:
+        return current
+    pid = int(record.get("pid") or 0)
+    alive = pid > 0 and _start_time(pid) == str(record.get("pid_start", ""))
+    return RUNNING if alive else INTERRUPTED
+
+
+def replay(run_dir: Path) -> RunResult:
+    """What an interrupted run did, from the runner events it left on disk."""
+    events_dir = run_dir / "artifacts" / "runner" / "job_events"
+    events: list[dict[str, Any]] = []
+    for path in events_dir.glob("*.json"):
+        try:
+            events.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    consumer = EventConsumer()
+    for event in sorted(events, key=lambda e: int(e.get("counter") or 0)):
+        consumer.dispatch(event)
+    return RunResult(
+        status=INTERRUPTED,
+        rc=None,
+        steps=consumer.steps,
+        stats=consumer.stats,
+        artifact_data=consumer.artifact_data,
+        artifacts_dir=str(events_dir.parent),
+        stdout_tail=consumer.stdout_tail,
+        warnings=consumer.warnings,
+    )
+
+
+def last_step(result: RunResult) -> str:
+    return result.steps[-1].name if result.steps else "before its first step"
+
+
+def records(runs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every run directory with its record, newest first."""
+    for run_dir in sorted(runs_dir.glob("*/"), reverse=True):
+        record = load(run_dir)
+        if record is not None:
+            yield run_dir, record
+
+
+def previous_interrupted(runs_dir: Path, env: str, service: str, run_id: str) -> Path | None:
+    """The newest earlier run on this env and service, when it was interrupted and no run has
+    said so yet."""
+    for run_dir, record in records(runs_dir):
+        if run_dir.name == run_id or record.get("env") != env:
+            continue
+        if record.get("service") != service:
+            continue
+        if state(record) == INTERRUPTED and not record.get("noticed_by"):
+            return run_dir
+        return None
+    return None
+
+
+def prune(runs_dir: Path, older_than_days: float, now: float | None = None) -> list[str]:
+    """Remove finished, refused and interrupted runs older than ``older_than_days``."""
+    cutoff = (now or time.time()) - older_than_days * 86400
+    removed = []
+    for run_dir in sorted(runs_dir.glob("*/")):
+        record = load(run_dir) or {}
+        if record and state(record) == RUNNING:
+            continue
+        started = float(record.get("started") or run_dir.stat().st_mtime)
+        if started < cutoff:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            removed.append(run_dir.name)
+    return removed
+
+
+def retention_days() -> float:
+    raw = os.environ.get(RETENTION_ENV, "")
+    try:
+        return float(raw) if raw else RETENTION_DAYS
+    except ValueError:
+        return RETENTION_DAYS
