@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pflow_ops import watchdog
 from pflow_ops.paths import project_root, state_home
 
 log = logging.getLogger(__name__)
@@ -307,11 +308,11 @@ def _enqueue(events: queue.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], 
 def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> RunResult:
     """Run the playbook; block until done; SIGINT/SIGTERM cancel it cleanly."""
     events: queue.Queue[dict[str, Any]] = queue.Queue()
-    cancelled = threading.Event()
+    cancel = watchdog.Cancel()
     consumer = EventConsumer(on_step)
 
     def _cancel(signum: int, frame: FrameType | None) -> None:
-        cancelled.set()
+        cancel.requested.set()
 
     previous = {s: signal.signal(s, _cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -320,7 +321,7 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
         runner = _runner(
             run,
             event_handler=_enqueue(events),
-            cancel_callback=cancelled.is_set,
+            cancel_callback=cancel,
             # An empty event marks the end, so the last event is not followed by a poll delay.
             finished_callback=lambda _runner: events.put({}),
         )
@@ -341,10 +342,10 @@ def execute(run: PlaybookRun, on_step: Callable[[Step], None] | None = None) -> 
         _scrub(run)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return _finished(runner, consumer)
+    return _finished(runner, consumer, cancel.requested.is_set())
 
 
-def _finished(runner: Any, consumer: EventConsumer) -> RunResult:
+def _finished(runner: Any, consumer: EventConsumer, canceled: bool = False) -> RunResult:
     log.info(
         "playbook finished: status %s, rc %s; artifacts in %s",
         runner.status,
@@ -352,7 +353,8 @@ def _finished(runner: Any, consumer: EventConsumer) -> RunResult:
         runner.config.artifact_dir,
     )
     return RunResult(
-        status=str(runner.status),
+        # A watchdog that stopped the run before runner's cancel leaves runner saying 'failed'.
+        status="canceled" if canceled else str(runner.status),
         rc=runner.rc,
         steps=consumer.steps,
         stats=consumer.stats,

@@ -27,8 +27,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 GRACE_S = 3.0
@@ -111,6 +113,44 @@ def _remove(path: str) -> None:
     if path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def children() -> list[int]:
+    """This process's watchdog children (one per run)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+            if ppid == os.getpid() and b"watchdog.py" in cmdline:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+class Cancel:  # used by the launcher (pflow_ops.runner), not by the wrapper
+    """SIGINT/SIGTERM: the watchdog stops the playbook's whole process tree (ansible's workers
+    run in their own sessions, out of reach of runner's kill of the process group); runner is
+    told to cancel once the watchdog is gone or its grace period is over."""
+
+    GRACE_S = 6.0
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._since: float | None = None
+
+    def __call__(self) -> bool:
+        if not self.requested.is_set():
+            return False
+        if self._since is None:
+            self._since = time.monotonic()
+            for pid in children():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+        return not children() or time.monotonic() - self._since > self.GRACE_S
 
 
 def main(argv: Sequence[str] | None = None) -> int:
