@@ -1,0 +1,159 @@
+"""The run record (runs/ID/run.json), the watchdog wrapper and the runner's filtered
+environment: pure Python, no Ansible."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pflow_ops import runrecord, watchdog
+from pflow_ops.lock import LockHeld, RunLock
+from pflow_ops.report import timeline_actions
+from pflow_ops.runner import EventConsumer, RunResult, Step, passed_env
+
+WATCHDOG = Path(watchdog.__file__)
+
+
+def _step(name: str, changed: bool) -> Step:
+    return Step(name, "recover", "localhost", "", 0.1, "changed" if changed else "ok", changed)
+
+
+def test_a_record_is_running_while_its_process_lives_and_interrupted_after(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "r1"
+    runrecord.start(run_dir, {"run_id": "r1", "env": "local", "service": "backend"})
+    record = runrecord.load(run_dir)
+    assert record is not None and runrecord.state(record) == runrecord.RUNNING
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    assert (run_dir / "run.json").stat().st_mode & 0o777 == 0o600
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record["pid"] = int(dead.stdout)
+    assert runrecord.state(record) == runrecord.INTERRUPTED
+    record["pid"] = os.getpid()
+    record["pid_start"] = "1"  # our pid, but another process's start time: a reused pid
+    assert runrecord.state(record) == runrecord.INTERRUPTED
+
+
+def test_the_previous_interrupted_run_is_found_once(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runrecord.start(runs / "a", {"env": "local", "service": "backend"})
+    runrecord.update(runs / "a", pid=2**22 + 1)  # no such process
+    assert runrecord.previous_interrupted(runs, "local", "cache", "b") is None
+    assert runrecord.previous_interrupted(runs, "local", "backend", "b") == runs / "a"
+    runrecord.update(runs / "a", noticed_by="b")
+    assert runrecord.previous_interrupted(runs, "local", "backend", "c") is None
+
+
+def test_replay_rebuilds_an_interrupted_run_from_its_events(tmp_path: Path) -> None:
+    events = tmp_path / "r" / "artifacts" / "runner" / "job_events"
+    events.mkdir(parents=True)
+    for n, (task, changed) in enumerate([("Check", False), ("Restart the backend", True)], 1):
+        data = {"task": task, "host": "localhost", "res": {"changed": changed}}
+        event = {"counter": n, "event": "runner_on_ok", "event_data": data}
+        (events / f"{n}-x.json").write_text(json.dumps(event))
+    result = runrecord.replay(tmp_path / "r")
+    assert result.status == "interrupted" and runrecord.last_step(result) == "Restart the backend"
+    assert result.changed == 1
+    assert [a.action for a in timeline_actions(result)] == ["Restart the backend"]
+
+
+def test_task_warnings_are_collected_once_each() -> None:
+    consumer = EventConsumer()
+    for _ in range(2):
+        res = {"changed": False, "warnings": ["budget file corrupt"]}
+        consumer.dispatch({"event": "runner_on_ok", "event_data": {"task": "t", "res": res}})
+    assert consumer.warnings == ["budget file corrupt"]
+
+
+def test_a_canceled_run_counts_the_changes_of_its_timeline() -> None:
+    result = RunResult("canceled", 254, steps=[_step("a", False), _step("restart", True)])
+    assert result.changed == 1
+    assert [a.action for a in timeline_actions(result)] == ["restart"]
+
+
+def test_prune_removes_old_finished_runs_only(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runrecord.start(runs / "old", {})
+    runrecord.update(runs / "old", state=runrecord.FINISHED, started=time.time() - 40 * 86400)
+    runrecord.start(runs / "live", {})
+    runrecord.update(runs / "live", started=time.time() - 40 * 86400)  # still running: kept
+    runrecord.start(runs / "new", {})
+    runrecord.update(runs / "new", state=runrecord.FINISHED)
+    assert runrecord.prune(runs, 30) == ["old"]
+    assert sorted(p.name for p in runs.iterdir()) == ["live", "new"]
+
+
+def test_retention_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(runrecord.RETENTION_ENV, "7")
+    assert runrecord.retention_days() == 7
+    monkeypatch.setenv(runrecord.RETENTION_ENV, "soon")
+    assert runrecord.retention_days() == runrecord.RETENTION_DAYS
+
+
+def test_the_playbook_sees_only_the_variables_it_needs() -> None:
+    caller = {"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "ANSIBLE_VAULT_PASSWORD_FILE": "/p"}
+    config = {**caller, "AWX_ISOLATED_DATA_DIR": "/a", "PFLOW_OPS_HOME": "/h"}
+    assert passed_env(config, caller) == {
+        "PATH": "/bin",
+        "ANSIBLE_VAULT_PASSWORD_FILE": "/p",
+        "AWX_ISOLATED_DATA_DIR": "/a",
+        "PFLOW_OPS_HOME": "/h",
+    }
+
+
+def test_the_watchdog_holds_the_lock_for_its_command_and_removes_the_secrets_file(
+    tmp_path: Path,
+) -> None:
+    lock = RunLock("local", "backend", "run-1", directory=tmp_path)
+    secrets_file = tmp_path / "extravars"
+    secrets_file.write_text("{}")
+    probe = (
+        "import fcntl, sys; fd = open(sys.argv[1]); fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    )
+    # While the wrapped command runs the hold lock is held: a fresh open of it cannot lock.
+    child = [sys.executable, "-c", probe, str(lock.hold_path)]
+    argv = ["--parent", str(os.getpid()), "--hold", str(lock.hold_path)]
+    argv += ["--run-id", "run-1", "--remove", str(secrets_file), "--", *child]
+    proc = subprocess.run([sys.executable, "-I", str(WATCHDOG), *argv], check=False)
+    assert proc.returncode == 1  # BlockingIOError in the probe: the lock was held
+    assert not secrets_file.exists()
+    with lock:  # all gone: free again
+        pass
+
+
+def test_the_lock_is_refused_while_a_run_process_holds_the_hold_file(tmp_path: Path) -> None:
+    lock = RunLock("local", "backend", "run-2", directory=tmp_path)
+    fd = os.open(lock.hold_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(LockHeld, match="processes of an earlier run"):
+            lock.acquire()
+    finally:
+        os.close(fd)
+    with lock:
+        pass
+
+
+def test_the_watchdog_stops_its_command_when_the_parent_dies(tmp_path: Path) -> None:
+    marker = tmp_path / "survived"
+    child = f"import time, pathlib; time.sleep(3); pathlib.Path({str(marker)!r}).write_text('x')"
+    launcher = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-I', {str(WATCHDOG)!r}, '--parent', "
+        "str(__import__('os').getpid()), '--hold', '', '--', sys.executable, '-c', "
+        f"{child!r}], start_new_session=True); time.sleep(0.5)"
+    )
+    subprocess.run([sys.executable, "-c", launcher], check=True)  # exits: the parent dies
+    time.sleep(4.5)
+    assert not marker.exists()
