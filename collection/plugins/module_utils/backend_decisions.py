@@ -46,6 +46,21 @@ def _pct(value):
     return "%s%%" % round(_num(value) * 100, 1)
 
 
+def dependencies_unvalidated(dependencies, settings):
+    """The dependencies this host could not check (PostgreSQL's ``driver_missing``: no psycopg2
+    where the check runs). Not "down", but not validated either: a restart decided without
+    them is a guess, so they block it unless the inventory opts out
+    (``backend_allow_unvalidated_dependencies``)."""
+    settings = settings or {}
+    if not settings.get("check_dependencies", True):
+        return []
+    deps = (dependencies or {}).get("dependencies") or {}
+    pg = deps.get("postgresql") or {}
+    if pg.get("state") != "driver_missing":
+        return []
+    return [{"dependency": "postgresql", "state": "driver_missing", "detail": pg.get("msg", "")}]
+
+
 def dependencies_down(dependencies):
     """The dependencies that are down, each with the runbook that owns it. ``driver_missing``
     means "could not check from this host", not "down": RB-02 is never blamed for it."""
@@ -138,7 +153,8 @@ def assess(status, health, probe=None, resources=None, dependencies=None, settin
          "detail": "not sampled" if not sampled else "p95 %s ms, max %s ms" % (round(p95, 1), settings.get("latency_p95_max_ms"))},
         {"check": "dependency_postgresql",
          "status": "skipped" if not settings.get("check_dependencies", True) or not pg
-         else "warning" if pg.get("state") == "driver_missing"
+         else ("warning" if settings.get("allow_unvalidated_dependencies") else "critical")
+         if pg.get("state") == "driver_missing"
          else "critical" if any(d["dependency"] == "postgresql" for d in down_deps) else "ok",
          "detail": pg.get("msg", "not checked")},
         {"check": "dependency_redis",
@@ -150,6 +166,8 @@ def assess(status, health, probe=None, resources=None, dependencies=None, settin
         "problem": problem,
         "findings": findings + list((resources or {}).get("findings") or []),
         "dependencies_down": down_deps,
+        "dependencies_unvalidated": [] if settings.get("allow_unvalidated_dependencies")
+        else dependencies_unvalidated(dependencies, settings),
         "pid_before": status.get("pid"),
         "squatter": squatter_words(status, health, settings) if squatting else "",
     }
@@ -164,6 +182,8 @@ def plan(assessment, mode):
         return {"restart": False, "why": "a dependency is down: a restart cannot fix it"}
     if problem not in RESTARTABLE:
         return {"restart": False, "why": "nothing to restart" if not problem else "a restart would not help (%s)" % problem}
+    if (assessment or {}).get("dependencies_unvalidated"):
+        return {"restart": False, "why": "a dependency could not be validated from this host"}
     return {"restart": True, "why": "the backend's own process is at fault (%s)" % problem}
 
 
@@ -203,6 +223,12 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
     if problem == SLOW:
         return done(ESCALATE, "requests are slow (p95 above %s ms) while the service is up: a restart would not help; "
                     "look for slow queries" % s.get("latency_p95_max_ms"), "RB-02")
+    unvalidated = a.get("dependencies_unvalidated") or []
+    if unvalidated and problem in RESTARTABLE:
+        return done(ESCALATE, "cannot validate PostgreSQL from this host (%s): the backend was not restarted, since "
+                    "a restart decided without its dependencies could hide a database outage; install "
+                    "python3-psycopg2 where the check runs, or set backend_allow_unvalidated_dependencies: true "
+                    "in the inventory to restart without that check" % unvalidated[0]["state"])
     if mode != "recover":
         return done(ESCALATE, "diagnose only: recovery would restart the backend (%s)" % problem)
     if budget and not budget.get("allowed"):

@@ -134,7 +134,13 @@ def test_squatter_whose_process_is_not_visible_says_so() -> None:
 @pytest.mark.parametrize(
     ("check", "deps", "settings", "status"),
     [
-        ("dependency_postgresql", PG_NO_DRIVER, SETTINGS, "warning"),
+        ("dependency_postgresql", PG_NO_DRIVER, SETTINGS, "critical"),
+        (
+            "dependency_postgresql",
+            PG_NO_DRIVER,
+            {**SETTINGS, "allow_unvalidated_dependencies": True},
+            "warning",
+        ),
         ("dependency_postgresql", PG_DOWN, SETTINGS, "critical"),
         ("dependency_redis", REDIS_DOWN, SETTINGS, "critical"),
         ("dependency_redis", DEPS_OK, SETTINGS, "ok"),
@@ -408,3 +414,37 @@ def test_override_is_recorded_in_the_budget_action() -> None:
         a("down"), {"restart": True}, restart, None, {**SETTINGS, "override_reason": "INC-42"}
     )
     assert v["actions"][0]["result"].endswith("(override: INC-42)")
+
+
+@pytest.mark.parametrize(
+    ("health", "settings", "mode", "outcome", "restart", "words"),
+    [
+        # 0.3.0 counted driver_missing as ok and restarted without validating PostgreSQL.
+        (H503, SETTINGS, "recover", "escalate", False, "cannot validate PostgreSQL from this host"),
+        # A healthy backend needs no restart: the unvalidated dependency stays a finding only.
+        (HEALTHY, SETTINGS, "recover", "healthy", False, "backend is running"),
+        # The inventory opted out: the restart goes ahead on the backend's own fault.
+        (
+            H503,
+            {**SETTINGS, "allow_unvalidated_dependencies": True},
+            "recover",
+            None,
+            True,
+            None,
+        ),
+        # Not checking dependencies at all is its own explicit choice.
+        (H503, {**SETTINGS, "check_dependencies": False}, "recover", None, True, None),
+    ],
+)
+def test_unvalidated_dependency_blocks_the_restart(
+    health: dict, settings: dict, mode: str, outcome: str | None, restart: bool, words: str | None
+) -> None:
+    a = rb01.assess(RUNNING, health, None, {}, PG_NO_DRIVER, settings)
+    p = rb01.plan(a, mode)
+    assert p["restart"] is restart
+    if outcome is not None:
+        v = rb01.conclude(a, p, {}, None, settings, mode)
+        assert v["outcome"] == outcome
+        assert words in v["reason"]
+        if outcome == "escalate":
+            assert "backend_allow_unvalidated_dependencies" in v["reason"]
