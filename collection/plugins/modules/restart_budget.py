@@ -15,12 +15,22 @@ description:
   - Keeps a sliding-window count of restarts per I(key) in C($PFLOW_OPS_HOME/budget/restarts.json) on
     the controller, shared by every entry point (the pflow-ops CLI, plain C(ansible-playbook), AWX).
   - With I(state=check) it only reports whether a restart is allowed. With I(state=consume) it
-    records a restart when one is allowed; when the budget is spent it returns C(allowed=false)
-    without failing, and the calling role decides and reports.
-  - Entries older than the window are dropped. Writes are atomic and serialised by an exclusive
-    C(flock) on C(restarts.json.lock), so two concurrent runs cannot both take the last slot.
-  - A corrupt budget file counts as empty; it is moved aside to C(restarts.json.corrupt-<epoch>)
-    and a warning says so.
+    records a restart when one is allowed. Every refusal (budget spent, unreadable state, a
+    per-run policy, an override without a reason) returns C(allowed=false) without failing, with
+    the one line in C(refusal); the calling role decides and reports.
+  - Fails closed. A budget file that cannot be read or parsed is never read as empty; it is
+    copied aside to C(restarts.json.corrupt-<epoch>) (once per content), left in place, and every
+    request is refused until a human overrides with a reason (which starts a fresh file).
+  - The policy (I(max_restarts), I(window_seconds)) comes from the inventory. A play whose extra
+    vars (C(-e), C(-e @file), AWX survey answers) set any C(*_restart_budget_max),
+    C(*_restart_budget_window) or C(service_manager_budget) is refused, naming the variable;
+    the plugin reads the play's extra vars on the controller.
+  - Entries are kept for a fixed retention (24 h, or I(window_seconds) when longer), whatever the
+    caller's window, so no caller's window erases another caller's history. Writes are atomic and
+    serialised by an exclusive C(flock) on C(restarts.json.lock), so two concurrent runs cannot
+    both take the last slot.
+  - A restart recorded in the future (the clock went backwards) still counts, with a warning.
+  - Warnings are returned in C(budget_warnings) as well as shown as task warnings.
   - This is an action plugin; it runs on the controller and never contacts the target host.
 author:
   - pflow-ops team (@pivotal-flow)
@@ -62,9 +72,19 @@ options:
   override:
     description:
       - A human explicitly overrode the budget. The restart is allowed even when the budget is
-        spent, and the entry is recorded with C(override=true) (it still counts).
+        spent or its state is unreadable, and the entry is recorded with C(override=true) and
+        I(override_reason) (it still counts).
+      - An override exists only with a reason; with a blank one the request is refused.
     type: bool
     default: false
+  override_reason:
+    description:
+      - Who overrode and why (an incident or ticket), recorded in the entry as C(override_reason).
+        Required (non-blank) when I(override=true).
+      - When not given, the plugin takes the controller variable
+        C(pflow_restart_budget_override_reason) (what C(pflow-ops --override-budget REASON) sets)
+        as plain text, never as a template.
+    type: str
   reason:
     description: Why the restart happens (alert name, ticket); recorded with the entry.
     type: str
@@ -98,19 +118,36 @@ EXAMPLES = r"""
 
 RETURN = r"""
 allowed:
-  description: Whether a restart is allowed (I(override), or fewer than I(max_restarts) in the window).
+  description: Whether a restart is allowed (I(override) with a reason, or fewer than I(max_restarts) in the window).
   type: bool
   returned: always
 overridden:
-  description: True when the restart is allowed only because of I(override).
+  description: True when the restart is allowed only because of I(override) (spent budget or unreadable state).
   type: bool
+  returned: always
+override_reason:
+  description: The override's reason, stripped; null without I(override).
+  type: str
+  returned: always
+refusal:
+  description: One line saying why the request is refused and how a human may proceed; empty when allowed.
+  type: str
+  returned: always
+  sample: "restart budget state unreadable at /home/ops/.pflow-ops/budget/restarts.json (kept as
+    /home/ops/.pflow-ops/budget/restarts.json.corrupt-1767225600); a human may --override-budget"
+budget_warnings:
+  description: Warnings (an unreadable file kept aside, a clock that went backwards), also shown as task warnings.
+  type: list
+  elements: str
   returned: always
 used:
   description: Restarts in the window, including the one just taken by I(state=consume).
   type: int
   returned: always
 summary:
-  description: "One line for the run report, for example C(allowed: 1 of 3 restarts used in the window)."
+  description:
+    - "One line for the run report, for example C(allowed: 1 of 3 restarts used in the window);
+      a refusal other than a spent budget reads C(refused: <refusal>)."
   type: str
   returned: always
 remaining:
@@ -125,6 +162,10 @@ window_seconds:
   description: The I(window_seconds) applied.
   type: int
   returned: always
+retention_seconds:
+  description: How long the file keeps an entry (24 h, or I(window_seconds) when longer).
+  type: int
+  returned: always
 oldest_ts:
   description: Epoch seconds of the oldest restart in the window; null when there is none.
   type: float
@@ -134,11 +175,13 @@ resets_in_s:
   type: float
   returned: always
 entries:
-  description: Restarts in the window, oldest first. C(run_id) is present only when one was given.
+  description:
+    - Restarts in the window, oldest first. C(run_id) is present only when one was given,
+      C(override_reason) only with C(override=true).
   type: list
   elements: dict
   returned: always
-  sample: [{ts: 1767225600.123, reason: BackendDown, override: false, run_id: "20260101-000000-ab12"}]
+  sample: [{ts: 1767225600.123, reason: BackendDown, override: true, override_reason: "INC-42", run_id: "20260101-000000-ab12"}]
 key:
   description: The I(key) the budget applies to.
   type: str
