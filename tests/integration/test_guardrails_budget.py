@@ -105,11 +105,14 @@ def test_a_corrupt_budget_file_refuses_is_kept_and_an_override_starts_afresh(
     assert path.read_text() == CORRUPT, "the budget was neither consumed nor rewritten"
     (kept,) = path.parent.glob("restarts.json.corrupt-*")
     assert kept.read_text() == CORRUPT
-    row = _budget_row(_report(refused))
-    assert row["result"] == (
+    report = _report(refused)
+    assert _budget_row(report)["result"] == (
         f"refused: restart budget state unreadable at {path} (kept as {kept}); "
         "a human may --override-budget"
     )
+    unreadable = f"restart budget state unreadable at {path} (kept as {kept}): "
+    assert any(w.startswith(unreadable) for w in report["warnings"]), report["warnings"]
+    assert report["warnings"] == refused.json["warnings"], "the CLI prints the same warnings"
 
     again = sandbox.recover()  # still unreadable: never read as empty on the second try
     assert again.rc == 3 and sandbox.health() is None
@@ -125,7 +128,12 @@ def test_a_corrupt_budget_file_refuses_is_kept_and_an_override_starts_afresh(
 
 
 @pytest.mark.parametrize(
-    "per_run", ["backend_restart_budget_window=1", "backend_restart_budget_max=10"]
+    "per_run",
+    [
+        "backend_restart_budget_window=1",
+        "backend_restart_budget_max=10",
+        "pflow_env=elsewhere",  # would count against a fresh key, elsewhere/localhost/backend
+    ],
 )
 def test_a_per_run_policy_is_refused_and_keeps_every_entry(sandbox: Stack, per_run: str) -> None:
     before = _spend(sandbox)
@@ -135,10 +143,12 @@ def test_a_per_run_policy_is_refused_and_keeps_every_entry(sandbox: Stack, per_r
     assert run.json["outcome"] == "refused"
     assert sandbox.health() is None, "a refused run must not restart"
     assert _budget_file(sandbox).read_text() == before, "other keys' and older entries are kept"
-    row = _budget_row(_report(run))
+    report = _report(run)
     name = per_run.split("=")[0]
-    assert f"restart budget policy cannot be set per run (-e {name})" in row["result"]
-    assert "comes from the inventory" in row["result"]
+    line = f"restart budget policy cannot be set per run (-e {name})"
+    assert line in _budget_row(report)["result"]
+    assert "comes from the inventory" in _budget_row(report)["result"]
+    assert any(w.startswith(line) for w in report["warnings"]), report["warnings"]
 
 
 @pytest.mark.parametrize(
@@ -212,3 +222,19 @@ def test_an_override_with_a_reason_is_recorded_in_the_entry_and_the_report(
     report = _report(run)
     assert report["budget_override"] is True
     assert reason in _budget_row(report)["result"]
+
+
+def test_a_clock_jump_backwards_still_counts_and_is_reported(sandbox: Stack) -> None:
+    path = _budget_file(sandbox)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    ahead = [
+        {"ts": time.time() + 600 + i, "reason": "RB-01 down", "override": False} for i in (0, 1, 2)
+    ]
+    path.write_text(json.dumps({"version": 1, "keys": {KEY: ahead}}))
+    _crash_backend(sandbox)
+    run = sandbox.recover()
+    assert run.rc == 3 and run.json["outcome"] == "refused", "entries from the future still count"
+    assert sandbox.health() is None
+    assert json.loads(path.read_text())["keys"][KEY] == ahead
+    warnings = _report(run)["warnings"]
+    assert any(w.startswith("clock jumped backwards: 3 restart(s)") for w in warnings), warnings

@@ -27,10 +27,12 @@ FORMAT_VERSION = 1
 RETENTION_SECONDS = 86400
 OVERRIDE_FLAG = "--override-budget"
 
-# Extra vars that would set the budget's policy (max, window) or the one dict that carries it to
-# service_manager restart_gated: the policy comes from the inventory, never from one run's -e.
+# Extra vars that would set the budget's policy (max, window), the one dict that carries it to
+# service_manager restart_gated, or the environment part of the budget's key (a run with
+# -e pflow_env=x would count against a fresh, empty key): all come from the inventory, never
+# from one run's -e. <role>_confirm_env is not among them (AWX sends it to check the inventory).
 _POLICY_VAR = re.compile(r"(^|_)restart_budget_(max|window)$")
-_POLICY_DICTS = ("service_manager_budget",)
+_POLICY_NAMES = ("service_manager_budget", "pflow_env", "backend_env", "database_env", "cache_env")
 
 
 def parse_state(raw):
@@ -52,9 +54,9 @@ def parse_state(raw):
 
 
 def per_run_policy_vars(extra_vars):
-    """Names among this run's extra vars that would set the budget policy, sorted."""
+    """Names among this run's extra vars that would set the budget policy or key, sorted."""
     return sorted(name for name in (extra_vars or {})
-                  if isinstance(name, str) and (_POLICY_VAR.search(name) or name in _POLICY_DICTS))
+                  if isinstance(name, str) and (_POLICY_VAR.search(name) or name in _POLICY_NAMES))
 
 
 def per_run_refusal(names):

@@ -23,7 +23,8 @@ description:
     request is refused until a human overrides with a reason (which starts a fresh file).
   - The policy (I(max_restarts), I(window_seconds)) comes from the inventory. A play whose extra
     vars (C(-e), C(-e @file), AWX survey answers) set any C(*_restart_budget_max),
-    C(*_restart_budget_window) or C(service_manager_budget) is refused, naming the variable;
+    C(*_restart_budget_window), C(service_manager_budget) or the environment part of the key
+    (C(pflow_env), C(backend_env), C(database_env), C(cache_env)) is refused, naming the variable;
     the plugin reads the play's extra vars on the controller.
   - Entries are kept for a fixed retention (24 h, or I(window_seconds) when longer), whatever the
     caller's window, so no caller's window erases another caller's history. Writes are atomic and

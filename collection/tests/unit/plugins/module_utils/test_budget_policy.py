@@ -56,6 +56,10 @@ def test_valid_state_is_data() -> None:
         ),
         ({"restart_budget_max": 9}, ["restart_budget_max"]),
         ({"service_manager_budget": {"max_restarts": 99}}, ["service_manager_budget"]),
+        # The environment part of the key: a fresh key is an empty budget.
+        ({"pflow_env": "x", "backend_env": "x"}, ["backend_env", "pflow_env"]),
+        ({"database_env": "x", "cache_env": "x"}, ["cache_env", "database_env"]),
+        ({"pflow_confirm_env": "prod", "backend_confirm_env": "prod"}, []),
         # Not the policy: the override, its reason, lookalikes that only contain the words.
         ({"backend_restart_budget_override_reason": "x", "restart_budget_maximum": 1}, []),
     ],
