@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from pflow_ops import __version__, console
-from pflow_ops.errors import INTERNAL, OK, PflowError, UsageError
+from pflow_ops import __version__, console, outcome
+from pflow_ops.errors import INTERNAL, OK, REFUSED, USAGE, PflowError, UsageError
 from pflow_ops.request import (
     COMMANDS,
     RunRequest,
@@ -129,7 +130,7 @@ def _add_run_commands(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="pflow-ops",
         description="Runbook automation for the Pivotal Flow platform.",
         epilog="Exit codes: 0 healthy/recovered, 1 internal error, 2 bad usage, "
@@ -306,31 +307,81 @@ def _dispatch(args: argparse.Namespace) -> int:
     return cmd_run(request)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    console.configure_logging(int(args.verbose))
+class _ParseError(UsageError):
+    """An argparse error, already printed the argparse way (usage line, then the error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own error text, then an exception, so ``main`` still prints the one JSON
+    object ``--output json`` promises (subparsers inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _ParseError(message)
+
+
+def _json_requested(argv: Sequence[str]) -> bool:
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--output=json" in argv or any(a == "--output" and b == "json" for a, b in pairs)
+
+
+def error_object(args: argparse.Namespace | None, code: int, reason: str) -> dict[str, object]:
+    """What ``--output json`` prints for a command that ended without its own object (a usage
+    error, an internal error): the shape of a guard's refusal, the outcome word ``usage`` for
+    exit 2 (not an outcome of the vocabulary: nothing ran), and the exit code."""
+    word = {USAGE: "usage", REFUSED: outcome.REFUSED}.get(code, outcome.ERROR)
+    return {
+        "run_id": None,
+        "runbook": None,
+        "command": getattr(args, "command", None),
+        "target": getattr(args, "target", None),
+        "env": getattr(args, "env", None),
+        "check": bool(getattr(args, "check", False)),
+        "outcome": word,
+        "exit_code": code,
+        "reason": reason,
+        "changed": 0,
+        "findings": [],
+        "actions": [],
+        "report": None,
+    }
+
+
+def _run(argv: Sequence[str]) -> tuple[int, str, argparse.Namespace | None]:
+    """(exit code, why it failed or "", the parsed arguments when they parsed)."""
+    args: argparse.Namespace | None = None
     try:
-        code = _dispatch(args)
+        args = build_parser().parse_args(argv)
+        console.configure_logging(int(args.verbose))
+        return _dispatch(args), "", args
+    except _ParseError as exc:
+        return exc.exit_code, str(exc), args
     except PflowError as exc:
         console.error(exc.label, str(exc))
-        code = exc.exit_code
+        return exc.exit_code, str(exc), args
     except KeyboardInterrupt:
         print("pflow-ops: interrupted", file=sys.stderr)
-        code = INTERNAL
+        return INTERNAL, "interrupted", args
     except Exception as exc:
         if isinstance(exc, BrokenPipeError) and console.stdout_gone():
             # The reader took what it wanted (`pflow-ops history | head`): not an error.
             console.silence_stdout()
-            return OK
+            return OK, "", args
         # A bug or a broken installation: one line by default, the traceback on request.
         if os.environ.get("PFLOW_OPS_DEBUG"):
             raise
-        print(
-            f"pflow-ops: internal error: {exc.__class__.__name__}: {exc} "
-            "(set PFLOW_OPS_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        code = INTERNAL
+        why = f"internal error: {exc.__class__.__name__}: {exc}"
+        print(f"pflow-ops: {why} (set PFLOW_OPS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return INTERNAL, why, args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    emitted = console.json_count()
+    code, why, args = _run(argv)
+    if why and _json_requested(argv) and console.json_count() == emitted:
+        # --output json: every exit prints one JSON object, usage errors included.
+        console.emit_json(error_object(args, code, why))
     console.flush()
     return code

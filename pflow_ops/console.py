@@ -76,8 +76,17 @@ def write(text: str) -> None:
         silence_stdout()
 
 
+_json_emitted: list[bool] = []  # one entry per JSON object written (cli.main counts them)
+
+
 def emit_json(obj: dict[str, Any]) -> None:
+    _json_emitted.append(True)
     write(json.dumps(obj, indent=2) + "\n")
+
+
+def json_count() -> int:
+    """How many JSON objects this process wrote on stdout so far."""
+    return len(_json_emitted)
 
 
 def flush() -> None:

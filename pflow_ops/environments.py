@@ -1,14 +1,14 @@
-"""Environments are the directories under ``inventories/``; each one's ``group_vars/all``
-says whether it is protected (``pflow_protected: true`` asks for confirmation)."""
+"""Environments are the directories under ``inventories/``; an environment is protected
+(a run asks for confirmation) when any host of its inventory has ``pflow_protected: true``, as
+Ansible reads it (:mod:`pflow_ops.inventory`), or when its inventory cannot be read at all."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from pflow_ops.errors import UsageError
+from pflow_ops.inventory import read
 from pflow_ops.paths import project_root
 
 
@@ -21,6 +21,7 @@ class Environment:
     name: str
     inventory: Path
     protected: bool
+    why: str = ""  # what made it protected: the hosts that say so, or why it could not be read
 
 
 def inventories_dir() -> Path:
@@ -34,33 +35,18 @@ def names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "hosts.yml").is_file())
 
 
-def _group_var_files(env_dir: Path) -> list[Path]:
-    single = env_dir / "group_vars" / "all.yml"
-    folder = env_dir / "group_vars" / "all"
-    files = [single] if single.is_file() else []
-    if folder.is_dir():
-        files += sorted(folder.glob("*.yml"))
-    return files
-
-
-def _protected(env_dir: Path) -> bool:
-    for path in _group_var_files(env_dir):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            # An encrypted vault file or a broken one: Ansible will report it; protection is
-            # decided by the plain files.
-            continue
-        if isinstance(data, dict) and data.get("pflow_protected") is True:
-            return True
-    return False
-
-
 def get(name: str) -> Environment:
     valid = names()
     if name not in valid:
         raise UnknownEnvironment(
             f"unknown environment '{name}': choose one of {', '.join(valid) or '(none found)'}"
         )
-    env_dir = inventories_dir() / name
-    return Environment(name=name, inventory=env_dir / "hosts.yml", protected=_protected(env_dir))
+    inventory = inventories_dir() / name / "hosts.yml"
+    reading = read(inventory)
+    if reading.error:
+        why = f"its inventory cannot be read ({reading.error}): treated as protected"
+        return Environment(name=name, inventory=inventory, protected=True, why=why)
+    why = reading.protected_by[0] if reading.protected_by else ""
+    if len(reading.protected_by) > 1:
+        why += f" and {len(reading.protected_by) - 1} more host(s)"
+    return Environment(name, inventory, protected=bool(reading.protected_by), why=why)

@@ -2,7 +2,7 @@
 
 ``cli.py`` turns the parsed arguments into a :class:`RunRequest`, checking every value a user
 types (``-e`` pairs, ``--fingerprint``) on the way; ``run.py`` takes the request and never
-sees argparse. Cheap to import: no Ansible, no YAML beyond PyYAML.
+sees argparse. Cheap to import: no Ansible.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
-
-import yaml
+from typing import Any, Literal
 
 from pflow_ops.errors import UsageError
 
@@ -32,24 +30,22 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{1,32}$")
 
 
-def parse_extra_vars(pairs: Sequence[str]) -> dict[str, Scalar]:
-    """``KEY=VALUE`` pairs; values are YAML scalars (``0``, ``true``, ``1.5``).
+def parse_extra_vars(pairs: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs, the values as typed (text).
 
-    Values are data, never templates: Jinja markers are refused so nothing a user (or, later,
-    an alert label) passes can be evaluated by Ansible.
+    The text is typed later, by the roles' argument specs (:mod:`pflow_ops.validate`), so a
+    ``str`` variable keeps exactly what was typed (``0123`` stays ``0123``). Values are data,
+    never templates: Jinja markers are refused so nothing a user (or, later, an alert label)
+    passes can be evaluated by Ansible.
     """
-    out: dict[str, Scalar] = {}
+    out: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not _KEY.match(key):
             raise UsageError(f"bad -e '{pair}': expected KEY=VALUE with KEY a variable name")
         if any(marker in raw for marker in ("{{", "{%", "{#")):
             raise UsageError(f"bad -e {key}: template markers are not allowed in values")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key] = value if isinstance(value, str | int | float | bool) else raw
+        out[key] = raw
     return out
 
 
@@ -84,10 +80,9 @@ class RunRequest:
     check: bool = False
     yes: bool = False
     limit: str | None = None
-    # Out of repr: -e values may be secrets, and the request is logged with -vv.
-    extra_vars: Mapping[str, Scalar] = field(
-        default_factory=lambda: MappingProxyType({}), repr=False
-    )
+    # Out of repr: -e values may be secrets, and the request is logged with -vv. The CLI gives
+    # the text as typed; run.py replaces it with the values typed by the roles' specs.
+    extra_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     override_reason: str | None = None  # --override-budget REASON
     fingerprint: str | None = None  # --fingerprint HEX (alert)
     output: Output = "text"

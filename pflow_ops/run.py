@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pflow_ops import catalogue, console, environments, outcome, report, runrecord
+from pflow_ops import catalogue, console, environments, outcome, report, runrecord, validate
 from pflow_ops.errors import RefusedError, UsageError
 from pflow_ops.lock import RunLock
 from pflow_ops.paths import project_root, runs_dir
@@ -39,7 +39,8 @@ def confirm(env: environments.Environment, request: RunRequest) -> str | None:
         return None
     if not sys.stdin.isatty():
         return (
-            f"environment '{env.name}' is protected: pass --yes to confirm (no terminal to ask on)"
+            f"environment '{env.name}' is protected ({env.why}): pass --yes to confirm "
+            "(no terminal to ask on)"
         )
     # The question goes to stderr: stdout may be a pipe waiting for the JSON object.
     print(
@@ -82,6 +83,7 @@ def _target(request: RunRequest) -> catalogue.Runbook:
 def cmd_run(request: RunRequest) -> int:
     rb = _target(request)
     env = environments.get(request.env)
+    request = validate.checked(request, rb, env)  # -e and --limit: exit 2 before anything runs
     log.info("%s %s on env %s (inventory %s)", request.command, rb.id, env.name, env.inventory)
     run_id = new_run_id(rb.id)
     _record_start(request, rb, env.name, run_id)

@@ -111,16 +111,50 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
         pass
 
 
-def test_extra_vars_are_typed_and_never_templates() -> None:
-    assert parse_extra_vars(["a=0", "b=true", "c=1.5", "d=text", "e="]) == {
-        "a": 0,
-        "b": True,
-        "c": 1.5,
+def test_extra_vars_are_text_until_typed_by_the_specs_and_never_templates() -> None:
+    # The roles' argument specs type them (pflow_ops.validate): a str keeps what was typed.
+    assert parse_extra_vars(["a=0", "b=true", "c=1.5", "d=text", "e=", "f=0123"]) == {
+        "a": "0",
+        "b": "true",
+        "c": "1.5",
         "d": "text",
         "e": "",
+        "f": "0123",
     }
     with pytest.raises(UsageError, match="template markers"):
         parse_extra_vars(["x={{ lookup('pipe', 'id') }}"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["recover", "rb-99", "--output", "json"],
+        ["recover", "rb-01", "--env", "moon", "--output=json"],
+        ["recover", "rb-01", "-e", "backend_health_gate_timout=40", "--output", "json"],
+        ["diagnose", "rb-01", "-e", "no-equals", "--output", "json"],
+        ["recover", "--output", "json"],  # argparse: the runbook is missing
+        ["recover", "rb-01", "--output", "json", "--bogus"],
+        ["report", "nope", "--output", "json"],
+    ],
+)
+def test_every_exit_prints_one_json_object_with_output_json(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # exactly one object: json.loads refuses trailing text
+    assert (data["outcome"], data["exit_code"], data["run_id"]) == ("usage", 2, None)
+    assert data["reason"] and data["reason"] in captured.err
+    assert (data["changed"], data["actions"], data["report"]) == (0, [], None)
+
+
+def test_text_output_usage_errors_print_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["recover", "rb-01", "-e", "backend_health_gate_timout=40"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "did you mean backend_health_gate_timeout?" in captured.err
 
 
 def test_help_and_list_do_not_import_ansible() -> None:

@@ -109,7 +109,8 @@ def test_run_commands_become_a_frozen_typed_request() -> None:
         "web-1",
         "vendor asked",
     )
-    assert dict(req.extra_vars) == {"a": 1, "b": "x"} and req.json_output
+    # -e text as typed: run.py types it by the roles' argument specs (pflow_ops.validate)
+    assert dict(req.extra_vars) == {"a": "1", "b": "x"} and req.json_output
     assert req.changes_service and req.alert is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         req.env = "prod"  # type: ignore[misc]
