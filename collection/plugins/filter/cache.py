@@ -19,6 +19,12 @@ def cache_assess(diag, service=None, tuning_enabled=True):
     return _cache.assess(diag or {}, service or {}, enabled)
 
 
+def cache_recovery(mode, problem, state, override=False, override_reason=""):
+    """pivotal.flow_ops.cache_recovery: {restart, tune, restart_reason}: what the recover phase
+    may change, and the reason the restart budget records."""
+    return _cache.recovery(mode, problem, state, override, override_reason)
+
+
 def cache_verdict(facts):
     """pivotal.flow_ops.cache_verdict: {outcome, reason, next_runbook, actions, verification,
     findings} of an RB-03 run."""
@@ -29,5 +35,6 @@ class FilterModule(object):
     def filters(self):
         return {
             "cache_assess": cache_assess,
+            "cache_recovery": cache_recovery,
             "cache_verdict": cache_verdict,
         }

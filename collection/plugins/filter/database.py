@@ -16,9 +16,10 @@ def database_classify(dx, status=None):
     return _db.classify(dx, status)
 
 
-def database_plan(dx, mode, problem):
-    """pivotal.flow_ops.database_plan: restart_wanted, remediate and the pg_remediate targets."""
-    return _db.plan(mode, problem, dx)
+def database_plan(dx, mode, problem, override=False, override_reason=""):
+    """pivotal.flow_ops.database_plan: restart_wanted, restart_reason (what the restart budget
+    records), remediate and the pg_remediate targets."""
+    return _db.plan(mode, problem, dx, override, override_reason)
 
 
 def database_fixes_made(fix, dry):

@@ -8,6 +8,8 @@
   human can do (recommendations).
 - ``assess``: what is wrong (the ``problem``) from the diagnosis, the service manager's status
   (only read when Redis does not answer) and whether tuning is enabled.
+- ``recovery``: what the recover phase may change (restart a down Redis, or tune a live one) and
+  the reason the restart budget records.
 - ``verdict`` (module_utils/cache_verdict.py): what happened.
 
 No Ansible import, no I/O: the roles reach them through the ``pivotal.flow_ops`` cache filters,
@@ -186,4 +188,22 @@ def assess(diag, service=None, tuning_enabled=True):
         "maxmemory_ceiling": int(cand["maxmemory_ceiling"]),
         "plan": steps if tunable else [],
         "findings": [],
+    }
+
+
+def _true(value):
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def recovery(mode, problem, state, override=False, override_reason=""):
+    """What the recover phase may change: {restart, tune, restart_reason}. Only recover mode
+    changes anything: a down Redis is restarted (under the restart budget, whose record says why,
+    and the override's reason when it is overridden), a live one gets the safe tuning."""
+    reason = "RB-03 redis %s" % state
+    if _true(override):
+        reason += ", override: %s" % override_reason
+    return {
+        "restart": mode == "recover" and problem == "down",
+        "tune": mode == "recover" and problem == "tuning",
+        "restart_reason": reason,
     }

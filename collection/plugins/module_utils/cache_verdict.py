@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """RB-03's verdict, a pure function over the plain results of each step: what happened (tuning,
 or budget -> restart -> PING gate -> backend gate, then the re-measure), with the actions and
-verification rows the report shows. The restart facts are plain inputs, so whichever task
-produces them (the role's own steps today, a shared gated restart tomorrow) can feed them.
+verification rows the report shows. The restart comes in as service_manager_restart_result,
+the result of the shared entry point service_manager/restart_gated.yml (budget, before -> after,
+exit status, the log lines written after the restart, and why it did not hold).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -80,29 +81,44 @@ def _healthy_reason(facts):
     return text
 
 
+def _restart(facts):
+    """service_manager_restart_result, only when this run restarts a down Redis: a result left
+    on the host by another role's restart never counts."""
+    wanted = facts.get("mode", "recover") == "recover" and facts.get("problem") == "down"
+    return dict(facts.get("restart") or {}) if wanted else {}
+
+
+def _logs_after(restart):
+    logs = restart.get("logs_after") or []
+    return ("; its log after the restart: " + " | ".join(logs[-5:])) if logs else ""
+
+
 def _restart_rows(facts):
-    restart, s = facts.get("restart") or {}, facts.get("settings") or {}
+    restart, s = _restart(facts), facts.get("settings") or {}
     budget = restart.get("budget") or {}
+    check = _true(facts.get("check_mode"))
     actions, checks = [], []
     if "allowed" in budget:
         override = " (override: %s)" % s.get("override_reason", "") if budget.get("overridden") else ""
         used, top = int(budget.get("used") or 0), budget.get("max_restarts", "?")
         # ``used`` counts the restart just taken (in check mode, the one that would be taken).
         before = used - 1 if budget["allowed"] and used else used
-        check = " (check mode: nothing recorded)" if _true(facts.get("check_mode")) else ""
         actions.append({"action": "restart_budget", "target": budget.get("key", s.get("budget_key", "")),
                         "before": "%s of %s restarts used" % (before, top), "after": "%s of %s restarts used" % (used, top),
-                        "result": "%s%s%s" % (budget.get("summary", ""), override, check)})
-    if _true(restart.get("restarted")):
-        pid = restart.get("pid_after")
-        pid = "" if str(pid) in ("None", "none", "0") else pid
-        after = "running" if _true(facts.get("check_mode")) else "running, %s" % (
-            ("pid %s" % pid if restart.get("manager") == "supervisord" else "container %s" % pid) if pid
-            else "no process id reported")
-        actions.append({"action": "restart", "target": restart.get("target", ""),
-                        "before": restart.get("state_before") or "unknown", "after": after,
-                        "result": "would restart (check mode)" if _true(facts.get("check_mode"))
-                        else restart.get("detail") or "restarted"})
+                        "result": "%s%s%s" % (budget.get("summary", ""), override,
+                                              " (check mode: nothing recorded)" if check else "")})
+    if check and restart.get("would_restart"):
+        actions.append({"action": "restart", "target": s.get("restart_target", ""),
+                        "before": restart.get("before") or "unknown", "after": "running",
+                        "result": "would restart (check mode)"})
+    elif restart.get("restarted"):
+        problem = restart.get("problem")
+        actions.append({"action": "restart", "target": s.get("restart_target", ""),
+                        "before": restart.get("before") or "unknown",
+                        "after": (restart.get("after_final") or restart.get("after", "")) if problem
+                        else restart.get("after", ""),
+                        "result": "%s; %s" % (restart.get("detail", "restarted"), problem) if problem
+                        else restart.get("detail", "restarted")})
     ping, backend = facts.get("ping_gate") or {}, facts.get("backend_gate") or {}
     if "state" in ping:
         checks.append({"check": "ping_gate", "status": "ok" if ping.get("available") else "critical",
@@ -210,9 +226,9 @@ def verdict(facts):
 
     ``facts`` holds plain values: mode, check_mode, problem, state, diag_msg, service_msg, diag,
     assessment, findings (so far), tune and maint_apply (redis_tune's results), after (the
-    re-measure), drift (redis_tune check-mode actions), restart {budget, restarted, pid_after,
-    manager, state_before, detail, target}, ping_gate, backend_gate and settings (thresholds,
-    timeouts, names the reason quotes).
+    re-measure), drift (redis_tune check-mode actions), restart (service_manager_restart_result),
+    ping_gate, backend_gate and settings (thresholds, timeouts, names the reason quotes, and
+    restart_target, the restart action's target).
     """
     facts = dict(facts)
     maint, tune = facts.get("maint_apply") or {}, facts.get("tune") or {}
@@ -268,25 +284,19 @@ def _refused(budget, settings):
 def _after_recovery(facts, checks):
     """(outcome, reason, next_runbook) from the budget, the restart and its gates, or the tuning."""
     s, problem = facts.get("settings") or {}, facts.get("problem", "")
-    budget = (facts.get("restart") or {}).get("budget") or {}
+    restart = _restart(facts)
+    budget = restart.get("budget") or {}
     if "allowed" in budget and not budget["allowed"]:
         return _refused(budget, s)
     if _true(facts.get("check_mode")):
-        would = "restart Redis" if problem == "down" else ", ".join(
-            "%s %s -> %s" % (a.get("target"), a.get("before", "?"), a.get("after", "?"))
-            if a.get("action") == "config_set" else a.get("action", "?")
-            for a in facts["tuning"].get("actions") or []) or _plan_text(facts)
+        would = "restart Redis (%s -> running)" % (restart.get("before") or facts.get("state", "?")) \
+            if problem == "down" else ", ".join(
+                "%s %s -> %s" % (a.get("target"), a.get("before", "?"), a.get("after", "?"))
+                if a.get("action") == "config_set" else a.get("action", "?")
+                for a in facts["tuning"].get("actions") or []) or _plan_text(facts)
         return ESCALATE, "check mode: recovery would %s; nothing was changed" % would, ""
     if problem == "down":
-        ping_ok = bool((facts.get("ping_gate") or {}).get("available"))
-        backend_ok = (facts.get("backend_gate") or {}).get("healthy", not s.get("backend_health_url"))
-        if _true((facts.get("restart") or {}).get("restarted")) and ping_ok and backend_ok:
-            return RECOVERED, "Redis restarted, answers PING" + (
-                " and the backend /health passed" if s.get("backend_health_url") else ""), ""
-        return ESCALATE, "the Redis restart did not restore service: " + (
-            "Redis does not answer PING" if not ping_ok
-            else "the backend /health did not pass within %s s" % s.get("health_gate_timeout")), \
-            "RB-01" if ping_ok else ""
+        return _after_restart(restart, facts, s)
     applied, rows, failures, notes = _tuning(facts)
     names, recs = ", ".join(applied), _recs(facts)
     checks.extend(rows)
@@ -299,3 +309,23 @@ def _after_recovery(facts, checks):
     done = "intended config re-applied" if facts.get("mode") == "maintain" else "tuning applied"
     return RECOVERED, "%s (%s), verified and persisted to %s%s" % (
         done, names, facts["tuning"].get("config_file") or "?", note), ""
+
+
+def _after_restart(restart, facts, s):
+    """A down Redis after the shared restart entry point, then the PING and backend gates."""
+    if not restart.get("restarted"):
+        return ESCALATE, "the Redis restart did not happen: %s" % (
+            restart.get("problem") or restart.get("detail") or "no restart result"), ""
+    if restart.get("problem"):
+        return ESCALATE, "the Redis restart did not restore service: " + restart["problem"], ""
+    ping_ok = bool((facts.get("ping_gate") or {}).get("available"))
+    backend_ok = (facts.get("backend_gate") or {}).get("healthy", not s.get("backend_health_url"))
+    if ping_ok and backend_ok:
+        return RECOVERED, "Redis restarted (%s -> %s), answers PING%s" % (
+            restart.get("before"), restart.get("after"),
+            " and the backend /health passed" if s.get("backend_health_url") else ""), ""
+    if not ping_ok:
+        return ESCALATE, "the Redis restart did not restore service: Redis (%s) does not answer PING within %s s%s" % (
+            restart.get("after"), s.get("ping_gate_timeout"), _logs_after(restart)), ""
+    return ESCALATE, "the Redis restart did not restore service: the backend /health did not pass within %s s" % (
+        s.get("health_gate_timeout")), "RB-01"

@@ -111,11 +111,20 @@ def classify(dx, status=None):
 # --------------------------------------------------------------------------- plan
 
 
-def plan(mode, problem, dx):
+def _true(value):
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def plan(mode, problem, dx, override=False, override_reason=""):
     """What recover may do: restart a down PostgreSQL (recover mode only), or act on the exact
     targets the diagnosis chose (sessions and settings never in maintain mode; only settings
-    a reload applies)."""
+    a reload applies). ``restart_reason`` is what the restart budget records (with the
+    override's reason when the budget is overridden)."""
     dx = dx or {}
+    state = (dx.get("connectivity") or {}).get("state", "")
+    restart_reason = "RB-02 DatabaseConnectionFailure (%s)" % state
+    if _true(override):
+        restart_reason += ", override: %s" % override_reason
     candidates = dx.get("candidates") or {} if dx.get("available") else {}
     objects_only = mode == "maintain"
     targets = {}
@@ -127,6 +136,7 @@ def plan(mode, problem, dx):
     targets["settings"] = [] if objects_only else settings
     return {
         "restart_wanted": mode == "recover" and problem == DOWN,
+        "restart_reason": restart_reason,
         "remediate": bool(dx.get("available")),
         "targets": targets,
     }
@@ -178,78 +188,123 @@ def _did(done):
     return "%s (%s)" % (_plural(len(done), "action"), what)
 
 
-def _restart_actions(f, restarted):
+def _restart(f):
+    """service_manager_restart_result (the shared restart entry point), only when this run
+    wanted a restart: a result left by another role's restart on the same host never counts."""
+    return dict(f.get("restart") or {}) if _true(f.get("restart_wanted")) else {}
+
+
+def _logs_after(r):
+    logs = r.get("logs_after") or []
+    return ("; its log after the restart: " + " | ".join(logs[-5:])) if logs else ""
+
+
+def _restart_actions(f, r):
     out = []
-    budget = f.get("budget") or {}
+    budget = r.get("budget") or {}
+    check = _true(f.get("check_mode"))
     if "allowed" in budget:
         override = (
             " (override: %s)" % f.get("override_reason", "") if budget.get("overridden") else ""
         )
+        used, top = int(budget.get("used") or 0), budget.get("max_restarts", "?")
+        # ``used`` counts the restart just taken (in check mode, the one that would be taken).
+        before = used - 1 if budget.get("allowed") and used else used
         out.append(
             {
                 "action": "restart_budget",
                 "target": budget.get("key", ""),
-                "result": str(budget.get("summary", "")) + override,
-                "before": "",
-                "after": "",
+                "result": str(r.get("budget_words") or budget.get("summary", "")) + override,
+                "before": "%s of %s restarts used" % (before, top),
+                "after": "%s of %s restarts used" % (used, top),
             }
         )
-    if restarted:
-        service = f.get("service") or {}
-        ready = (f.get("ready") or {}).get("available")
-        check = bool(f.get("check_mode"))
-        if check:
-            after = "would be restarted, then must answer SELECT 1 within %s s" % f.get("ready_timeout")
-        else:
-            pid = f.get("pid_after")
-            after = ("pid %s" % pid if pid else "no process id reported") + (
-                ", answers SELECT 1" if ready else ", no answer to SELECT 1"
-            )
-        before = "%s (%s)" % (service.get("state") or "unknown", f.get("state", ""))
-        if service.get("pid"):
-            before += ", pid %s" % service["pid"]
+    target = "%s:%s" % (f.get("host", ""), f.get("service_name", ""))
+    if check and r.get("would_restart"):
         out.append(
             {
                 "action": "restart",
-                "target": "%s:%s" % (f.get("host", ""), f.get("service_name", "")),
-                "result": "would restart (check mode)" if check else "restarted",
-                "before": before,
+                "target": target,
+                "result": r.get("detail") or "would restart (check mode)",
+                "before": r.get("before", ""),
+                "after": "%s, then must answer SELECT 1 within %s s"
+                % (r.get("after") or "running", f.get("ready_timeout")),
+            }
+        )
+    elif r.get("restarted"):
+        ready = (f.get("ready") or {}).get("available")
+        if r.get("problem"):
+            after, result = r.get("after_final") or r.get("after", ""), "%s; %s" % (
+                r.get("detail", "restarted"),
+                r["problem"],
+            )
+        else:
+            after = r.get("after", "") + (
+                ", answers SELECT 1" if ready else ", no answer to SELECT 1"
+            )
+            result = r.get("detail", "restarted")
+        out.append(
+            {
+                "action": "restart",
+                "target": target,
+                "result": result,
+                "before": r.get("before", ""),
                 "after": after,
             }
         )
     return out
 
 
-def _down(f, restarted):
+def _down(f, r):
     """The verdict of a PostgreSQL that is down: (outcome, reason, next_runbook)."""
     state = f.get("state", "")
-    budget = f.get("budget") or {}
+    budget = r.get("budget") or {}
     ready = f.get("ready") or {}
     if f.get("mode") == "maintain":
         return ESCALATE, "PostgreSQL is down: run RB-02 to restart it before maintenance", "RB-02"
     if f.get("mode") == "diagnose":
         return ESCALATE, "diagnose only: recovery would restart PostgreSQL (%s)" % state, ""
     if "allowed" in budget and not budget["allowed"]:
+        if int(budget.get("max_restarts") or 0) == 0:
+            why = "automatic restarts are disabled (restart budget 0)"
+        else:
+            why = "restart budget spent (%s of %s in the window)" % (
+                budget.get("used", "?"),
+                budget.get("max_restarts", "?"),
+            )
+        return REFUSED, "PostgreSQL is down; %s: a human decides (--override-budget)" % why, ""
+    if _true(f.get("check_mode")):
         return (
-            REFUSED,
-            "PostgreSQL is down; restart budget spent (%s of %s in the window): a human decides (--override-budget)"
-            % (budget.get("used", "?"), budget.get("max_restarts", "?")),
+            ESCALATE,
+            "check mode: recovery would restart PostgreSQL (%s): %s; nothing was changed"
+            % (state, r.get("detail") or "would restart"),
             "",
         )
-    if f.get("check_mode"):
-        return ESCALATE, "check mode: recovery would restart PostgreSQL (%s); nothing was changed" % state, ""
-    if restarted and ready.get("available"):
+    if not r.get("restarted"):
+        return (
+            ESCALATE,
+            "PostgreSQL is down (%s) and the service manager did not restart it: %s"
+            % (state, r.get("problem") or r.get("detail") or "no restart result"),
+            "",
+        )
+    if r.get("problem"):
+        return ESCALATE, "PostgreSQL was restarted but the restart did not hold: " + r["problem"], ""
+    if ready.get("available"):
         return (
             RECOVERED,
-            "PostgreSQL was down (%s), restarted through %s and answers SELECT 1 again" % (state, f.get("manager")),
+            "PostgreSQL was down (%s), restarted through %s (%s -> %s) and answers SELECT 1 again"
+            % (state, f.get("manager"), r.get("before"), r.get("after")),
             "",
         )
-    if not restarted:
-        return ESCALATE, "PostgreSQL is down (%s) and the service manager did not restart it" % state, ""
     return (
         ESCALATE,
-        "PostgreSQL was restarted but does not answer SELECT 1 within %s s: %s"
-        % (f.get("ready_timeout"), (ready.get("connectivity") or {}).get("msg") or "no answer"),
+        "PostgreSQL was restarted (%s) but does not answer SELECT 1 within %s s: %s%s"
+        % (
+            r.get("after"),
+            f.get("ready_timeout"),
+            (ready.get("connectivity") or {}).get("msg") or "no answer",
+            _logs_after(r),
+        ),
         "",
     )
 
@@ -358,27 +413,16 @@ def verdict(f):
 
     mode, check_mode, host, service_name, manager, ready_timeout, override_reason; the
     classification (problem, state, findings, escalations, advisories, pending, service,
-    service_msg); the restart path as plain inputs (restart_wanted, budget: the restart_budget
-    result, restart: the service manager's restart result or restarted: whether it happened,
-    pid_after, ready: the SELECT 1 wait);
+    service_msg); the restart path (restart_wanted, restart: service_manager_restart_result of
+    the shared entry point service_manager/restart_gated.yml, ready: the SELECT 1 wait);
     and the fix path (fix: pg_remediate's result, fixed: fixes_made(), after: the re-diagnosis).
 
     Returns outcome, reason, next_runbook, actions (restart actions then pg_remediate's) and
     verification (the re-checked findings, and SELECT 1 after a restart)."""
     f = dict(f or {})
     mode = f.get("mode")
-    dry = bool(f.get("check_mode")) or mode == "diagnose"
-    # The restart path as plain inputs: either "restarted" itself (a shared restart entry point
-    # reports it) or the service manager's restart result, which only counts when the restart was
-    # wanted and the budget allowed it.
-    if "restarted" in f:
-        restarted = bool(f["restarted"])
-    else:
-        restarted = (
-            bool(f.get("restart_wanted"))
-            and bool((f.get("budget") or {}).get("allowed"))
-            and bool((f.get("restart") or {}).get("changed"))
-        )
+    dry = _true(f.get("check_mode")) or mode == "diagnose"
+    restart = _restart(f)
     fix = f.get("fix") or {}
     done = _done(fix)
     human = "; ".join(e["reason"] for e in f.get("escalations") or [])
@@ -389,7 +433,7 @@ def verdict(f):
     next_runbook = ""
     problem = f.get("problem") or ""
     if problem == DOWN:
-        outcome, reason, next_runbook = _down(f, restarted)
+        outcome, reason, next_runbook = _down(f, restart)
     elif problem:
         outcome, reason = ESCALATE, _not_answering(f)
     elif dry:
@@ -409,6 +453,6 @@ def verdict(f):
     else:
         outcome, reason = HEALTHY, _all_ok(f.get("findings")) + _advice(f.get("advisories"))
     result = _verdict(outcome, reason, next_runbook)
-    result["actions"] = _restart_actions(f, restarted) + list(fix.get("actions") or [])
+    result["actions"] = _restart_actions(f, restart) + list(fix.get("actions") or [])
     result["verification"] = _verification(f, before_bad)
     return result

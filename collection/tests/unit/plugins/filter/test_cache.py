@@ -8,8 +8,8 @@ from ansible_collections.pivotal.flow_ops.plugins.filter import cache
 FILTERS = cache.FilterModule().filters()
 
 
-def test_the_role_finds_both_filters() -> None:
-    assert set(FILTERS) == {"cache_assess", "cache_verdict"}
+def test_the_role_finds_every_filter() -> None:
+    assert set(FILTERS) == {"cache_assess", "cache_recovery", "cache_verdict"}
 
 
 @pytest.mark.parametrize(

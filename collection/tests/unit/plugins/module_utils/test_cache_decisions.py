@@ -20,6 +20,7 @@ SETTINGS = {
     "budget_window": 1800,
     "budget_key": "local/h/redis",
     "override_reason": "",
+    "restart_target": "h:redis",
 }
 
 
@@ -233,13 +234,33 @@ def _facts(**kw: Any) -> dict[str, Any]:
     return {**base, **kw}
 
 
-DOWN_RESTARTED = {
-    "budget": {"allowed": True, "summary": "1 of 3 used", "key": "k", "used": 1, "max_restarts": 3},
-    "restarted": True,
-    "pid_after": 42,
+DOWN_RESTARTED = {  # service_manager_restart_result (service_manager/restart_gated.yml)
     "manager": "supervisord",
-    "state_before": "STOPPED",
-    "detail": "restarted",
+    "budget": {"allowed": True, "summary": "1 of 3 used", "key": "k", "used": 1, "max_restarts": 3},
+    "allowed": True,
+    "restarted": True,
+    "would_restart": False,
+    "before": "not running (STOPPED)",
+    "after": "running, pid 42",
+    "pid_after": 42,
+    "exit": "",
+    "logs_after": [],
+    "problem": "",
+    "detail": "restarted: not running (STOPPED) -> running, pid 42",
+}
+WOULD_RESTART = {
+    **DOWN_RESTARTED,
+    "restarted": False,
+    "would_restart": True,
+    "after": "running (a new pid)",
+    "detail": "would restart (check mode): not running (STOPPED) -> running (a new pid)",
+}
+CRASHED = {
+    **DOWN_RESTARTED,
+    "after": "not running (FATAL, spawn error: can't find command 'redis-server')",
+    "exit": "spawn error: can't find command 'redis-server'",
+    "problem": "the service manager did not bring the service up: redis did not reach RUNNING",
+    "detail": "restarted: not running (STOPPED) -> not running (FATAL, spawn error: ...)",
 }
 PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
 
@@ -378,9 +399,9 @@ PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
             "",
         ),
         (
-            _facts(problem="down", check_mode=True, restart=DOWN_RESTARTED),
+            _facts(problem="down", check_mode=True, restart=WOULD_RESTART),
             "escalate",
-            "check mode: recovery would restart Redis",
+            "check mode: recovery would restart Redis (not running (STOPPED) -> running); nothing",
             "",
         ),
         (
@@ -412,17 +433,53 @@ PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
                 backend_gate={"healthy": True, "state": "200"},
             ),
             "recovered",
-            "Redis restarted, answers PING and the backend /health passed",
+            "Redis restarted (not running (STOPPED) -> running, pid 42), answers PING and the "
+            "backend /health passed",
             "",
         ),
         (
             _facts(
                 problem="down",
                 restart=DOWN_RESTARTED,
+                ping_gate={"state": "ok", "available": True},
+                settings={**SETTINGS, "backend_health_url": ""},
+            ),
+            "recovered",
+            "Redis restarted (not running (STOPPED) -> running, pid 42), answers PING",
+            "",
+        ),
+        (
+            _facts(problem="down", restart=CRASHED),
+            "escalate",
+            "the Redis restart did not restore service: the service manager did not bring",
+            "",
+        ),
+        (
+            _facts(problem="down", restart={**DOWN_RESTARTED, "restarted": False}),
+            "escalate",
+            "the Redis restart did not happen: restarted: not running (STOPPED) -> running",
+            "",
+        ),
+        (
+            _facts(  # a restart result left on the host by another role never counts
+                problem="tuning",
+                tune=_tune(),
+                after=AFTER,
+                restart={"budget": {"allowed": False, "max_restarts": 0}},
+            ),
+            "recovered",
+            "tuning applied (maxmemory-policy), verified",
+            "",
+        ),
+        (
+            _facts(
+                problem="down",
+                restart={**DOWN_RESTARTED, "logs_after": ["# Server initialized"]},
                 ping_gate={"state": "refused", "available": False},
             ),
             "escalate",
-            "Redis does not answer PING",
+            "Redis (running, pid 42) does not answer PING within 20 s; its log after the restart: "
+            "# Server initialized",
             "",
         ),
         (
@@ -575,7 +632,12 @@ def test_verdict_rows_restart_and_gates() -> None:
     result = cv.verdict(facts)
     assert [a["action"] for a in result["actions"]] == ["restart_budget", "restart"]
     restart = result["actions"][1]
-    assert (restart["before"], restart["after"]) == ("STOPPED", "running, pid 42")
+    assert (restart["target"], restart["before"], restart["after"], restart["result"]) == (
+        "h:redis",
+        "not running (STOPPED)",
+        "running, pid 42",
+        "restarted: not running (STOPPED) -> running, pid 42",
+    )
     assert {v["check"]: v["status"] for v in result["verification"]} == {
         "ping_gate": "ok",
         "backend_health_gate": "ok",
@@ -583,28 +645,55 @@ def test_verdict_rows_restart_and_gates() -> None:
 
 
 def test_check_mode_restart_shows_before_and_after_without_a_pid() -> None:
-    result = cv.verdict(
-        _facts(problem="down", check_mode="True", restart={**DOWN_RESTARTED, "pid_after": None})
-    )
+    result = cv.verdict(_facts(problem="down", check_mode="True", restart=WOULD_RESTART))
     budget, restart = result["actions"]
     assert (budget["before"], budget["after"]) == ("0 of 3 restarts used", "1 of 3 restarts used")
     assert budget["result"].endswith("(check mode: nothing recorded)")
     assert (restart["before"], restart["after"], restart["result"]) == (
-        "STOPPED",
+        "not running (STOPPED)",
         "running",
         "would restart (check mode)",
     )
 
 
-def test_a_container_id_is_not_called_a_pid() -> None:
-    restart = {**DOWN_RESTARTED, "manager": "compose", "pid_after": "3f2a"}
+def test_a_restart_that_did_not_hold_says_how_it_ended() -> None:
+    restart = cv.verdict(_facts(problem="down", restart=CRASHED))["actions"][1]
+    assert restart["after"] == CRASHED["after"]
+    assert restart["result"] == CRASHED["detail"] + "; " + CRASHED["problem"]
+
+
+def test_a_container_is_not_called_a_pid() -> None:
+    restart = {
+        **DOWN_RESTARTED,
+        "manager": "compose",
+        "before": "container 3f2a1b exited (exit code 0)",
+        "after": "container 3f2a1b (started 12:01:02)",
+    }
     facts = _facts(
         problem="down",
         restart=restart,
         ping_gate={"state": "ok", "available": True},
         backend_gate={"healthy": True},
     )
-    assert cv.verdict(facts)["actions"][1]["after"] == "running, container 3f2a"
+    action = cv.verdict(facts)["actions"][1]
+    assert (action["before"], action["after"]) == (restart["before"], restart["after"])
+
+
+@pytest.mark.parametrize(
+    ("mode", "problem", "override", "restart", "tune", "reason"),
+    [
+        ("recover", "down", False, True, False, "RB-03 redis refused"),
+        ("recover", "tuning", False, False, True, "RB-03 redis refused"),
+        ("diagnose", "down", False, False, False, "RB-03 redis refused"),
+        ("maintain", "tuning", False, False, False, "RB-03 redis refused"),
+        ("recover", "down", "true", True, False, "RB-03 redis refused, override: incident 7"),
+    ],
+)
+def test_recovery_plan(
+    mode: str, problem: str, override: Any, restart: bool, tune: bool, reason: str
+) -> None:
+    out = cd.recovery(mode, problem, "refused", override, "incident 7")
+    assert out == {"restart": restart, "tune": tune, "restart_reason": reason}
 
 
 def test_verdict_rows_tuning_and_drift_findings() -> None:

@@ -144,6 +144,18 @@ def test_plan(
     assert [s["name"] for s in t["settings"]] == settings
 
 
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        (False, "RB-02 DatabaseConnectionFailure (refused)"),
+        ("True", "RB-02 DatabaseConnectionFailure (refused), override: incident 7"),
+    ],
+)
+def test_plan_names_the_restart_reason_and_the_override(override: Any, reason: str) -> None:
+    out = filters.database_plan(dx(False, "refused"), "recover", "down", override, "incident 7")
+    assert out["restart_reason"] == reason
+
+
 def act(
     kind: str = "cancel_query", result: str = "cancelled", target: str = "pid 9 (app, u)"
 ) -> dict[str, Any]:
@@ -190,9 +202,7 @@ def facts(**over: Any) -> dict[str, Any]:
         "advisories": [],
         "pending": [],
         "restart_wanted": False,
-        "budget": {},
         "restart": {},
-        "pid_after": None,
         "ready": {},
         "fix": {},
         "fixed": False,
@@ -217,6 +227,49 @@ BUDGET_SPENT = {
     "summary": "3 of 3 used",
     "used": 3,
     "max_restarts": 3,
+}
+
+
+def restarted(**over: Any) -> dict[str, Any]:
+    """service_manager_restart_result (service_manager/restart_gated.yml) of a restart."""
+    base: dict[str, Any] = {
+        "manager": "supervisord",
+        "budget": BUDGET_OK,
+        "allowed": True,
+        "budget_words": "1 of 3 used",
+        "restarted": True,
+        "would_restart": False,
+        "before": "not running (STOPPED)",
+        "after": "running, pid 77",
+        "pid_after": 77,
+        "exit": "",
+        "logs_after": [],
+        "problem": "",
+        "detail": "restarted: not running (STOPPED) -> running, pid 77",
+    }
+    return {**base, **over}
+
+
+CRASHED = restarted(
+    after="not running (BACKOFF, exit status 1)",
+    exit="exit status 1",
+    logs_after=["FATAL:  data directory has wrong ownership"],
+    problem="the service manager does not show the restarted process (77) running any more: "
+    "now BACKOFF; its log after the restart: FATAL:  data directory has wrong ownership",
+    detail="restarted: not running (STOPPED) -> not running (BACKOFF, exit status 1)",
+)
+WOULD = restarted(
+    restarted=False,
+    would_restart=True,
+    after="running (a new pid)",
+    budget_words="would take one restart: 0 -> 1 of 3 used in the window",
+    detail="would restart (check mode): not running (STOPPED) -> running (a new pid)",
+)
+NOT_ALLOWED = {
+    "budget": BUDGET_SPENT,
+    "allowed": False,
+    "restarted": False,
+    "detail": "not restarted",
 }
 READY = {"available": True, "connectivity": {"state": "ok", "msg": "answered SELECT 1"}}
 NOT_READY = {"available": False, "connectivity": {"state": "refused", "msg": "connection refused"}}
@@ -276,41 +329,52 @@ SUPERUSER_LEFT = {
             "diagnose only: recovery would restart",
             "",
         ),
-        ({**DOWN, "budget": BUDGET_SPENT}, "refused", "restart budget spent (3 of 3", ""),
+        ({**DOWN, "restart": NOT_ALLOWED}, "refused", "restart budget spent (3 of 3", ""),
         (
-            {**DOWN, "check_mode": True, "budget": BUDGET_OK, "restart": {"changed": True}},
-            "escalate",
-            "check mode: recovery would restart",
+            {**DOWN, "restart": {**NOT_ALLOWED, "budget": {"allowed": False, "max_restarts": 0}}},
+            "refused",
+            "automatic restarts are disabled (restart budget 0)",
             "",
         ),
         (
-            {
-                **DOWN,
-                "budget": BUDGET_OK,
-                "restart": {"changed": True},
-                "pid_after": 77,
-                "ready": READY,
-            },
+            {**DOWN, "check_mode": True, "restart": WOULD},
+            "escalate",
+            "check mode: recovery would restart PostgreSQL (refused): would restart (check mode): "
+            "not running (STOPPED) -> running (a new pid); nothing was changed",
+            "",
+        ),
+        (
+            {**DOWN, "restart": restarted(), "ready": READY},
             "recovered",
-            "restarted through supervisord and answers SELECT 1",
+            "restarted through supervisord (not running (STOPPED) -> running, pid 77) and answers "
+            "SELECT 1 again",
             "",
         ),
         (
-            {
-                **DOWN,
-                "budget": BUDGET_OK,
-                "restart": {"changed": True},
-                "pid_after": 77,
-                "ready": NOT_READY,
-            },
+            {**DOWN, "restart": restarted(logs_after=["LOG:  starting"]), "ready": NOT_READY},
             "escalate",
-            "does not answer SELECT 1 within 60 s: connection refused",
+            "restarted (running, pid 77) but does not answer SELECT 1 within 60 s: connection "
+            "refused; its log after the restart: LOG:  starting",
             "",
         ),
         (
-            {**DOWN, "budget": BUDGET_OK, "restart": {"changed": False}},
+            {**DOWN, "restart": CRASHED},
             "escalate",
-            "did not restart it",
+            "the restart did not hold: the service manager does not show the restarted process "
+            "(77) running any more: now BACKOFF; its log after the restart: FATAL:",
+            "",
+        ),
+        (
+            {**DOWN, "restart": restarted(restarted=False, detail="restarted: x -> x")},
+            "escalate",
+            "did not restart it: restarted: x -> x",
+            "",
+        ),
+        # a restart result another role left on this host never counts
+        (
+            {**DOWN, "restart_wanted": False, "restart": restarted(), "ready": READY},
+            "escalate",
+            "did not restart it: no restart result",
             "",
         ),
         # dry runs (check mode, diagnose)
@@ -465,13 +529,14 @@ def test_reason_never_claims_every_check_ok_while_warnings_stand() -> None:
 
 
 def test_restart_actions_show_before_and_after_in_both_modes() -> None:
-    real = db.verdict(
-        facts(**DOWN, budget=BUDGET_OK, restart={"changed": True}, pid_after=77, ready=READY)
-    )
+    real = db.verdict(facts(**DOWN, restart=restarted(), ready=READY))
     assert [a["action"] for a in real["actions"]] == ["restart_budget", "restart"]
-    restart = real["actions"][1]
-    assert (
-        restart["before"] == "STOPPED (refused)" and restart["after"] == "pid 77, answers SELECT 1"
+    budget, restart = real["actions"]
+    assert (budget["before"], budget["after"]) == ("0 of 3 restarts used", "1 of 3 restarts used")
+    assert (restart["before"], restart["after"], restart["result"]) == (
+        "not running (STOPPED)",
+        "running, pid 77, answers SELECT 1",
+        "restarted: not running (STOPPED) -> running, pid 77",
     )
     assert real["verification"] == [
         {
@@ -482,13 +547,32 @@ def test_restart_actions_show_before_and_after_in_both_modes() -> None:
             "detail": "answered SELECT 1",
         }
     ]
-    dry = db.verdict(facts(**DOWN, check_mode=True, budget=BUDGET_OK, restart={"changed": True}))
-    assert dry["actions"][1]["result"] == "would restart (check mode)"
-    assert dry["actions"][1]["after"] == "would be restarted, then must answer SELECT 1 within 60 s"
+    silent = db.verdict(facts(**DOWN, restart=restarted(), ready=NOT_READY))
+    assert silent["actions"][1]["after"] == "running, pid 77, no answer to SELECT 1"
+    dry = db.verdict(facts(**DOWN, check_mode=True, restart=WOULD))
+    assert dry["actions"][0]["result"] == WOULD["budget_words"]
+    assert dry["actions"][1]["result"] == WOULD["detail"]
+    assert (dry["actions"][1]["before"], dry["actions"][1]["after"]) == (
+        "not running (STOPPED)",
+        "running (a new pid), then must answer SELECT 1 within 60 s",
+    )
     override = db.verdict(
-        facts(**DOWN, budget=dict(BUDGET_SPENT, overridden=True), override_reason="incident 7")
+        facts(
+            **DOWN,
+            restart={**NOT_ALLOWED, "budget": dict(BUDGET_SPENT, overridden=True)},
+            override_reason="incident 7",
+        )
     )
     assert override["actions"][0]["result"] == "3 of 3 used (override: incident 7)"
+
+
+def test_a_restart_that_did_not_hold_says_how_it_ended_and_what_it_logged() -> None:
+    out = db.verdict(facts(**DOWN, restart=CRASHED))
+    restart = out["actions"][1]
+    assert restart["after"] == "not running (BACKOFF, exit status 1)"
+    assert restart["result"].startswith(CRASHED["detail"] + "; the service manager does not show")
+    assert "FATAL:  data directory has wrong ownership" in restart["result"]
+    assert out["verification"] == [], "no SELECT 1 wait after a restart that did not hold"
 
 
 def test_verification_holds_the_rechecked_fixable_findings_only() -> None:
@@ -507,16 +591,3 @@ def test_verification_holds_the_rechecked_fixable_findings_only() -> None:
     )
     assert [v["check"] for v in out["verification"]] == ["long_running_queries"]
     assert out["actions"] == CANCEL_FIX["actions"]
-
-
-@pytest.mark.parametrize(
-    ("over", "outcome"),
-    [
-        ({"restarted": True, "ready": READY, "pid_after": 5}, "recovered"),
-        ({"restarted": False, "restart": {"changed": True}}, "escalate"),
-        ({"restart": {"changed": True}, "restart_wanted": False}, "escalate"),
-    ],
-)
-def test_restart_happened_can_be_given_as_a_plain_input(over: dict[str, Any], outcome: str) -> None:
-    out = db.verdict(facts(**{**DOWN, "budget": BUDGET_OK, **over}))
-    assert out["outcome"] == outcome, out["reason"]
