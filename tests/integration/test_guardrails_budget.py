@@ -238,3 +238,31 @@ def test_a_clock_jump_backwards_still_counts_and_is_reported(sandbox: Stack) -> 
     assert json.loads(path.read_text())["keys"][KEY] == ahead
     warnings = _report(run)["warnings"]
     assert any(w.startswith("clock jumped backwards: 3 restart(s)") for w in warnings), warnings
+
+
+def test_the_survey_reason_alone_is_an_override(sandbox: Stack) -> None:
+    """AWX's survey asks only the reason (pflow_restart_budget_override_reason): given, it is
+    the override; the flag is derived from it, never a separate switch."""
+    _spend(sandbox)
+    _crash_backend(sandbox)
+    survey = {"pflow_restart_budget_override_reason": "INC-7 approved by lead"}
+    proc = _playbook(sandbox, "-e", json.dumps(survey))
+    assert proc.returncode == 0, _said(proc)[-2000:]
+    assert sandbox.health() == 200
+    entry = json.loads(_budget_file(sandbox).read_text())["keys"][KEY][-1]
+    assert entry["override"] is True
+    assert entry["override_reason"] == "INC-7 approved by lead"
+
+
+def test_an_override_reason_is_data_never_a_template(sandbox: Stack, tmp_path: Path) -> None:
+    """0.4.0-dev ran `{{ lookup('pipe', ...) }}` inside --override-budget on the controller."""
+    _spend(sandbox)
+    _crash_backend(sandbox)
+    marker = tmp_path / "pwned"
+    reason = "INC-9 {{ lookup('pipe', 'touch " + str(marker) + "') }}"
+    run = sandbox.recover("--override-budget", reason)
+    assert not marker.exists(), "the override reason was evaluated as a template"
+    assert run.rc == 0, run.stderr
+    entry = json.loads(_budget_file(sandbox).read_text())["keys"][KEY][-1]
+    assert entry["override_reason"] == reason
+    assert reason in _budget_row(_report(run))["result"]

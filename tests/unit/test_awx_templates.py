@@ -364,3 +364,22 @@ def test_production_workflow_diagnoses_then_waits_for_approval(
     assert nodes["recover"]["job_type"] == "run"
     gate = templates[nodes["healthy_gate"]["unified_job_template"]["name"]]
     assert gate["playbook"] == "awx/recovery_gate.yml"
+
+
+@pytest.mark.parametrize("rb", _runbooks(), ids=lambda rb: rb["id"])
+def test_surveys_never_widen_the_restart_budget_and_ask_a_reason_to_override(
+    objects: dict[str, Any], rb: dict[str, Any]
+) -> None:
+    """Survey answers are extra vars: a budget question would be refused by the restart_budget
+    action on every job, and an override flag without a reason is no override at all."""
+    templates = _templates(objects)
+    recover = templates[f"{rb['id']} {rb['title']}"]["survey_spec"]["spec"]
+    diagnose = templates[f"{rb['id']} {rb['title']} (diagnose)"]["survey_spec"]["spec"]
+    for question in recover + diagnose:
+        assert "restart_budget_max" not in question["variable"]
+        assert "restart_budget_window" not in question["variable"]
+        assert question["variable"] != "pflow_restart_budget_override"
+    [override] = [q for q in recover if "override" in q["variable"]]
+    assert override["variable"] == "pflow_restart_budget_override_reason"
+    assert (override["type"], override["required"], override["default"]) == ("text", False, "")
+    assert not [q for q in diagnose if "override" in q["variable"]]

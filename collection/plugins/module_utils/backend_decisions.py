@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.budget_policy import is_guard_refusal
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.outcome import (
     ESCALATE,
     HEALTHY,
@@ -232,6 +233,10 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
     if mode != "recover":
         return done(ESCALATE, "diagnose only: recovery would restart the backend (%s)" % problem)
     if budget and not budget.get("allowed"):
+        if is_guard_refusal(budget.get("refusal", "")):
+            # Unreadable budget state, a per-run policy, an override without a reason: the
+            # guard's own line says what and how to get past it.
+            return done(REFUSED, budget["refusal"])
         if int(budget.get("max_restarts") or 0) == 0:
             why = "automatic restarts are disabled (restart budget 0)"
         else:

@@ -448,3 +448,32 @@ def test_unvalidated_dependency_blocks_the_restart(
         assert words in v["reason"]
         if outcome == "escalate":
             assert "backend_allow_unvalidated_dependencies" in v["reason"]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason"),
+    [
+        (
+            "restart budget state unreadable at /s/restarts.json (kept as /s/restarts.json.corrupt-1);"
+            " a human may --override-budget",
+            "restart budget state unreadable at /s/restarts.json",
+        ),
+        ("--override-budget needs a reason", "--override-budget needs a reason"),
+        # The budget itself: the words name the count and the way past it.
+        ("restart budget spent: 3 of 3", "restart budget spent: 3 of 3 restarts used"),
+    ],
+)
+def test_a_guard_refusal_reads_as_itself(refusal: str, reason: str) -> None:
+    a = rb01.assess(STOPPED, REFUSED, None, {}, DEPS_OK, SETTINGS)
+    budget = {
+        "allowed": False,
+        "refusal": refusal,
+        "used": 3,
+        "max_restarts": 3,
+        "window_seconds": 1800,
+        "resets_in_s": 60,
+        "key": "local/web1/backend",
+    }
+    v = rb01.conclude(a, rb01.plan(a, "recover"), {"budget": budget}, None, SETTINGS, "recover")
+    assert v["outcome"] == "refused"
+    assert v["reason"].startswith(reason)
