@@ -74,14 +74,34 @@ def update(run_dir: Path, **fields: Any) -> None:
     write_private(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
 
 
+def _playbook_lives(run_id: str) -> bool:
+    """Whether a process of the run (its watchdog, ansible-playbook, a worker) still lives:
+    their command lines carry the run id and ansible-playbook)."""
+    if not run_id:
+        return False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if run_id.encode() in cmdline and b"ansible-playbook" in cmdline:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def state(record: dict[str, Any]) -> str:
-    """``running`` only while the recording process lives; ``interrupted`` once it is gone."""
+    """``running`` while the recording process or any process of its playbook lives (a killed
+    CLI's playbook takes a moment to stop); ``interrupted`` once all are gone."""
     current = str(record.get("state", ""))
     if current != RUNNING:
         return current
     pid = int(record.get("pid") or 0)
     alive = pid > 0 and _start_time(pid) == str(record.get("pid_start", ""))
-    return RUNNING if alive else INTERRUPTED
+    if alive or _playbook_lives(str(record.get("run_id", ""))):
+        return RUNNING
+    return INTERRUPTED
 
 
 def replay(run_dir: Path) -> RunResult:

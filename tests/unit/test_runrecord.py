@@ -157,3 +157,20 @@ def test_the_watchdog_stops_its_command_when_the_parent_dies(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-c", launcher], check=True)  # exits: the parent dies
     time.sleep(4.5)
     assert not marker.exists()
+
+
+def test_a_run_whose_cli_died_is_running_while_its_playbook_still_stops(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "run-77"
+    runrecord.start(run_dir, {"run_id": "run-77"})
+    runrecord.update(run_dir, pid=2**22 + 1)  # the CLI is gone
+    record = runrecord.load(run_dir) or {}
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)", "ansible-playbook", "run-77"]
+    with subprocess.Popen(sleeper) as playbook:
+        cmdline = Path(f"/proc/{playbook.pid}/cmdline")
+        while b"run-77" not in cmdline.read_bytes():  # set once the exec is through
+            time.sleep(0.01)
+        try:
+            assert runrecord.state(record) == runrecord.RUNNING
+        finally:
+            playbook.kill()
+    assert runrecord.state(record) == runrecord.INTERRUPTED
