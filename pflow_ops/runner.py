@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import yaml
+
 from pflow_ops import watchdog
 from pflow_ops.paths import project_root, state_home
 
@@ -155,12 +157,42 @@ def passed_env(config_env: dict[str, str], caller: dict[str, str]) -> dict[str, 
     }
 
 
+class _Unsafe(str):
+    """A string Ansible must never template (YAML tag ``!unsafe``)."""
+
+
+class _ExtravarsDumper(yaml.SafeDumper):
+    pass
+
+
+_ExtravarsDumper.add_representer(
+    _Unsafe, lambda dumper, data: dumper.represent_scalar("!unsafe", str(data), style='"')
+)
+
+
+def _as_data(value: Any) -> Any:
+    """Every string value (nested ones too) tagged ``!unsafe``: what the caller typed (an
+    override reason, an -e value, an alert's fingerprint) is data, never a template, even when
+    it holds ``{{ }}``; keys are variable names and stay plain."""
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {str(k): _as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_data(v) for v in value]
+    return value
+
+
+def extravars_text(extravars: dict[str, Any]) -> str:
+    return yaml.dump(_as_data(extravars), Dumper=_ExtravarsDumper, default_flow_style=False)
+
+
 def _write_extravars(run: PlaybookRun) -> None:
     env_dir = run.extravars_file.parent
     env_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(run.extravars_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(run.extravars, out)
+        out.write(extravars_text(run.extravars))
 
 
 def _watchdog_prefix(run: PlaybookRun) -> list[str]:

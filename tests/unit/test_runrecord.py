@@ -174,3 +174,23 @@ def test_a_run_whose_cli_died_is_running_while_its_playbook_still_stops(tmp_path
         finally:
             playbook.kill()
     assert runrecord.state(record) == runrecord.INTERRUPTED
+
+
+def test_extra_vars_reach_ansible_as_data_never_templates() -> None:
+    """The extravars file tags every string !unsafe: Ansible's own loader and templar leave
+    `{{ }}` in an override reason or an -e value as text (nothing is looked up or run)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    from pflow_ops.runner import extravars_text
+
+    sent = {
+        "pflow_restart_budget_override_reason": "INC-1 {{ lookup('pipe', 'id') }}",
+        "backend_data_paths": ["{{ x }}", "/var/lib"],
+        "nested": {"k": "{% raw %}"},
+        "backend_soak_seconds": 3,
+        "flag": True,
+    }
+    loaded = DataLoader().load(extravars_text(sent))
+    assert loaded == sent
+    assert Templar(variables={"x": "EVALUATED"}).template(loaded) == sent
