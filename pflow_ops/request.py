@@ -92,6 +92,12 @@ class RunRequest:
         object.__setattr__(self, "extra_vars", MappingProxyType(dict(self.extra_vars)))
         if self.command == "diagnose":
             object.__setattr__(self, "check", True)  # diagnose never changes anything
+        if self.override_reason is not None and not self.override_reason.strip():
+            # An override is a human's reason on record; an empty one is no override at all.
+            raise UsageError(
+                "--override-budget needs a reason (who decided, the incident): it is recorded "
+                "in the budget entry and the report"
+            )
 
     @property
     def mode(self) -> Mode:

@@ -189,7 +189,6 @@ def test_a_per_run_policy_from_an_extra_vars_file_is_refused(
     [
         ("-e", "pflow_restart_budget_override=true"),
         ("-e", "pflow_restart_budget_override=true", "-e", "pflow_restart_budget_override_reason="),
-        ("--override-budget", "   "),
     ],
 )
 def test_an_override_without_a_reason_is_refused(sandbox: Stack, override: tuple[str, ...]) -> None:
@@ -266,3 +265,16 @@ def test_an_override_reason_is_data_never_a_template(sandbox: Stack, tmp_path: P
     entry = json.loads(_budget_file(sandbox).read_text())["keys"][KEY][-1]
     assert entry["override_reason"] == reason
     assert reason in _budget_row(_report(run))["result"]
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_the_cli_refuses_a_blank_override_reason_before_anything_runs(
+    sandbox: Stack, reason: str
+) -> None:
+    before = _spend(sandbox)
+    _crash_backend(sandbox)
+    run = sandbox.recover("--override-budget", reason)
+    assert run.rc == 2 and run.json["outcome"] == "usage"
+    assert "--override-budget needs a reason" in run.stderr
+    assert sandbox.health() is None
+    assert _budget_file(sandbox).read_text() == before

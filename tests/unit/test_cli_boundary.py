@@ -267,3 +267,15 @@ def test_a_closed_stdout_never_stops_a_run_s_progress(monkeypatch: pytest.Monkey
     progress.start("run-1")  # the reader is gone: no exception, the live view stops
     progress.step(Step("Restart the backend", "recover", "localhost", "", 1.0, "changed", True))
     assert progress.stream is None
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\t"])
+def test_an_override_without_a_reason_is_a_usage_error(
+    reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.3.0 took `--override-budget ""` as no override at all, silently."""
+    argv = ["recover", "rb-01", "--env", "local", "--output", "json", "--override-budget", reason]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["outcome"] == "usage"
+    assert "--override-budget needs a reason" in err
