@@ -105,7 +105,7 @@ def _restart_rows(facts):
         before = used - 1 if budget["allowed"] and used else used
         actions.append({"action": "restart_budget", "target": budget.get("key", s.get("budget_key", "")),
                         "before": "%s of %s restarts used" % (before, top), "after": "%s of %s restarts used" % (used, top),
-                        "result": "%s%s%s" % (budget.get("summary", ""), override,
+                        "result": "%s%s%s" % (restart.get("budget_words") or budget.get("summary", ""), override,
                                               " (check mode: nothing recorded)" if check else "")})
     if check and restart.get("would_restart"):
         actions.append({"action": "restart", "target": s.get("restart_target", ""),

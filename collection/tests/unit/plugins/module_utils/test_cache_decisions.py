@@ -253,6 +253,7 @@ WOULD_RESTART = {
     "restarted": False,
     "would_restart": True,
     "after": "running (a new pid)",
+    "budget_words": "would take one restart: 0 -> 1 of 3 used in the window",
     "detail": "would restart (check mode): not running (STOPPED) -> running (a new pid)",
 }
 CRASHED = {
@@ -648,7 +649,9 @@ def test_check_mode_restart_shows_before_and_after_without_a_pid() -> None:
     result = cv.verdict(_facts(problem="down", check_mode="True", restart=WOULD_RESTART))
     budget, restart = result["actions"]
     assert (budget["before"], budget["after"]) == ("0 of 3 restarts used", "1 of 3 restarts used")
-    assert budget["result"].endswith("(check mode: nothing recorded)")
+    assert budget["result"] == (
+        "would take one restart: 0 -> 1 of 3 used in the window (check mode: nothing recorded)"
+    )
     assert (restart["before"], restart["after"], restart["result"]) == (
         "not running (STOPPED)",
         "running",
