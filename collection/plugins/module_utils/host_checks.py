@@ -15,6 +15,20 @@ DEFAULTS = {"disk_free_pct_min": 10.0, "memory_available_pct_min": 10.0, "load_p
 RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 
 
+def host_checks_argument_spec():
+    """The options of the host checks, the same in host_resources and in dependency_check's
+    ``resources`` (one spec, so the two modules cannot drift)."""
+    return dict(
+        paths=dict(type="list", elements="path", default=[]),
+        thresholds=dict(
+            type="dict",
+            default={},
+            apply_defaults=True,
+            options=dict((name, dict(type="float", default=value)) for name, value in DEFAULTS.items()),
+        ),
+    )
+
+
 def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024:

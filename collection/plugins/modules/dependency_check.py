@@ -220,6 +220,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check, 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import (
     HostCheckError,
     check_host,
+    host_checks_argument_spec,
 )
 
 # How long past its own timeout a check may run before it is abandoned. Only a hung DNS lookup
@@ -364,22 +365,7 @@ def main() -> None:
                     validate_certs=dict(type="bool", default=True),
                 ),
             ),
-            resources=dict(
-                type="dict",
-                options=dict(
-                    paths=dict(type="list", elements="path", default=[]),
-                    thresholds=dict(
-                        type="dict",
-                        default={},
-                        apply_defaults=True,
-                        options=dict(
-                            disk_free_pct_min=dict(type="float", default=10.0),
-                            memory_available_pct_min=dict(type="float", default=10.0),
-                            load_per_cpu_max=dict(type="float", default=2.0),
-                        ),
-                    ),
-                ),
-            ),
+            resources=dict(type="dict", options=host_checks_argument_spec()),
         ),
         required_one_of=[("postgres", "redis", "resources")],
         supports_check_mode=True,

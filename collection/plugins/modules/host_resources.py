@@ -110,6 +110,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import (
     HostCheckError,
     check_host,
+    host_checks_argument_spec,
 )
 
 # The checks live in module_utils/host_checks.py (dependency_check runs them too).
@@ -122,19 +123,7 @@ def run_module(params: dict) -> dict:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            paths=dict(type="list", elements="path", default=[]),
-            thresholds=dict(
-                type="dict",
-                default={},
-                apply_defaults=True,
-                options=dict(
-                    disk_free_pct_min=dict(type="float", default=10.0),
-                    memory_available_pct_min=dict(type="float", default=10.0),
-                    load_per_cpu_max=dict(type="float", default=2.0),
-                ),
-            ),
-        ),
+        argument_spec=host_checks_argument_spec(),
         supports_check_mode=True,
     )
     try:
