@@ -61,4 +61,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
-log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | head -1)"
+log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | sed -n 1p)"

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.budget_policy import is_guard_refusal
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.cache_decisions import finding_of
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.outcome import (
     ESCALATE,
@@ -272,6 +273,9 @@ def _before_recovery(facts):
 
 
 def _refused(budget, settings):
+    if is_guard_refusal(budget.get("refusal", "")):
+        # Unreadable budget state, a per-run policy, an override without a reason.
+        return REFUSED, "Redis is down; %s" % budget["refusal"], ""
     if int(budget.get("max_restarts") or 0) == 0:
         why = "automatic restarts are disabled (restart budget 0)"
     else:

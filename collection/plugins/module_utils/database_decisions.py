@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.budget_policy import is_guard_refusal
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.outcome import (
     ESCALATE,
     HEALTHY,
@@ -265,6 +266,8 @@ def _down(f, r):
     if f.get("mode") == "diagnose":
         return ESCALATE, "diagnose only: recovery would restart PostgreSQL (%s)" % state, ""
     if "allowed" in budget and not budget["allowed"]:
+        if is_guard_refusal(budget.get("refusal", "")):
+            return REFUSED, "PostgreSQL is down; %s" % budget["refusal"], ""
         if int(budget.get("max_restarts") or 0) == 0:
             why = "automatic restarts are disabled (restart budget 0)"
         else:

@@ -454,7 +454,7 @@ def test_unvalidated_dependency_blocks_the_restart(
     ("refusal", "reason"),
     [
         (
-            "restart budget state unreadable at /s/restarts.json (kept as /s/restarts.json.corrupt-1);"
+            "restart budget state unreadable at /s/restarts.json (kept as /s/b.corrupt-1);"
             " a human may --override-budget",
             "restart budget state unreadable at /s/restarts.json",
         ),

@@ -388,6 +388,22 @@ PLAN = {"recommendations": [], "plan": ["set maxmemory-policy"]}
             "automatic restarts are disabled",
             "",
         ),
+        # A guard's own refusal (unreadable budget state) reads as itself.
+        (
+            _facts(
+                problem="down",
+                restart={
+                    "budget": {
+                        "allowed": False,
+                        "max_restarts": 3,
+                        "refusal": "restart budget state unreadable at /b (kept as /b.corrupt-1)",
+                    }
+                },
+            ),
+            "refused",
+            "Redis is down; restart budget state unreadable at /b (kept as /b.corrupt-1)",
+            "",
+        ),
         (
             _facts(
                 problem="down",

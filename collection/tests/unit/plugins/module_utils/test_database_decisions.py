@@ -331,6 +331,18 @@ SUPERUSER_LEFT = {
         ),
         ({**DOWN, "restart": NOT_ALLOWED}, "refused", "restart budget spent (3 of 3", ""),
         (
+            {
+                **DOWN,
+                "restart": {
+                    **NOT_ALLOWED,
+                    "budget": {"allowed": False, "refusal": "--override-budget needs a reason"},
+                },
+            },
+            "refused",
+            "PostgreSQL is down; --override-budget needs a reason",
+            "",
+        ),
+        (
             {**DOWN, "restart": {**NOT_ALLOWED, "budget": {"allowed": False, "max_restarts": 0}}},
             "refused",
             "automatic restarts are disabled (restart budget 0)",
