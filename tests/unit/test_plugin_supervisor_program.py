@@ -307,6 +307,14 @@ def test_gate_stops_at_once_on_a_process_that_dies(supervisord: dict) -> None:
     assert res["log_since_start"][-1:] == ["boom"]
 
 
+def test_a_start_without_an_http_gate_keeps_the_log_it_wrote(supervisord: dict) -> None:
+    """RB-02 and RB-03 restart with no HTTP gate: a restart that does not hold is still
+    explained by the lines the new process printed."""
+    res = run(supervisord["url"], "flapper", state="restarted", wait_timeout=10.0)
+    assert "gate" not in res
+    assert "boom" in res["log_since_start"]
+
+
 def test_exit_reason_names_the_signal(supervisord: dict) -> None:
     run(supervisord["url"], "sleeper", state="restarted")  # RUNNING after its startsecs
     pid = run(supervisord["url"], "sleeper")["program"]["pid"]

@@ -209,7 +209,7 @@ log_since_start:
   description: Lines the program wrote to its stdout log after this start (last 50), oldest first.
   type: list
   elements: str
-  returned: when I(gate_url) is set and a start happened
+  returned: when a start happened
 log_tail:
   description: Last I(log_lines) lines of the program's stdout log, oldest first.
   type: list
@@ -576,7 +576,9 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         if check_mode or not actions:
             result["program_after"] = None if check_mode else result["program"]
             return result, warnings
-        offset = log_size(proxy, server_url, name) if target is not None and "start" in actions else 0
+        # Every start keeps the log it writes: a restart that does not hold is explained by what
+        # the new process printed, with or without an HTTP gate (RB-02 and RB-03 have none).
+        offset = log_size(proxy, server_url, name) if "start" in actions else 0
         after, problem = act(proxy, server_url, name, actions, params["wait_timeout"],
                              params.get("wait_running", True) and target is None)
         result["program_after"] = described(proxy, server_url, name, after)
@@ -584,6 +586,7 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
             result.update(state_reached=False, msg=problem)
         if target is not None and "start" in actions:
             result.update(gate(proxy, server_url, name, after, params, target))
+        if "start" in actions:
             result["log_since_start"] = log_since(proxy, server_url, name, offset)
         return result, warnings
     except Unreachable as exc:
