@@ -175,7 +175,8 @@ def _as_data(value: Any) -> Any:
     override reason, an -e value, an alert's fingerprint) is data, never a template, even when
     it holds ``{{ }}``; keys are variable names and stay plain."""
     if isinstance(value, str):
-        return _Unsafe(value)
+        # An empty string holds no template, and Ansible reads `!unsafe ""` as null.
+        return _Unsafe(value) if value else value
     if isinstance(value, dict):
         return {str(k): _as_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -188,6 +188,7 @@ def test_extra_vars_reach_ansible_as_data_never_templates() -> None:
         "pflow_restart_budget_override_reason": "INC-1 {{ lookup('pipe', 'id') }}",
         "backend_data_paths": ["{{ x }}", "/var/lib"],
         "nested": {"k": "{% raw %}"},
+        "cache_backend_health_url": "",  # stays "" (Ansible reads `!unsafe ""` as null)
         "backend_soak_seconds": 3,
         "flag": True,
     }
