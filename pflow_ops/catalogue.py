@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -73,6 +75,9 @@ class Catalogue:
     # Scheduled maintenance jobs: same shape as a runbook (playbook, role, steps, escalation),
     # looked up by the service they maintain (`pflow-ops maintain database`).
     maintenance: tuple[Runbook, ...] = ()
+    # Other names for catalogue alerts (community rule sets name the same faults differently):
+    # alert name -> catalogue alert or runbook id. Routing: pflow_ops.routing.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> Runbook:
         """Look a runbook up by id, case-insensitively (``rb-01`` and ``RB-01`` both work)."""
@@ -133,7 +138,11 @@ def load(path: Path | None = None) -> Catalogue:
     if not isinstance(data, dict) or not isinstance(data.get("runbooks"), list):
         raise CatalogueError(f"{path}: expected a mapping with a 'runbooks' list")
     base = str(data.get("runbook_url_base") or "")
+    aliases = data.get("alert_aliases") or {}
+    if not isinstance(aliases, dict):
+        raise CatalogueError(f"{path}: alert_aliases must be a mapping of alert name to alert")
     return Catalogue(
         runbooks=tuple(_runbook(r, base) for r in data["runbooks"]),
         maintenance=tuple(_runbook(r, base) for r in data.get("maintenance") or ()),
+        aliases=MappingProxyType({str(k): str(v) for k, v in aliases.items()}),
     )
