@@ -49,7 +49,7 @@ def _common() -> argparse.ArgumentParser:
 def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     """What every run command takes; options a command lacks get their neutral value, so the
     Namespace of any run command has every field of a RunRequest."""
-    p.set_defaults(check=False, yes=False, override_budget=None, fingerprint=None)
+    p.set_defaults(check=False, yes=False, override_budget=None, fingerprint=None, runbook=None)
     if target == "runbook":
         p.add_argument("target", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
     elif target == "alert":
@@ -119,6 +119,12 @@ def _add_run_commands(
         "--fingerprint",
         metavar="HEX",
         help="Alertmanager fingerprint of the firing alert: the closed loop waits for that one",
+    )
+    p.add_argument(
+        "--runbook",
+        metavar="ID",
+        help="run this runbook whatever the alert's name (as a `runbook` label routes it); "
+        "default: the catalogue's alerts and aliases, then the environment's pflow_alert_aliases",
     )
 
     p = sub.add_parser(
@@ -278,6 +284,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         extra_vars=parse_extra_vars(args.extra_vars),
         override_reason=args.override_budget,
         fingerprint=check_fingerprint(args.fingerprint),
+        runbook=args.runbook,
         output=args.output,
     )
 

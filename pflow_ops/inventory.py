@@ -110,6 +110,32 @@ def read(source: Path) -> Reading:
         return Reading(source, {}, (), (), error=why)
 
 
+ALIASES_VAR = "pflow_alert_aliases"
+
+
+@functools.cache
+def alert_aliases(source: Path) -> dict[str, str]:
+    """The environment's ``pflow_alert_aliases`` (alert name -> catalogue alert or runbook id),
+    as Ansible reads them for the hosts of ``source`` (group_vars included). Hosts that disagree
+    on an alias are a configuration error (ValueError): routing must not depend on host order.
+    Values are read, never templated: a template is not an alert name and routing refuses it."""
+    inv, variables = _manager(source)
+    merged: dict[str, str] = {}
+    for host in inv.get_hosts("all"):
+        value = variables.get_vars(host=host, include_hostvars=False).get(ALIASES_VAR)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(f"{ALIASES_VAR} on {host.name} must be a mapping, not {value!r}")
+        for name, points_to in value.items():
+            name, points_to = str(name), str(points_to)
+            if merged.setdefault(name, points_to) != points_to:
+                raise ValueError(
+                    f"{ALIASES_VAR}: hosts disagree on {name} ({merged[name]} vs {points_to})"
+                )
+    return merged
+
+
 def matching(source: Path, groups: tuple[str, ...], limit: str) -> tuple[str, ...]:
     """The hosts of ``groups`` that the Ansible pattern ``limit`` selects, in inventory order."""
     C = _ansible("constants")

@@ -85,6 +85,7 @@ class RunRequest:
     extra_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     override_reason: str | None = None  # --override-budget REASON
     fingerprint: str | None = None  # --fingerprint HEX (alert)
+    runbook: str | None = None  # --runbook ID (alert): route by this id, not by the name
     output: Output = "text"
 
     def __post_init__(self) -> None:

@@ -16,7 +16,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pflow_ops import catalogue, console, environments, outcome, report, runrecord, validate
+from pflow_ops import (
+    catalogue,
+    console,
+    environments,
+    inventory,
+    outcome,
+    report,
+    routing,
+    runrecord,
+    validate,
+)
 from pflow_ops.errors import RefusedError, UsageError
 from pflow_ops.lock import RunLock
 from pflow_ops.paths import project_root, runs_dir
@@ -64,7 +74,7 @@ def _refusal(request: RunRequest, rb: catalogue.Runbook, run_id: str, exc: Refus
     return exc.exit_code
 
 
-def _target(request: RunRequest) -> catalogue.Runbook:
+def _target(request: RunRequest, env: environments.Environment) -> catalogue.Runbook:
     """The runbook (recover, diagnose, alert) or maintenance job (maintain) the command names."""
     cat = catalogue.load()
     if request.command == "maintain":
@@ -72,7 +82,7 @@ def _target(request: RunRequest) -> catalogue.Runbook:
         if not (project_root() / job.playbook).is_file():
             raise UsageError(f"{job.id} {job.title} is catalogued but not automated yet")
         return job
-    rb = cat.for_alert(request.target) if request.command == "alert" else cat.get(request.target)
+    rb = _alert_target(cat, request, env) if request.command == "alert" else cat.get(request.target)
     if not rb.implemented:
         raise UsageError(
             f"{rb.id} {rb.title} is catalogued but not automated yet: follow the written runbook"
@@ -80,9 +90,38 @@ def _target(request: RunRequest) -> catalogue.Runbook:
     return rb
 
 
+def _alert_target(
+    cat: catalogue.Catalogue, request: RunRequest, env: environments.Environment
+) -> catalogue.Runbook:
+    """The runbook an alert goes to, by the one routing function the receiver and the EDA
+    rulebooks also use: ``--runbook`` (what a ``runbook`` label says), the catalogue's alerts
+    and aliases, then the environment's ``pflow_alert_aliases``."""
+    try:
+        tbl = routing.table(cat, inventory.alert_aliases(env.inventory))
+    except Exception as exc:  # an alias pointing nowhere, hosts that disagree, a broken inventory
+        raise UsageError(f"alert routing for env '{env.name}': {exc}") from None
+    labels = {routing.RUNBOOK_LABEL: request.runbook} if request.runbook else {}
+    routed = routing.route(tbl, request.target, labels)
+    if routed.target is None:
+        known = ", ".join(sorted({*tbl.by_alert, *tbl.aliases}))
+        hint = {
+            routing.UNKNOWN_ALERT: f"known alerts are {known}; map another name with "
+            f"catalogue.yml alert_aliases, the inventory's {inventory.ALIASES_VAR}, "
+            "or --runbook ID",
+            routing.UNKNOWN_RUNBOOK: "choose one of " + ", ".join(rb.slug for rb in cat.runbooks),
+        }.get(routed.reason, "")
+        raise UsageError(
+            f"alert '{routed.alertname}' routes nowhere ({routed.reason}: {routed.detail})"
+            + (f": {hint}" if hint else "")
+        )
+    if routed.via != routing.VIA_CATALOGUE:
+        log.info("alert %s -> %s (%s)", routed.alertname, routed.runbook, routed.detail)
+    return cat.get(routed.runbook)
+
+
 def cmd_run(request: RunRequest) -> int:
-    rb = _target(request)
     env = environments.get(request.env)
+    rb = _target(request, env)
     request = validate.checked(request, rb, env)  # -e and --limit: exit 2 before anything runs
     log.info("%s %s on env %s (inventory %s)", request.command, rb.id, env.name, env.inventory)
     run_id = new_run_id(rb.id)
