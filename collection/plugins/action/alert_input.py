@@ -31,5 +31,7 @@ class ActionModule(ActionBase):
         if problem:
             result.update(failed=True, changed=False, msg=f"refused alert input: {problem}")
         else:
-            result.update(changed=False, msg="alert input is data: names, fingerprint and event checked")
+            result.update(
+                changed=False, msg="alert input is data: names, fingerprint and event checked"
+            )
         return result

@@ -77,11 +77,15 @@ def hostile(value: object, path: str) -> str:
         elif isinstance(item, dict):
             problem = f"{where}: nested deeper than {MAX_DEPTH}" if depth >= MAX_DEPTH else ""
             for key in sorted(item, key=str, reverse=True):
-                problem = problem or (_text_problem(f"{where} key", key) if isinstance(key, str) else "")
+                problem = problem or (
+                    _text_problem(f"{where} key", key) if isinstance(key, str) else ""
+                )
                 stack.append((_key(where, key), item[key], depth + 1))
         elif isinstance(item, (list, tuple)):
             problem = f"{where}: nested deeper than {MAX_DEPTH}" if depth >= MAX_DEPTH else ""
-            stack.extend((f"{where}[{i}]", v, depth + 1) for i, v in reversed(list(enumerate(item))))
+            stack.extend(
+                (f"{where}[{i}]", v, depth + 1) for i, v in reversed(list(enumerate(item)))
+            )
         else:
             problem = ""  # numbers, booleans, null: nothing to evaluate
         if problem:
@@ -97,8 +101,16 @@ def check_vars(variables: dict) -> str:
     and nothing under ansible_eda or any other pflow_alert_* may carry a template marker or be
     oversized."""
     for name, rule, what in (
-        ("pflow_alert_name", ALERTNAME, "not a Prometheus alert name ([A-Za-z_][A-Za-z0-9_]*, at most 128)"),
-        ("pflow_alert_fingerprint", FINGERPRINT, "not an Alertmanager fingerprint (1 to 32 lowercase hex digits)"),
+        (
+            "pflow_alert_name",
+            ALERTNAME,
+            "not a Prometheus alert name ([A-Za-z_][A-Za-z0-9_]*, at most 128)",
+        ),
+        (
+            "pflow_alert_fingerprint",
+            FINGERPRINT,
+            "not an Alertmanager fingerprint (1 to 32 lowercase hex digits)",
+        ),
     ):
         value = variables.get(name)
         if value is None or value == "":
@@ -108,7 +120,8 @@ def check_vars(variables: dict) -> str:
     mode = variables.get("pflow_mode")
     if mode is not None and mode not in MODES:
         return f"pflow_mode: not one of {', '.join(MODES)}: {shown(mode)}"
-    names = [EDA_VAR] + sorted(n for n in variables if n.startswith(ALERT_PREFIX) and n not in ALERT_VARS)
+    others = sorted(n for n in variables if n.startswith(ALERT_PREFIX) and n not in ALERT_VARS)
+    names = [EDA_VAR, *others]
     for name in names:
         if name in variables:
             problem = hostile(variables[name], name)
@@ -139,16 +152,25 @@ def screen_alert(alert: object, where: str = "alert") -> dict:
     if not isinstance(name, str) or not ALERTNAME.fullmatch(name):
         return _refused(f"{where}.labels.alertname: not a Prometheus alert name: {shown(name)}")
     if not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint):
-        return _refused(f"{where}.fingerprint ({name}): not an Alertmanager fingerprint: {shown(fingerprint)}")
+        return _refused(
+            f"{where}.fingerprint ({name}): not an Alertmanager fingerprint: {shown(fingerprint)}"
+        )
     kept = {"alertname": name}
     if "runbook" in labels:
         runbook = str(labels["runbook"]).strip().upper()
         if not RUNBOOK_ID.fullmatch(runbook):
-            return _refused(f"{where}.labels.runbook ({name}): not a runbook id: {shown(labels['runbook'])}")
+            return _refused(
+                f"{where}.labels.runbook ({name}): not a runbook id: {shown(labels['runbook'])}"
+            )
         kept["runbook"] = runbook
     status = alert.get("status")
-    return {"alert": {"status": status if status in ("firing", "resolved") else "unknown",
-                      "fingerprint": fingerprint, "labels": kept}}
+    return {
+        "alert": {
+            "status": status if status in ("firing", "resolved") else "unknown",
+            "fingerprint": fingerprint,
+            "labels": kept,
+        }
+    }
 
 
 def alert_events(event: object) -> list:

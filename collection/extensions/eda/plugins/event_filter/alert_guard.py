@@ -33,7 +33,14 @@ options: {}
 """
 
 _CHECKS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "plugins", "module_utils", "event_input.py"
+    os.path.dirname(os.path.abspath(__file__)),
+    "..",
+    "..",
+    "..",
+    "..",
+    "plugins",
+    "module_utils",
+    "event_input.py",
 )
 _alert_events = runpy.run_path(_CHECKS)["alert_events"]
 
