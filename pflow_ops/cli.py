@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_parser(
         sub.add_parser("sandbox", parents=common, help="the local Pivotal Flow sandbox")
     )
+    from pflow_ops.eda_cli import add_eda_parser  # argparse only: cheap to import
+
+    add_eda_parser(sub.add_parser("eda", parents=common, help="Event-Driven Ansible rulebooks"))
     return parser
 
 
@@ -304,6 +307,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.sandbox_cli import cmd_sandbox
 
         return cmd_sandbox(args)
+    if args.command == "eda":
+        from pflow_ops.eda_cli import cmd_eda
+
+        return cmd_eda(args)
     if args.command not in COMMANDS:  # pragma: no cover - the parser knows every command
         raise UsageError(f"unknown command {args.command}")
     use_vault_password_file(args.vault_password_file)
