@@ -79,10 +79,14 @@ def condition(runbook: str, names: tuple[str, ...]) -> str:
 
 
 def _extra_vars(opts: Options) -> dict[str, str]:
+    """The run's variables. ansible-rulebook renders them natively (the result goes through
+    ast.literal_eval), so a plain ``{{ event.alert.fingerprint }}`` turns the fingerprint
+    1234567890123456 into an int and 4e12345678901234 into a float; ``tojson`` renders a quoted
+    string literal, which literal_eval turns back into the very same string."""
     extra = {
         "pflow_mode": "recover",
-        "pflow_alert_name": "{{ event.alert.labels.alertname }}",
-        "pflow_alert_fingerprint": "{{ event.alert.fingerprint }}",
+        "pflow_alert_name": "{{ event.alert.labels.alertname | tojson }}",
+        "pflow_alert_fingerprint": "{{ event.alert.fingerprint | tojson }}",
     }
     if opts.env:
         # The playbook refuses to run on an inventory of another environment.

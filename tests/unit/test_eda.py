@@ -111,8 +111,8 @@ def test_every_automated_runbook_has_a_rule_routed_like_the_receiver(
         run = rule["action"]["run_playbook"]
         assert run["extra_vars"] == {
             "pflow_mode": "recover",
-            "pflow_alert_name": "{{ event.alert.labels.alertname }}",
-            "pflow_alert_fingerprint": "{{ event.alert.fingerprint }}",
+            "pflow_alert_name": "{{ event.alert.labels.alertname | tojson }}",
+            "pflow_alert_fingerprint": "{{ event.alert.fingerprint | tojson }}",
         }
         entry = yaml.safe_load((ROOT / rb.playbook).read_text(encoding="utf-8"))
         assert run["name"] == entry[0]["ansible.builtin.import_playbook"]
@@ -204,3 +204,17 @@ def test_a_runbook_not_automated_gets_no_rule(cat: catalogue.Catalogue) -> None:
     rules = yaml.safe_load(eda.render(partial, routing.table(partial, {}), eda.Options()))
     names = [r["name"] for r in rules[0]["rules"]]
     assert not any(n.startswith(first.id) for n in names)
+
+
+@pytest.mark.parametrize(
+    "value", ["1234567890123456", "4e12345678901234", "0123456789abcdef", "True", "HighErrorRate"]
+)
+def test_the_run_gets_the_alert_values_as_strings_unchanged(value: str) -> None:
+    """ansible-rulebook's native rendering would make numbers of some fingerprints."""
+    from ansible_rulebook.util import render_string
+
+    extra = eda._extra_vars(eda.Options())
+    event = {"event": {"alert": {"fingerprint": value, "labels": {"alertname": value}}}}
+    assert render_string(extra["pflow_alert_fingerprint"], event) == value
+    assert render_string(extra["pflow_alert_name"], event) == value
+    assert type(render_string(extra["pflow_alert_fingerprint"], event)) is str
