@@ -432,3 +432,39 @@ def test_a_playbook_refuses_a_hostile_fingerprint_and_eda_event(tmp_path: Path) 
         "refused alert input: ansible_eda.event.alert.labels.k: oversized (5000 characters, "
         "at most 4096)" in proc.stdout
     )
+
+
+def _guard_only(
+    tmp: Path, args: dict[str, Any] | None, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """The guard task alone, in a playbook of its own, on the implicit localhost."""
+    play = {
+        "name": "Guard",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [{"name": "Check", "pivotal.flow_ops.alert_input": args}],
+    }
+    (tmp / "guard.yml").write_text(yaml.safe_dump([play]), encoding="utf-8")
+    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(tmp / "guard.yml"), *extra]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False
+    )
+
+
+def test_the_guard_passes_a_real_alert_run_and_takes_no_options(tmp_path: Path) -> None:
+    eda_vars = {"ansible_eda": {"rule": "RB-01 Backend Service Down", "event": {"alert": _alert()}}}
+    proc = _guard_only(
+        tmp_path,
+        None,
+        "-e",
+        "pflow_alert_name=BackendServiceDown pflow_alert_fingerprint=1a2b3c4d5e6f7081",
+        "-e",
+        "pflow_mode=recover",
+        "-e",
+        json.dumps(eda_vars),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "ok: [localhost]" in proc.stdout
+    proc = _guard_only(tmp_path, {"fingerprint": "abc"})
+    assert proc.returncode == 2 and "alert_input takes no options" in proc.stdout
