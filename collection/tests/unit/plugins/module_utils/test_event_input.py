@@ -57,11 +57,11 @@ def test_a_key_that_is_not_an_identifier_is_shown_escaped_in_the_path() -> None:
 
 def test_structures_too_deep_or_too_large_are_hostile() -> None:
     deep: object = "x"
-    for _ in range(event_input.MAX_DEPTH + 1):
+    for _level in range(event_input.MAX_DEPTH + 1):
         deep = [deep]
     assert "nested deeper than" in event_input.hostile(deep, "v")
     deep_dict: object = "x"
-    for _ in range(event_input.MAX_DEPTH + 1):
+    for _level in range(event_input.MAX_DEPTH + 1):
         deep_dict = {"k": deep_dict}
     assert "nested deeper than" in event_input.hostile(deep_dict, "v")
     assert "more than" in event_input.hostile(list(range(event_input.MAX_ITEMS + 1)), "v")
