@@ -177,10 +177,10 @@ def readiness(state: SandboxState) -> list[tuple[str, Callable[[], bool]]]:
     return probes
 
 
-def _all_scraped(port: int) -> bool | None:
+def _all_scraped(port: int, jobs: int) -> bool | None:
     body = http_get(port, "/api/v1/targets", timeout=1.0).json() or {}
     targets = (body.get("data") or {}).get("activeTargets") or []
-    scraped = len(targets) == len(conf.SCRAPE_JOBS)
+    scraped = len(targets) == jobs
     return True if scraped and all(t.get("health") != "unknown" for t in targets) else None
 
 
@@ -202,7 +202,10 @@ def load_rules(layout: Layout, state: SandboxState, timeout: float) -> None:
     if mon is None:
         return
     port = mon.ports.prometheus
-    wait_for(lambda: _all_scraped(port), timeout / 2, "Prometheus' first scrape of every target")
+    jobs = len(conf.scrape_targets(state, mon))
+    wait_for(
+        lambda: _all_scraped(port, jobs), timeout / 2, "Prometheus' first scrape of every target"
+    )
     _write_private(layout.prometheus_conf, conf.prometheus_config(layout, state, mon))
     conn = http.client.HTTPConnection(HOST, port, timeout=5)
     try:

@@ -24,6 +24,10 @@ TRAFFIC_MODULE = "pflow_ops.sandbox.traffic"
 WEBHOOK_PATH = "/webhook"  # pflow_ops.receiver.server
 RECEIVER_WINDOW_S = 600  # `pflow-ops serve` --throttle-window / --dedupe-window defaults
 RECEIVER_NAME = "pflow-ops"
+SELF_RECEIVER_NAME = "sre"
+"""The receiver's own alerts go here: no integration in the sandbox, never the pflow-ops webhook."""
+SELF_MATCHER = 'pflow_ops_self="true"'  # monitoring/rules/pflow-ops-receiver.rules.yml
+RECEIVER_JOB = "pflow-ops-receiver"
 PROGRAMS = (
     "postgres_exporter",
     "redis_exporter",
@@ -32,7 +36,12 @@ PROGRAMS = (
     "receiver",
     "traffic",
 )
-SCRAPE_JOBS = {"pivotal-backend": "backend", "postgres": "database", "redis": "cache"}
+SCRAPE_JOBS = {
+    "pivotal-backend": "backend",
+    "postgres": "database",
+    "redis": "cache",
+    RECEIVER_JOB: "pflow-ops",
+}
 """Prometheus job name -> the ``service`` label its target carries (Alertmanager groups by it)."""
 RANGE_FLOOR_S = 4
 """A compressed range keeps >= 4 samples at a 1 s scrape, so rate() still has two to work on."""
@@ -47,6 +56,7 @@ _DURATION_PART = re.compile(r"(\d+)(ms|[smhdwy])")
 _EXPR_TOKEN = re.compile(
     rf'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'
     rf"|\[\s*(?P<range>{_DURATION})\s*(?::\s*(?P<step>{_DURATION})?\s*)?\]"
+    rf"|\boffset(?P<gap>\s+)(?P<sign>-?)(?P<offset>{_DURATION})"
 )
 
 
@@ -93,9 +103,16 @@ def _compress(text: str, factor: int, floor: int) -> str:
 
 
 def compress_expr(expr: str, factor: int) -> str:
-    """Divide every range selector (and subquery step) of a PromQL expression by ``factor``."""
+    """Divide every range selector, subquery step and offset of a PromQL expression by ``factor``.
+
+    An offset gets the range floor, so ``increase(x[15m])`` and ``x offset 15m`` (a series new
+    within the window) still look back equally far once compressed.
+    """
 
     def replace(match: re.Match[str]) -> str:
+        if match.group("offset") is not None:
+            shifted = _compress(match.group("offset"), factor, RANGE_FLOOR_S)
+            return f"offset{match.group('gap')}{match.group('sign')}{shifted}"
         if match.group("range") is None:
             return match.group(0)  # a string literal
         out = _compress(match.group("range"), factor, RANGE_FLOOR_S)
@@ -119,15 +136,15 @@ def _compress_rule(rule: dict[str, Any], factor: int) -> None:
 def compression_note(factor: int) -> str:
     five = format_duration(max(RANGE_FLOOR_S, math.ceil(300 / factor)))
     return (
-        f"time-compressed x{factor}: range selectors and `for:` durations divided by {factor} "
-        f"(5m -> {five}; ranges >= {RANGE_FLOOR_S}s, for >= {FOR_FLOOR_S}s)"
+        f"time-compressed x{factor}: range selectors, offsets and `for:` durations divided by "
+        f"{factor} (5m -> {five}; ranges and offsets >= {RANGE_FLOOR_S}s, for >= {FOR_FLOOR_S}s)"
     )
 
 
 def compress_rules(text: str, factor: int, source: str = "") -> str:
     """A Prometheus rule file with its durations divided by ``factor``, everything else kept.
 
-    Only each rule's ``expr`` range selectors and its ``for`` change; names, labels and
+    Only each rule's ``expr`` range selectors and offsets and its ``for`` change; names, labels and
     annotations come back as they were. Raises ValueError on a file that is not a rule file.
     """
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
@@ -160,15 +177,27 @@ def _url(port: int, path: str = "") -> str:
     return f"http://{HOST}:{port}{path}"
 
 
-def prometheus_config(
-    layout: Layout, state: SandboxState, mon: MonitoringState, rules: bool = True
-) -> str:
-    """Prometheus' configuration; ``rules=False`` for its first start (see load_rules)."""
+def scrape_targets(state: SandboxState, mon: MonitoringState) -> dict[str, int]:
+    """Prometheus job -> the loopback port it scrapes.
+
+    The receiver is scraped only when the sandbox runs it (`up --no-receiver` leaves its port to
+    whatever the caller puts there); its own rules then report it absent, to humans only.
+    """
     targets = {
         "pivotal-backend": state.ports.backend,
         "postgres": mon.ports.postgres_exporter,
         "redis": mon.ports.redis_exporter,
     }
+    if mon.receiver:
+        targets[RECEIVER_JOB] = mon.ports.receiver
+    return targets
+
+
+def prometheus_config(
+    layout: Layout, state: SandboxState, mon: MonitoringState, rules: bool = True
+) -> str:
+    """Prometheus' configuration; ``rules=False`` for its first start (see load_rules)."""
+    targets = scrape_targets(state, mon)
     config = {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -203,7 +232,9 @@ def webhook_url(mon: MonitoringState) -> str:
 
 
 def alertmanager_config(layout: Layout, mon: MonitoringState) -> str:
-    """Everything goes to the pflow-ops receiver, fast: the sandbox runs on a compressed clock."""
+    """Every alert goes to the pflow-ops receiver, fast (the sandbox runs on a compressed clock),
+    except the receiver's own alerts: they go to a receiver without integrations, so pflow-ops
+    never acts on (or counts as unknown) an alert about itself."""
     config = {
         "route": {
             "receiver": RECEIVER_NAME,
@@ -211,8 +242,10 @@ def alertmanager_config(layout: Layout, mon: MonitoringState) -> str:
             "group_wait": "1s",
             "group_interval": "2s",
             "repeat_interval": "1m",
+            "routes": [{"receiver": SELF_RECEIVER_NAME, "matchers": [SELF_MATCHER]}],
         },
         "receivers": [
+            {"name": SELF_RECEIVER_NAME},
             {
                 "name": RECEIVER_NAME,
                 "webhook_configs": [
@@ -227,7 +260,7 @@ def alertmanager_config(layout: Layout, mon: MonitoringState) -> str:
                         },
                     }
                 ],
-            }
+            },
         ],
     }
     return f"# {render.HEADER}.\n" + _dump(config)

@@ -30,6 +30,7 @@ from tests.integration.conftest import ROOT, Stack, running_stack
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
 ALERT = "RedisConnectionFailure"
+SELF_ALERT = "PflowOpsReceiverDown"
 RULES = ROOT / "monitoring" / "rules"
 
 
@@ -131,6 +132,9 @@ def test_prometheus_scrapes_loads_rules_and_knows_alertmanager(ms: Monitored) ->
     rules = {r["name"]: r for group in groups for r in group["rules"]}
     assert rules[ALERT]["health"] == "ok"
     assert rules[ALERT]["duration"] == 3  # `for: 1m` / 20
+    # The receiver's own rules, offsets compressed with their ranges.
+    assert rules[SELF_ALERT]["health"] == "ok" and rules[SELF_ALERT]["duration"] == 6  # 2m / 20
+    assert "offset 45s" in rules["PflowOpsRunNeedsHuman"]["query"]  # 15m / 20
     assert _get(f"{ms.mon['alertmanager_url']}/-/ready").strip() == "OK"
     # Found within Prometheus' discovery throttle (5 s) of the reload that added the rules.
     active = _until(
@@ -181,6 +185,20 @@ def test_redis_down_fires_and_notifies_the_receiver(ms: Monitored) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_receiver_self_alert_goes_to_humans_not_to_the_webhook(ms: Monitored) -> None:
+    """`--no-receiver`: no receiver target, so PflowOpsReceiverDown fires (absent), and the
+    sandbox Alertmanager keeps it on the receiver without integrations."""
+
+    def routed() -> list[dict[str, Any]] | None:
+        alerts = _get(f"{ms.mon['alertmanager_url']}/api/v2/alerts")
+        found = [a for a in alerts if a["labels"].get("alertname") == SELF_ALERT]
+        return found or None
+
+    (alert,) = _until(routed, 60, f"{SELF_ALERT} in Alertmanager")
+    assert alert["labels"]["pflow_ops_self"] == "true" and "runbook" not in alert["labels"]
+    assert [r["name"] for r in alert["receivers"]] == ["sre"]
 
 
 def _ours(home: Path, pids: set[int]) -> set[int]:

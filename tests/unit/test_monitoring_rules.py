@@ -1,9 +1,11 @@
 """The Prometheus rules in monitoring/ agree with the runbook catalogue, and promtool accepts them.
 
-Both ways: every catalogue alert has exactly one rule, and every alert rule outside the SLO file is
-a catalogue alert, labelled and annotated from the catalogue (severity, service, runbook,
-runbook_url). The SLO burn-rate alerts implement monitoring/slo.yml. promtool (Debian's
-``prometheus`` package) checks the files and runs the unit tests in monitoring/tests/.
+Both ways: every catalogue alert has exactly one rule, and every alert rule outside the SLO and
+receiver files is a catalogue alert, labelled and annotated from the catalogue (severity, service,
+runbook, runbook_url). The SLO burn-rate alerts implement monitoring/slo.yml. The receiver's own
+alerts watch only the receiver's metrics and are marked so that they never reach pflow-ops.
+promtool (Debian's ``prometheus`` package) checks the files and runs the unit tests in
+monitoring/tests/.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
 ALERT_RULES = MONITORING / "rules" / "pivotal-flow.rules.yml"
 SLO_RULES = MONITORING / "rules" / "pivotal-flow.slo.rules.yml"
+RECEIVER_RULES = MONITORING / "rules" / "pflow-ops-receiver.rules.yml"
 SLO_FILE = MONITORING / "slo.yml"
+README = MONITORING / "README.md"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
 TEST_FILES = sorted((MONITORING / "tests").glob("*.test.yml"))
 
@@ -32,11 +36,32 @@ TEST_FILES = sorted((MONITORING / "tests").glob("*.test.yml"))
 DURATION = re.compile(r"\d+[ms]")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _RANGE = re.compile(r"\[([^\]]*)\]")
+_OFFSET = re.compile(r"\boffset\s+([\w-]+)")
+_INCREASE = re.compile(r"\bincrease\(\s*([a-z_:]+)\{([^}]*)\}\[([^\]]*)\]\)")
+_METRIC = re.compile(r"\b(pflow_receiver_[a-z_]+)\{([^}]*)\}")
+
+# The receiver's metrics (pflow_ops/receiver/metrics.py and the issue 14 contract), without the
+# pflow_receiver_ prefix; the README documents each one.
+RECEIVER_METRICS = (
+    "requests_rejected_total", "alerts_received_total", "alerts_deduplicated_total",
+    "alerts_throttled_total", "alerts_ignored_total", "alerts_cancelled_total", "runs_total",
+    "run_duration_seconds", "queue_depth", "runs_in_progress", "alerts_attached_total",
+    "alerts_skipped_total", "alertmanager_check_errors_total", "paused", "truncated_alerts_total",
+    "journal_bytes", "journal_compactions_total", "connections", "token_reloads_total",
+)  # fmt: skip
+RECEIVER_JOB = "pflow-ops-receiver"
+SELF_LABELS = {"service": "pflow-ops", "team": "sre", "pflow_ops_self": "true"}
+SELF_SEVERITIES = {"critical", "high", "warning"}
 
 
 def range_selectors(expr: str) -> list[str]:
     """The contents of every ``[...]`` in a PromQL expression, ignoring brackets inside strings."""
     return _RANGE.findall(_QUOTED.sub('""', expr))
+
+
+def offsets(expr: str) -> list[str]:
+    """The duration of every ``offset`` modifier, ignoring the word inside strings."""
+    return _OFFSET.findall(_QUOTED.sub('""', expr))
 
 
 def rules(path: Path) -> list[dict[str, Any]]:
@@ -86,10 +111,12 @@ def test_every_catalogue_alert_has_exactly_one_rule(cat: catalogue.Catalogue) ->
     }
 
 
-def test_every_alert_rule_outside_the_slo_file_is_a_catalogue_alert(
+def test_every_alert_rule_outside_the_slo_and_receiver_files_is_a_catalogue_alert(
     cat: catalogue.Catalogue,
 ) -> None:
-    outside = [r["alert"] for p in RULE_FILES if p != SLO_RULES for r in alerts(p)]
+    outside = [
+        r["alert"] for p in RULE_FILES if p not in (SLO_RULES, RECEIVER_RULES) for r in alerts(p)
+    ]
     assert sorted(outside) == sorted(_catalogue_alerts(cat))
 
 
@@ -162,6 +189,10 @@ def test_range_selector_check_sees_brackets_outside_strings_only() -> None:
     assert range_selectors(expr) == ["5m", "1h", "30s:10s"]
 
 
+def test_offset_check_sees_modifiers_outside_strings_only() -> None:
+    assert offsets('x unless x offset 15m + y{a="offset 1h"} offset 2h') == ["15m", "2h"]
+
+
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_every_range_and_for_uses_the_sandbox_forms(path: Path) -> None:
     found = [
@@ -169,6 +200,8 @@ def test_every_range_and_for_uses_the_sandbox_forms(path: Path) -> None:
     ]
     assert found, f"{path.name}: no range selector found; is the check blind?"
     assert [f for f in found if not DURATION.fullmatch(f[1])] == []
+    shifted = [(r.get("alert") or r["record"], o) for r in rules(path) for o in offsets(r["expr"])]
+    assert [o for o in shifted if not DURATION.fullmatch(o[1])] == []
     fors = [(r["alert"], str(r["for"])) for r in alerts(path)]
     assert [f for f in fors if not DURATION.fullmatch(f[1])] == []
     groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
@@ -182,7 +215,7 @@ def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_check_rules_accepts_every_rule_file(promtool: str) -> None:
-    assert len(RULE_FILES) == 2
+    assert len(RULE_FILES) == 3
     proc = _promtool(promtool, "check", "rules", *map(str, RULE_FILES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("SUCCESS") == len(RULE_FILES)
@@ -208,6 +241,7 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case(
 ) -> None:
     urls = {a: cat.for_alert(a).runbook_url for a in _catalogue_alerts(cat)}
     urls |= {s["alert"]["name"]: cat.get(s["alert"]["runbook"]).runbook_url for s in slo["slos"]}
+    urls |= {r["alert"]: r["annotations"]["runbook_url"] for r in alerts(RECEIVER_RULES)}
     fired: set[str] = set()
     quiet: set[str] = set()
     for case in _alert_cases():
@@ -215,6 +249,68 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case(
         expected = case.get("exp_alerts") or []
         (fired if expected else quiet).add(name)
         for alert in expected:  # each firing case pins the labels and the runbook link
-            assert alert["exp_labels"]["runbook"] == alert["exp_annotations"]["runbook"]
-            assert alert["exp_annotations"]["runbook_url"] == urls[name]
+            labels, notes = alert["exp_labels"], alert["exp_annotations"]
+            assert labels.get("runbook") == notes.get("runbook")
+            assert notes["runbook_url"] == urls[name]
     assert fired == quiet == set(urls)
+
+
+# -- the receiver's own alerts -----------------------------------------------------------------
+
+
+def _receiver_page(cat: catalogue.Catalogue) -> str:
+    """The receiver alerts' page, next to the runbooks' pages on the same site."""
+    base = cat.runbooks[0].runbook_url.rsplit("/", 1)[0]
+    return f"{base}/pflow-ops-receiver"
+
+
+@pytest.mark.parametrize("rule", alerts(RECEIVER_RULES), ids=lambda r: str(r["alert"]))
+def test_receiver_alert_is_marked_for_humans_and_links_its_section(
+    cat: catalogue.Catalogue, rule: dict[str, Any]
+) -> None:
+    labels = dict(rule["labels"])
+    assert labels.pop("severity") in SELF_SEVERITIES
+    # No `runbook` label: the receiver routes by it, and these alerts have no catalogue runbook.
+    assert labels == SELF_LABELS
+    notes = rule["annotations"]
+    assert set(notes) == {"summary", "description", "runbook_url"}
+    assert notes["runbook_url"] == f"{_receiver_page(cat)}#{rule['alert'].lower()}"
+    assert "$value" in notes["description"]
+    assert f"#### {rule['alert']}" in README.read_text(encoding="utf-8")  # the anchor exists
+
+
+def test_receiver_alerts_are_neither_catalogue_alerts_nor_aliases(cat: catalogue.Catalogue) -> None:
+    names = {r["alert"] for r in alerts(RECEIVER_RULES)}
+    assert names and all(n.startswith("PflowOps") for n in names)
+    assert not names & (set(_catalogue_alerts(cat)) | set(cat.aliases))
+
+
+def test_receiver_rules_read_only_receiver_metrics_of_the_receiver_job() -> None:
+    used: set[str] = set()
+    for rule in alerts(RECEIVER_RULES):
+        for metric, matchers in _METRIC.findall(rule["expr"]):
+            assert f'job="{RECEIVER_JOB}"' in matchers, (rule["alert"], metric)
+            used.add(metric.removeprefix("pflow_receiver_"))
+        if "up{" in rule["expr"]:
+            assert f'up{{job="{RECEIVER_JOB}"}}' in rule["expr"]
+    assert used and used <= set(RECEIVER_METRICS)
+
+
+def test_every_receiver_increase_also_counts_a_series_that_first_appears() -> None:
+    """increase() needs two samples: a labelled counter's first increment would go unseen.
+
+    Each ``increase(X[W])`` comes with ``X unless X offset W`` on the same selector and window.
+    """
+    seen = 0
+    for rule in alerts(RECEIVER_RULES):
+        expr = " ".join(rule["expr"].split())
+        for metric, matchers, window in _INCREASE.findall(expr):
+            selector = f"{metric}{{{matchers}}}"
+            assert f"{selector} unless {selector} offset {window}" in expr, rule["alert"]
+            seen += 1
+    assert seen >= 5
+
+
+def test_readme_documents_every_receiver_metric() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert [m for m in RECEIVER_METRICS if f"`pflow_receiver_{m}`" not in text] == []

@@ -88,12 +88,22 @@ def test_nothing_but_those_durations_changes() -> None:
             if key not in ("expr", "for"):
                 assert after[key] == before[key], key
     rules = _rules(out)
-    # Annotations keep their text, "[5m]" and "10m" included; offsets and regexes stay.
+    # Annotations keep their text, "[5m]" and "10m" included; regexes stay.
     assert rules["HighErrorRate"]["annotations"] == original["groups"][0]["rules"][0]["annotations"]
     assert 'path=~"/api/[0-9]+"' in rules["HighErrorRate"]["expr"]
-    assert "offset 5m" in rules["Quick"]["expr"]
     assert out["groups"][0]["interval"] == "30s"
     assert out["groups"][0]["name"] == "demo"
+
+
+def test_offsets_follow_the_ranges_they_pair_with() -> None:
+    """``increase(x[15m])`` and ``x offset 15m`` must look back equally far once compressed."""
+    expr = "increase(x[15m]) > 0 or (x unless x offset 15m) > 0"
+    assert conf.compress_expr(expr, 20) == "increase(x[45s]) > 0 or (x unless x offset 45s) > 0"
+    assert conf.compress_expr("up offset 1m", 20) == "up offset 4s"  # the range floor
+    assert conf.compress_expr("up offset -10m", 20) == "up offset -30s"
+    # The word in a string, and in a metric name, is not a modifier.
+    same = 'clock_offset_seconds{l="offset 5m"} offset  10m'
+    assert conf.compress_expr(same, 20) == 'clock_offset_seconds{l="offset 5m"} offset  30s'
 
 
 def test_string_literals_and_subqueries() -> None:
@@ -141,15 +151,22 @@ def test_shipped_rules_compress_and_keep_every_alert() -> None:
         assert [[r.get("alert") for r in g["rules"]] for g in after["groups"]] == names
         pairs = zip(_all_rules(before), _all_rules(after), strict=True)
         for old, new in pairs:
-            ranges = [_seconds(r) for r in RANGE.findall(old["expr"])]
-            assert [_seconds(r) for r in RANGE.findall(new["expr"])] == [
-                max(4, math.ceil(r / 20)) for r in ranges
-            ], old["expr"]
+            for pattern in (RANGE, OFFSET):
+                before_s = [_seconds(r) for r in pattern.findall(old["expr"])]
+                assert [_seconds(r) for r in pattern.findall(new["expr"])] == [
+                    max(4, math.ceil(r / 20)) for r in before_s
+                ], old["expr"]
             if "for" in old:
-                assert _seconds(new["for"]) == max(2, math.ceil(_seconds(old["for"]) / 20))
+                assert _seconds(new["for"]) == _compressed_for(_seconds(old["for"]))
 
 
 RANGE = re.compile(r"\[((?:\d+[smh])+)\]")
+OFFSET = re.compile(r"\boffset\s+((?:\d+[smh])+)")
+
+
+def _compressed_for(seconds: float) -> float:
+    """``for: 0s`` (fire at once) stays 0; anything else is divided, floored at 2 s."""
+    return 0 if seconds == 0 else max(2, math.ceil(seconds / 20))
 
 
 def _seconds(text: str) -> float:
@@ -215,9 +232,25 @@ def test_prometheus_config(layout: Layout, state: SandboxState, mon: MonitoringS
         "pivotal-backend": ["127.0.0.1:3100"],
         "postgres": ["127.0.0.1:9187"],
         "redis": ["127.0.0.1:9121"],
+        "pflow-ops-receiver": ["127.0.0.1:9400"],  # the job its own rules watch
     }
+    services = {j["job_name"]: j["static_configs"][0]["labels"] for j in data["scrape_configs"]}
+    assert services["pflow-ops-receiver"] == {"service": "pflow-ops"}
     am = data["alerting"]["alertmanagers"][0]
     assert am["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+
+
+def test_receiver_is_scraped_only_when_the_sandbox_runs_it(
+    layout: Layout, state: SandboxState, mon: MonitoringState
+) -> None:
+    mon.receiver = False  # `up --no-receiver`: the port belongs to whoever the caller puts there
+    data = yaml.safe_load(conf.prometheus_config(layout, state, mon))
+    assert [j["job_name"] for j in data["scrape_configs"]] == [
+        "pivotal-backend",
+        "postgres",
+        "redis",
+    ]
+    assert list(conf.scrape_targets(state, mon)) == ["pivotal-backend", "postgres", "redis"]
 
 
 def test_alertmanager_config(layout: Layout, mon: MonitoringState) -> None:
@@ -227,8 +260,12 @@ def test_alertmanager_config(layout: Layout, mon: MonitoringState) -> None:
     assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
         "1s", "2s", "1m",
     )  # fmt: skip
-    (receiver,) = data["receivers"]
-    assert receiver["name"] == route["receiver"]
+    receivers = {r["name"]: r for r in data["receivers"]}
+    assert set(receivers) == {"pflow-ops", "sre"}
+    # The receiver's own alerts go to a receiver without integrations, never to the webhook.
+    assert route["routes"] == [{"receiver": "sre", "matchers": ['pflow_ops_self="true"']}]
+    assert receivers["sre"] == {"name": "sre"}
+    receiver = receivers[route["receiver"]]
     (hook,) = receiver["webhook_configs"]
     assert hook["url"] == "http://127.0.0.1:9400/webhook"
     assert hook["send_resolved"] is True
