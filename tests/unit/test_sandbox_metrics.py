@@ -77,3 +77,21 @@ def test_label_values_are_escaped() -> None:
     metrics = Metrics()
     metrics.observe("GET", 'a"b\\c', 404, 0.1)
     assert 'route="a\\"b\\\\c"' in metrics.render()
+
+
+def test_wait_quiet_leaves_out_pflow_ops_own_alerts() -> None:
+    """A heal clears the services' alerts; the receiver's own (a run in progress, a queue) are
+    not faults of the sandbox and must not hold the bench or the tests up."""
+    from pflow_ops.sandbox.observe import service_alerts
+
+    alerts = [
+        {"labels": {"alertname": "RedisConnectionFailure"}},
+        {"labels": {"alertname": "X", "pflow_ops_self": "false"}},
+        {"labels": {"alertname": "PflowOpsQueueNotDraining", "pflow_ops_self": "true"}},
+        {},
+    ]
+    assert [a.get("labels", {}).get("alertname") for a in service_alerts(alerts)] == [
+        "RedisConnectionFailure",
+        "X",
+        None,
+    ]
