@@ -68,6 +68,7 @@ _list:
 
 COORDINATION_VAR = "pflow_coordination_url"
 SHARED_SCHEMES = ("etcd", "etcds")
+DEFAULT_ETCD_PORT = 2379
 # Ansible's vault-encrypted values are not str (2.19: EncryptedString); str() decrypts them.
 _VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 
@@ -110,12 +111,13 @@ def coordination(values):
             return False, "%s on %s is a template: configure reads values, never templates" % (
                 COORDINATION_VAR, host)
         if urlsplit(text).scheme not in SHARED_SCHEMES:
-            return False, "%s on %s is not an etcd:// or etcds:// URL" % (COORDINATION_VAR, host)
+            return False, "%s on %s is not an etcd:// URL" % (COORDINATION_VAR, host)
         urls.add(text)
     if len(urls) > 1:
         return False, "hosts name %d different stores: one lock must be one store" % len(urls)
-    # The URL may carry nothing secret (credentials are separate variables); show its host only.
-    return True, "etcd at %s" % urlsplit(urls.pop()).netloc
+    # Host and port only: a URL with user:password@ must not reach the logs or the export.
+    parts = urlsplit(urls.pop())
+    return True, "etcd at %s:%s" % (parts.hostname, parts.port or DEFAULT_ETCD_PORT)
 
 
 def unreadable(name, error):
