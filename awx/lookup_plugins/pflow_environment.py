@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What awx/configure.yml needs to know of each environment, read the way the run reads it.
 
@@ -19,7 +18,7 @@ Two decisions per environment, each a pure function below with a unit test per b
   would give every job an empty restart budget and a lock nobody else sees.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from urllib.parse import urlsplit
 
@@ -33,12 +32,12 @@ try:
 except ImportError as exc:  # configure.yml runs with the pflow-ops venv's ansible-playbook
     raise AnsibleError(
         "awx/configure.yml needs the pflow_ops package: run it with the pflow-ops venv "
-        "(.venv/bin/ansible-playbook) (%s)" % exc
+        f"(.venv/bin/ansible-playbook) ({exc})"
     ) from exc
 
 DOCUMENTATION = r"""
 name: pflow_environment
-short_description: Protection and coordination store of pflow-ops environments, as Ansible reads them
+short_description: Protection and coordination store of pflow-ops environments
 description:
   - For each environment name, loads I(root)/<name>/hosts.yml with Ansible's inventory and
     variable managers (group_vars, host_vars, vault files included) and returns whether it is
@@ -79,10 +78,10 @@ def protection(values):
     for host, value in values.items():
         is_protected, why = protected_value(value)
         if is_protected:
-            reasons.append("%s on %s" % (why, host))
+            reasons.append(f"{why} on {host}")
     if not reasons:
         return False, ""
-    more = " and %d more host(s)" % (len(reasons) - 1) if len(reasons) > 1 else ""
+    more = f" and {len(reasons) - 1} more host(s)" if len(reasons) > 1 else ""
     return True, reasons[0] + more
 
 
@@ -101,28 +100,30 @@ def coordination(values):
     for host, value in values.items():
         text = _text(value)
         if value is None or text == "":
-            return False, "%s is not set on %s: the file store, one machine only" % (
-                COORDINATION_VAR, host)
+            return (
+                False,
+                f"{COORDINATION_VAR} is not set on {host}: the file store, one machine only",
+            )
         if text == "file":
-            return False, "%s is file on %s: one machine only" % (COORDINATION_VAR, host)
+            return False, f"{COORDINATION_VAR} is file on {host}: one machine only"
         if text is None:
-            return False, "%s on %s is a %s, not a URL" % (COORDINATION_VAR, host, type(value).__name__)
+            return False, f"{COORDINATION_VAR} on {host} is a {type(value).__name__}, not a URL"
         if "{{" in text or "{%" in text:
-            return False, "%s on %s is a template: configure reads values, never templates" % (
-                COORDINATION_VAR, host)
+            why = "is a template: configure reads values, never templates"
+            return False, f"{COORDINATION_VAR} on {host} {why}"
         if urlsplit(text).scheme not in SHARED_SCHEMES:
-            return False, "%s on %s is not an etcd:// URL" % (COORDINATION_VAR, host)
+            return False, f"{COORDINATION_VAR} on {host} is not an etcd:// URL"
         urls.add(text)
     if len(urls) > 1:
-        return False, "hosts name %d different stores: one lock must be one store" % len(urls)
+        return False, f"hosts name {len(urls)} different stores: one lock must be one store"
     # Host and port only: a URL with user:password@ must not reach the logs or the export.
     parts = urlsplit(urls.pop())
-    return True, "etcd at %s:%s" % (parts.hostname, parts.port or DEFAULT_ETCD_PORT)
+    return True, f"etcd at {parts.hostname}:{parts.port or DEFAULT_ETCD_PORT}"
 
 
 def unreadable(name, error):
     """An inventory that cannot be read: protected, and no shared store can be shown."""
-    why = "its inventory cannot be read (%s)" % " ".join(str(error).split())[:300]
+    why = "its inventory cannot be read ({})".format(" ".join(str(error).split())[:300])
     return {
         "environment": name,
         "protected": True,
@@ -136,7 +137,7 @@ class LookupModule(LookupBase):
     def _hostvars(self, source):
         inventory = InventoryManager(self._loader, sources=[source], parse=False)
         if not inventory.parse_source(source):
-            raise AnsibleError("no inventory plugin could parse %s" % source)
+            raise AnsibleError(f"no inventory plugin could parse {source}")
         inventory.reconcile_inventory()
         variables = VariableManager(loader=self._loader, inventory=inventory)
         return {
@@ -150,19 +151,23 @@ class LookupModule(LookupBase):
         results = []
         for name in terms:
             try:
-                hostvars = self._hostvars("%s/%s/hosts.yml" % (root, name))
+                hostvars = self._hostvars(f"{root}/{name}/hosts.yml")
             except Exception as error:  # any failure to read fails closed: protected
                 results.append(unreadable(name, error))
                 continue
             protected, protected_why = protection(
-                {host: hv.get(PROTECTED_VAR) for host, hv in hostvars.items()})
+                {host: hv.get(PROTECTED_VAR) for host, hv in hostvars.items()}
+            )
             shared, shared_why = coordination(
-                {host: hv.get(COORDINATION_VAR) for host, hv in hostvars.items()})
-            results.append({
-                "environment": name,
-                "protected": protected,
-                "protected_why": protected_why,
-                "coordination_shared": shared,
-                "coordination_why": shared_why,
-            })
+                {host: hv.get(COORDINATION_VAR) for host, hv in hostvars.items()}
+            )
+            results.append(
+                {
+                    "environment": name,
+                    "protected": protected,
+                    "protected_why": protected_why,
+                    "coordination_shared": shared,
+                    "coordination_why": shared_why,
+                }
+            )
         return results
