@@ -182,6 +182,7 @@ def test_each_object_reaches_its_module_with_the_rendered_arguments(
         assert args["execution_environment"] == ee
         assert args["job_slice_count"] == jt["job_slice_count"]
         assert args["ask_job_slice_count_on_launch"] is False
+        assert args["ask_execution_environment_on_launch"] is False
         # The token is a no_log value; unset connection options stay unset (omitted).
         assert args["controller_oauthtoken"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
         assert args["controller_username"] is None
