@@ -336,9 +336,10 @@ def test_every_job_runs_in_the_pflow_ops_execution_environment(objects: dict[str
     assert {jt["execution_environment"] for jt in objects["job_templates"]} == {ee["name"]}
 
 
-def test_jobs_use_the_collection_of_the_execution_environment(objects: dict[str, Any]) -> None:
+def test_project_syncs_download_nothing_from_galaxy(objects: dict[str, Any]) -> None:
     """AWX installs collections/requirements.yml on a project sync only for an organization
-    with Galaxy credentials; none, so the EE's tested pivotal.flow_ops is the one jobs load."""
+    with Galaxy credentials: none, so nothing newer than the tested bundle appears (which copy a
+    job loads: tests/integration/test_execution_environment_introspect.py)."""
     assert objects["organization_galaxy_credentials"] == []
 
 
