@@ -192,6 +192,9 @@ def test_each_object_reaches_its_module_with_the_rendered_arguments(
         i["invocation"]["module_args"] for i in by_module["awx.awx.execution_environment"]
     ]
     assert (registered["name"], registered["image"]) == (ee, EE_IMAGE)
+    [kind] = [i["invocation"]["module_args"] for i in by_module["awx.awx.credential_type"]]
+    # Sent unevaluated: AWX renders the injector with the credential's inputs.
+    assert kind["injectors"]["env"]["PFLOW_COORDINATION_PASSWORD"] == "{{ password }}"
     [project] = [i["invocation"]["module_args"] for i in by_module["awx.awx.project"]]
     assert project["default_environment"] == ee
     sources = [i["invocation"]["module_args"] for i in by_module["awx.awx.inventory_source"]]

@@ -292,7 +292,11 @@ def test_each_runbook_has_a_recover_and_a_diagnose_template(
 def test_templates_never_overlap_and_take_inventory_and_limit_at_launch(
     objects: dict[str, Any],
 ) -> None:
-    names = [SETTINGS["pflow_awx_machine_credential"], SETTINGS["pflow_awx_vault_credential"]]
+    names = [
+        SETTINGS["pflow_awx_machine_credential"],
+        SETTINGS["pflow_awx_vault_credential"],
+        SETTINGS["pflow_awx_coordination_credential"],
+    ]
     gate = SETTINGS["pflow_awx_gate_template"]
     for jt in objects["job_templates"]:
         assert jt["allow_simultaneous"] is False
@@ -341,6 +345,30 @@ def test_project_syncs_download_nothing_from_galaxy(objects: dict[str, Any]) -> 
     with Galaxy credentials: none, so nothing newer than the tested bundle appears (which copy a
     job loads: tests/integration/test_execution_environment_introspect.py)."""
     assert objects["organization_galaxy_credentials"] == []
+
+
+def test_jobs_get_the_store_credentials_where_the_collection_reads_them(
+    objects: dict[str, Any],
+) -> None:
+    """The password reaches the job in its environment, never as an extra var (those show in
+    the job's details) nor on a command line; AWX renders the injector, Ansible must not."""
+    kind = objects["coordination_credential_type"]
+    assert kind["name"] == SETTINGS["pflow_awx_coordination_credential_type"]
+    assert kind["injectors"] == {
+        "env": {
+            "PFLOW_COORDINATION_USER": "{{ username }}",
+            "PFLOW_COORDINATION_PASSWORD": "{{ password }}",
+        }
+    }
+    fields = {field["id"]: field for field in kind["inputs"]["fields"]}
+    assert fields["password"].get("secret") is True
+    assert set(kind["inputs"]["required"]) == set(fields) == {"username", "password"}
+    coordination = ROOT / "collection" / "plugins" / "module_utils" / "coordination.py"
+    if not coordination.is_file():
+        pytest.skip("the coordination module is not on this branch yet")
+    text = coordination.read_text()
+    for name in kind["injectors"]["env"]:
+        assert f'"{name}"' in text, f"{name}: not what module_utils/coordination.py reads"
 
 
 @pytest.mark.parametrize(
