@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = sys.executable.rsplit("/", 1)[0] + "/ansible-playbook"
 CONNECTION_ERROR = re.compile(r"Connection refused|\[Errno 111\]")
+SECRET = "not-a-real-etcd-password"
 
 
 def _closed_port() -> int:
@@ -74,6 +75,8 @@ def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, 
     }
     for name in ("CONTROLLER_HOST", "CONTROLLER_OAUTH_TOKEN", "CONTROLLER_USERNAME"):
         env.pop(name, None)
+    # The coordination credential's secrets come from the environment, as for the CLI.
+    env.update(PFLOW_COORDINATION_USER="etcd-test-user", PFLOW_COORDINATION_PASSWORD=SECRET)
     proc = subprocess.run(
         [
             PLAYBOOK,
@@ -97,6 +100,7 @@ def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, 
         timeout=300,
         check=False,
     )
+    assert SECRET not in proc.stdout + proc.stderr
     out: dict[str, Any] = json.loads(proc.stdout)
     out["rc"] = proc.returncode
     out["objects"] = json.loads((tmp / "objects.json").read_text())
@@ -192,6 +196,11 @@ def test_each_object_reaches_its_module_with_the_rendered_arguments(
         i["invocation"]["module_args"] for i in by_module["awx.awx.execution_environment"]
     ]
     assert (registered["name"], registered["image"]) == (ee, EE_IMAGE)
+    [credential] = [i["invocation"]["module_args"] for i in by_module["awx.awx.credential"]]
+    assert credential["credential_type"] == objects["coordination_credential_type"]["name"]
+    # The secrets never reach the result (nor the output: _run_configure checks).
+    hidden = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert credential["inputs"] == {"username": hidden, "password": hidden}
     [kind] = [i["invocation"]["module_args"] for i in by_module["awx.awx.credential_type"]]
     # Sent unevaluated: AWX renders the injector with the credential's inputs.
     assert kind["injectors"]["env"]["PFLOW_COORDINATION_PASSWORD"] == "{{ password }}"

@@ -371,6 +371,20 @@ def test_jobs_get_the_store_credentials_where_the_collection_reads_them(
         assert f'"{name}"' in text, f"{name}: not what module_utils/coordination.py reads"
 
 
+def test_the_store_credential_is_created_once_and_never_overwritten() -> None:
+    """A second run changes nothing, and a password rotated in AWX is never put back."""
+    play = yaml.safe_load((ROOT / "awx" / "configure.yml").read_text())[0]
+    [task] = [t for t in play["tasks"] if "awx.awx.credential" in t]
+    args = task["awx.awx.credential"]
+    assert args["update_secrets"] is False
+    assert args["inputs"] == {
+        "username": "{{ pflow_awx_coordination_user }}",
+        "password": "{{ pflow_awx_coordination_password }}",
+    }
+    # The same variables as the CLI's, from the environment of the run.
+    assert "PFLOW_COORDINATION_PASSWORD" in SETTINGS["pflow_awx_coordination_password"]
+
+
 @pytest.mark.parametrize(
     ("image", "error"),
     [
