@@ -23,11 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.unit.test_awx_templates import EE_IMAGE, make_project
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = sys.executable.rsplit("/", 1)[0] + "/ansible-playbook"
 CONNECTION_ERROR = re.compile(r"Connection refused|\[Errno 111\]")
+SECRET = "not-a-real-etcd-password"
 
 
 def _closed_port() -> int:
@@ -49,7 +52,9 @@ def _controller_tasks() -> dict[str, str]:
 
 def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, Any]:
     """Run a copy of awx/configure.yml whose controller tasks ignore errors. With `bogus`, only
-    the organization task runs after the render, carrying an extra parameter of that name."""
+    the organization task runs after the render, carrying an extra parameter of that name. The
+    project's inventories name an etcd store, as configure.yml requires."""
+    project = make_project(tmp)
     shutil.copytree(ROOT / "awx", tmp / "awx")
     path = tmp / "awx" / "configure.yml"
     plays = yaml.safe_load(path.read_text())
@@ -70,6 +75,8 @@ def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, 
     }
     for name in ("CONTROLLER_HOST", "CONTROLLER_OAUTH_TOKEN", "CONTROLLER_USERNAME"):
         env.pop(name, None)
+    # The coordination credential's secrets come from the environment, as for the CLI.
+    env.update(PFLOW_COORDINATION_USER="etcd-test-user", PFLOW_COORDINATION_PASSWORD=SECRET)
     proc = subprocess.run(
         [
             PLAYBOOK,
@@ -79,7 +86,9 @@ def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, 
             "-e",
             "controller_oauthtoken=not-a-real-token",
             "-e",
-            f"pflow_awx_project_root={ROOT}",
+            f"pflow_awx_project_root={project}",
+            "-e",
+            f"pflow_awx_ee_image={EE_IMAGE}",
             "-e",
             f"pflow_awx_export={tmp / 'objects.json'}",
             *tags,
@@ -91,6 +100,7 @@ def _run_configure(tmp: Path, port: int, bogus: str | None = None) -> dict[str, 
         timeout=300,
         check=False,
     )
+    assert SECRET not in proc.stdout + proc.stderr
     out: dict[str, Any] = json.loads(proc.stdout)
     out["rc"] = proc.returncode
     out["objects"] = json.loads((tmp / "objects.json").read_text())
@@ -147,7 +157,10 @@ def test_each_object_reaches_its_module_with_the_rendered_arguments(
     by_module = {module: results[name] for name, module in _controller_tasks().items()}
     catalogue = yaml.safe_load((ROOT / "catalogue.yml").read_text())
     runbooks = [rb for rb in catalogue["runbooks"] if rb.get("implemented", True)]
-    environments = list((ROOT / "inventories").glob("*/hosts.yml"))
+    # The local sandbox is not imported unless asked for.
+    environments = [
+        p for p in (ROOT / "inventories").glob("*/hosts.yml") if p.parent.name != "local"
+    ]
     protected = [inv for inv in objects["inventories"] if inv["protected"]]
     assert runbooks and environments and protected
     assert len(by_module["awx.awx.inventory"]) == len(environments)
@@ -155,19 +168,46 @@ def test_each_object_reaches_its_module_with_the_rendered_arguments(
     assert len(by_module["awx.awx.schedule"]) == len(catalogue["maintenance"])
     assert len(by_module["awx.awx.workflow_job_template"]) == len(runbooks) * len(protected)
     sent = [item["invocation"]["module_args"] for item in by_module["awx.awx.job_template"]]
+    slices = yaml.safe_load((ROOT / "awx" / "vars" / "main.yml").read_text())[
+        "pflow_awx_diagnose_slices"
+    ]
     assert (
         len(sent)
         == len(objects["job_templates"])
-        == 2 * len(runbooks) + len(catalogue["maintenance"]) + 1
+        == 2 * len(runbooks) + len(slices) + len(catalogue["maintenance"]) + 1
     )
+    ee = objects["execution_environment"]["name"]
     for args, jt in zip(sent, objects["job_templates"], strict=True):
         for key in ("name", "playbook", "job_type", "credentials", "survey_spec", "extra_vars"):
             assert args[key] == jt[key], (jt["name"], key)
         assert args["survey_enabled"] is bool(jt["survey_spec"])
         assert args["allow_simultaneous"] is False
+        # Never the organization's default EE; slicing only where the render says.
+        assert args["execution_environment"] == ee
+        assert args["job_slice_count"] == jt["job_slice_count"]
+        assert args["ask_job_slice_count_on_launch"] is False
+        assert args["ask_execution_environment_on_launch"] is False
         # The token is a no_log value; unset connection options stay unset (omitted).
         assert args["controller_oauthtoken"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
         assert args["controller_username"] is None
+    [org] = [i["invocation"]["module_args"] for i in by_module["awx.awx.organization"]]
+    assert org["galaxy_credentials"] == []
+    [registered] = [
+        i["invocation"]["module_args"] for i in by_module["awx.awx.execution_environment"]
+    ]
+    assert (registered["name"], registered["image"]) == (ee, EE_IMAGE)
+    [credential] = [i["invocation"]["module_args"] for i in by_module["awx.awx.credential"]]
+    assert credential["credential_type"] == objects["coordination_credential_type"]["name"]
+    # The secrets never reach the result (nor the output: _run_configure checks).
+    hidden = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert credential["inputs"] == {"username": hidden, "password": hidden}
+    [kind] = [i["invocation"]["module_args"] for i in by_module["awx.awx.credential_type"]]
+    # Sent unevaluated: AWX renders the injector with the credential's inputs.
+    assert kind["injectors"]["env"]["PFLOW_COORDINATION_PASSWORD"] == "{{ password }}"
+    [project] = [i["invocation"]["module_args"] for i in by_module["awx.awx.project"]]
+    assert project["default_environment"] == ee
+    sources = [i["invocation"]["module_args"] for i in by_module["awx.awx.inventory_source"]]
+    assert {s["execution_environment"] for s in sources} == {ee}
     wf_args = [i["invocation"]["module_args"] for i in by_module["awx.awx.workflow_job_template"]]
     assert [a["workflow_nodes"] for a in wf_args] == [
         w["workflow_nodes"] for w in objects["workflows"]

@@ -1,4 +1,5 @@
-"""The AWX maintenance schedules (awx/vars/main.yml) are valid rrules and mean the catalogue cron.
+"""The AWX maintenance schedules (awx/vars/main.yml) are what the awx.awx.schedule_rrule lookup
+makes of their arguments, valid rrules, and mean the catalogue cron.
 
 AWX validates rrules only on its server; these are its rules (awx/api/serializers, schedules:
 DTSTART with a timezone, one DTSTART, an RRULE with INTERVAL, no SECONDLY, no BYDAY with a
@@ -14,15 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_collections.awx.awx.plugins.lookup.schedule_rrule import LookupModule
 from dateutil.rrule import rrulestr
 
 ROOT = Path(__file__).resolve().parents[2]
+SCHEDULES: dict[str, dict[str, Any]] = yaml.safe_load(
+    (ROOT / "awx" / "vars" / "main.yml").read_text()
+)["pflow_awx_schedules"]
 
 
 def _schedules() -> dict[str, str]:
-    data = yaml.safe_load((ROOT / "awx" / "vars" / "main.yml").read_text())
-    schedules: dict[str, str] = data["pflow_awx_schedules"]
-    return schedules
+    return {job: schedule["rrule"] for job, schedule in SCHEDULES.items()}
 
 
 def _maintenance() -> list[dict[str, Any]]:
@@ -98,6 +101,16 @@ def cron_times(expr: str, start: datetime, end: datetime) -> list[datetime]:
 
 def test_every_maintenance_job_has_exactly_one_schedule() -> None:
     assert set(_schedules()) == {job["id"] for job in _maintenance()}
+
+
+@pytest.mark.parametrize("job", _maintenance(), ids=lambda j: j["id"])
+def test_rrule_is_what_the_awx_schedule_rrule_lookup_returns(job: dict[str, Any]) -> None:
+    """The installed awx.awx collection's own lookup code, offline (pytz and dateutil only).
+    In a playbook it cannot run on ansible-core 2.19: it returns a string, not a list."""
+    arguments = dict(SCHEDULES[job["id"]]["lookup"])
+    frequency = arguments.pop("frequency")
+    assert arguments["timezone"] == "UTC"  # the catalogue's crons are UTC
+    assert LookupModule().run([frequency], None, **arguments) == _schedules()[job["id"]]
 
 
 @pytest.mark.parametrize("job", _maintenance(), ids=lambda j: j["id"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ AWX_MODULES = next(
     for p in sys.path
     if (Path(p) / "ansible_collections" / "awx" / "awx").is_dir()
 )
+SETTINGS: dict[str, Any] = yaml.safe_load((ROOT / "awx" / "vars" / "main.yml").read_text())
+EE_IMAGE = "registry.example.com/sre/pflow-ops-ee:0.4.0"
 ALLOWED_TYPES: dict[str, type | tuple[type, ...]] = {
     "text": str,
     "textarea": str,
@@ -116,19 +119,40 @@ def awx_survey_errors(survey: Any) -> list[str]:
     return errors
 
 
-@pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The objects the playbook renders (--tags pflow_awx_render): no controller is contacted."""
-    out = tmp_path_factory.mktemp("awx") / "objects.json"
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    proc = subprocess.run(
+def make_project(tmp: Path, stores: bool = True) -> Path:
+    """A project root like the repository's whose inventories name a shared etcd store (the
+    shipped examples do not: configure.yml refuses to import them into AWX as they are)."""
+    project = tmp / "project"
+    project.mkdir()
+    for name in ("catalogue.yml", "collection", "playbooks", "awx"):
+        (project / name).symlink_to(ROOT / name)
+    shutil.copytree(ROOT / "inventories", project / "inventories")
+    for hosts in (project / "inventories").glob("*/hosts.yml"):
+        data = yaml.safe_load(hosts.read_text())
+        if stores:
+            url = f"etcds://etcd.{hosts.parent.name}.pivotal.internal:2379"
+            data["all"].setdefault("vars", {})["pflow_coordination_url"] = url
+        hosts.write_text(yaml.safe_dump(data))
+    return project
+
+
+def render(tmp: Path, *extra: str, project: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the render phase (--tags pflow_awx_render): no controller is contacted; the objects
+    go to tmp/objects.json."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
         [
             str(VENV_BIN / "ansible-playbook"),
             "awx/configure.yml",
             "--tags",
             "pflow_awx_render",
             "-e",
-            f"pflow_awx_export={out}",
+            f"pflow_awx_export={tmp / 'objects.json'}",
+            "-e",
+            f"pflow_awx_project_root={project or make_project(tmp)}",
+            "-e",
+            f"pflow_awx_ee_image={EE_IMAGE}",
+            *extra,
         ],
         cwd=ROOT,
         env=env,
@@ -137,8 +161,20 @@ def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=120,
         check=False,
     )
+
+
+def _refusal(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0, "configure.yml accepted it"
+    return " ".join(proc.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The objects the playbook renders (--tags pflow_awx_render): no controller is contacted."""
+    tmp = tmp_path_factory.mktemp("awx")
+    proc = render(tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    data: dict[str, Any] = json.loads(out.read_text())
+    data: dict[str, Any] = json.loads((tmp / "objects.json").read_text())
     return data
 
 
@@ -163,7 +199,7 @@ def _templates(objects: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_every_survey_passes_awx_validation(objects: dict[str, Any]) -> None:
     surveyed = [jt for jt in objects["job_templates"] if jt["survey_spec"]]
-    assert len(surveyed) == 2 * len(_runbooks())
+    assert len(surveyed) == 2 * len(_runbooks()) + len(SETTINGS["pflow_awx_diagnose_slices"])
     for jt in surveyed:
         assert awx_survey_errors(jt["survey_spec"]) == [], jt["name"]
 
@@ -224,7 +260,8 @@ def test_threshold_questions_follow_the_role_argument_spec(
 ) -> None:
     options = _options(rb["role"])
     prefix = rb["role"].split(".")[-1] + "_"
-    for name in (f"{rb['id']} {rb['title']}", f"{rb['id']} {rb['title']} (diagnose)"):
+    names = [f"{rb['id']} {rb['title']}{kind}" for kind in ("", " (diagnose)", " (fleet diagnose)")]
+    for name in [n for n in names if n in _templates(objects)]:
         spec = _templates(objects)[name]["survey_spec"]["spec"]
         thresholds = [q for q in spec if q["variable"].startswith(prefix)]
         assert len(thresholds) >= 3, f"{name}: the runbook's key thresholds are in its survey"
@@ -255,9 +292,12 @@ def test_each_runbook_has_a_recover_and_a_diagnose_template(
 def test_templates_never_overlap_and_take_inventory_and_limit_at_launch(
     objects: dict[str, Any],
 ) -> None:
-    settings = yaml.safe_load((ROOT / "awx" / "vars" / "main.yml").read_text())
-    names = [settings["pflow_awx_machine_credential"], settings["pflow_awx_vault_credential"]]
-    gate = settings["pflow_awx_gate_template"]
+    names = [
+        SETTINGS["pflow_awx_machine_credential"],
+        SETTINGS["pflow_awx_vault_credential"],
+        SETTINGS["pflow_awx_coordination_credential"],
+    ]
+    gate = SETTINGS["pflow_awx_gate_template"]
     for jt in objects["job_templates"]:
         assert jt["allow_simultaneous"] is False
         assert jt["ask_inventory_on_launch"] is True
@@ -283,10 +323,139 @@ def test_maintenance_jobs_have_templates_and_schedules(objects: dict[str, Any]) 
 
 def test_one_inventory_per_environment_synced_from_the_project(objects: dict[str, Any]) -> None:
     environments = sorted(p.parent.name for p in (ROOT / "inventories").glob("*/hosts.yml"))
-    assert [inv["environment"] for inv in objects["inventories"]] == environments
+    # The loopback sandbox stays out unless asked for (test_local_is_imported_only_on_request).
+    assert [inv["environment"] for inv in objects["inventories"]] == [
+        env for env in environments if env != "local"
+    ]
     for inv in objects["inventories"]:
         assert (ROOT / inv["source_path"]).is_file()
         assert inv["protected"] is (inv["environment"] == "prod")
+        assert inv["coordination"] == f"etcd at etcd.{inv['environment']}.pivotal.internal:2379"
+
+
+def test_every_job_runs_in_the_pflow_ops_execution_environment(objects: dict[str, Any]) -> None:
+    ee = objects["execution_environment"]
+    assert ee == {"name": SETTINGS["pflow_awx_execution_environment"], "image": EE_IMAGE}
+    assert objects["project"]["default_environment"] == ee["name"]
+    assert {jt["execution_environment"] for jt in objects["job_templates"]} == {ee["name"]}
+
+
+def test_project_syncs_download_nothing_from_galaxy(objects: dict[str, Any]) -> None:
+    """AWX installs collections/requirements.yml on a project sync only for an organization
+    with Galaxy credentials: none, so nothing newer than the tested bundle appears (which copy a
+    job loads: tests/integration/test_execution_environment_introspect.py)."""
+    assert objects["organization_galaxy_credentials"] == []
+
+
+def test_jobs_get_the_store_credentials_where_the_collection_reads_them(
+    objects: dict[str, Any],
+) -> None:
+    """The password reaches the job in its environment, never as an extra var (those show in
+    the job's details) nor on a command line; AWX renders the injector, Ansible must not."""
+    kind = objects["coordination_credential_type"]
+    assert kind["name"] == SETTINGS["pflow_awx_coordination_credential_type"]
+    assert kind["injectors"] == {
+        "env": {
+            "PFLOW_COORDINATION_USER": "{{ username }}",
+            "PFLOW_COORDINATION_PASSWORD": "{{ password }}",
+        }
+    }
+    fields = {field["id"]: field for field in kind["inputs"]["fields"]}
+    assert fields["password"].get("secret") is True
+    assert set(kind["inputs"]["required"]) == set(fields) == {"username", "password"}
+    coordination = ROOT / "collection" / "plugins" / "module_utils" / "coordination.py"
+    if not coordination.is_file():
+        pytest.skip("the coordination module is not on this branch yet")
+    text = coordination.read_text()
+    for name in kind["injectors"]["env"]:
+        assert f'"{name}"' in text, f"{name}: not what module_utils/coordination.py reads"
+
+
+def test_the_store_credential_is_created_once_and_never_overwritten() -> None:
+    """A second run changes nothing, and a password rotated in AWX is never put back."""
+    play = yaml.safe_load((ROOT / "awx" / "configure.yml").read_text())[0]
+    [task] = [t for t in play["tasks"] if "awx.awx.credential" in t]
+    args = task["awx.awx.credential"]
+    assert args["update_secrets"] is False
+    assert args["inputs"] == {
+        "username": "{{ pflow_awx_coordination_user }}",
+        "password": "{{ pflow_awx_coordination_password }}",
+    }
+    # The same variables as the CLI's, from the environment of the run.
+    assert "PFLOW_COORDINATION_PASSWORD" in SETTINGS["pflow_awx_coordination_password"]
+
+
+@pytest.mark.parametrize(
+    ("image", "error"),
+    [
+        ("", "pflow_awx_ee_image must name the image"),
+        ("registry.example.com/sre/pflow-ops-ee", "with a tag"),
+        ("registry.example.com/sre/pflow-ops-ee:latest", "(not latest)"),
+        ("registry.example.com/sre/pflow-ops-ee@sha256:1234", "or a digest"),
+    ],
+)
+def test_the_execution_environment_image_is_required_and_pinned(
+    tmp_path: Path, image: str, error: str
+) -> None:
+    assert error in _refusal(render(tmp_path, "-e", f"pflow_awx_ee_image={image}"))
+
+
+def test_a_digest_pinned_image_on_a_registry_port_is_accepted(tmp_path: Path) -> None:
+    image = "registry.example.com:5000/sre/pflow-ops-ee@sha256:" + "ab" * 32
+    proc = render(tmp_path, "-e", f"pflow_awx_ee_image={image}")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_local_is_imported_only_on_request(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    refused = render(
+        tmp_path, "-e", '{"pflow_awx_environments": ["local", "prod"]}', project=project
+    )
+    assert "set pflow_awx_include_local: true" in _refusal(refused)
+    proc = render(tmp_path, "-e", "pflow_awx_include_local=true", project=project)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    rendered = json.loads((tmp_path / "objects.json").read_text())
+    assert "local" in [inv["environment"] for inv in rendered["inventories"]]
+
+
+def test_an_environment_without_a_shared_store_is_refused(tmp_path: Path) -> None:
+    """AWX runs each job in a fresh container: with the file store its budget starts empty and
+    its lock is seen by nobody. The shipped example inventories name no store."""
+    project = make_project(tmp_path, stores=False)
+    message = _refusal(render(tmp_path, project=project))
+    assert "prod: pflow_coordination_url is not set on" in message
+    assert "the restart budget and the run lock hold for one job only" in message
+    proc = render(tmp_path, "-e", "pflow_awx_require_shared_coordination=false", project=project)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_only_fleet_diagnosis_is_sliced_and_no_workflow_runs_it(objects: dict[str, Any]) -> None:
+    """Slices run in parallel (AWX lets them, whatever allow_simultaneous says) and their
+    artifacts are merged key by key: slicing anything that may restart would pass the serial
+    rollout and the run lock, and a sliced diagnosis would hide hosts from the gate."""
+    templates = _templates(objects)
+    sliced = {name: jt for name, jt in templates.items() if jt["job_slice_count"] != 1}
+    expected = {
+        f"{rb['id']} {rb['title']} (fleet diagnose)": count
+        for rb in _runbooks()
+        for rid, count in SETTINGS["pflow_awx_diagnose_slices"].items()
+        if rb["id"] == rid
+    }
+    assert expected and {n: jt["job_slice_count"] for n, jt in sliced.items()} == expected
+    for jt in sliced.values():
+        assert (jt["job_type"], jt["extra_vars"]) == ("check", {"pflow_mode": "diagnose"})
+    used = {
+        node["unified_job_template"]["name"]
+        for wf in objects["workflows"]
+        for node in wf["workflow_nodes"]
+    }
+    assert used.isdisjoint(sliced)
+
+
+@pytest.mark.parametrize("slices", ['{"RB-01": 1}', '{"RB-99": 4}'])
+def test_slices_must_be_real_and_name_a_runbook(tmp_path: Path, slices: str) -> None:
+    message = _refusal(render(tmp_path, "-e", f'{{"pflow_awx_diagnose_slices": {slices}}}'))
+    assert "pflow_awx_diagnose_slices maps catalogue runbook ids to 2 or more" in message
 
 
 def _suboptions(module: str, option: str) -> dict[str, Any]:
