@@ -93,14 +93,18 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 class SlowClients:
     """``count`` connections that never finish their request head."""
 
-    def __init__(self, port: int, count: int, trickle: float) -> None:
+    def __init__(self, port: int, count: int, trickle: float, rate: float) -> None:
         self.port, self.count, self.trickle = port, count, trickle
+        self.pause = 1.0 / rate
         self.socks: list[socket.socket | None] = [None] * count
         self.reopened = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _open(self) -> socket.socket | None:
+        # Paced: a burst would only overflow the listen backlog (a SYN flood, another attack),
+        # while this one is about connections the server has accepted.
+        time.sleep(self.pause)
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
             sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -217,14 +221,15 @@ def line(name: str, latencies: list[float], statuses: Counter[str]) -> str:
     )
 
 
-def run(label: str, code: Path, slow: int, requests: int, trickle: float, warmup: float) -> None:
+def run(label: str, code: Path, args: argparse.Namespace) -> None:
+    slow, requests = args.slow, args.requests
     with (
         tempfile.TemporaryDirectory(prefix="pflow-bench-") as tmp,
         receiver(Path(tmp), code) as port,
     ):
-        attack = SlowClients(port, slow, trickle)
+        attack = SlowClients(port, slow, args.trickle, args.rate)
         attack.start()
-        time.sleep(warmup)
+        time.sleep(args.warmup)
         try:
             held = sum(s is not None for s in attack.socks)
             say(f"{label}: {held}/{slow} slow unauthenticated connections open")
@@ -249,6 +254,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per measure")
     parser.add_argument("--trickle", type=float, default=2.0, help="seconds between bytes")
     parser.add_argument(
+        "--rate", type=float, default=200.0, help="new slow connections a second (default 200)"
+    )
+    parser.add_argument(
         "--warmup",
         type=float,
         default=15.0,
@@ -256,7 +264,7 @@ def main() -> None:
     )
     parser.add_argument("--old", action="store_true", help=f"also measure {OLD_COMMIT}'s receiver")
     args = parser.parse_args()
-    run("this receiver", ROOT, args.slow, args.requests, args.trickle, args.warmup)
+    run("this receiver", ROOT, args)
     if args.old:
         with tempfile.TemporaryDirectory(prefix="pflow-old-") as old:
             archive = subprocess.run(
@@ -266,14 +274,7 @@ def main() -> None:
                 check=True,
             ).stdout
             subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-            run(
-                f"receiver of {OLD_COMMIT}",
-                Path(old),
-                args.slow,
-                args.requests,
-                args.trickle,
-                args.warmup,
-            )
+            run(f"receiver of {OLD_COMMIT}", Path(old), args)
 
 
 if __name__ == "__main__":

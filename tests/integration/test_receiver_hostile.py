@@ -128,7 +128,8 @@ def test_at_the_connection_cap_new_connections_are_refused_not_established_ones(
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     body = json.dumps(firing()).encode()
     conn.request("POST", "/webhook", body, headers)
-    assert conn.getresponse().read() and True
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())["status"]) == (200, "ok")
     with slow_clients(receiver.port, 7):  # 1 + 7 = the cap
         receiver.wait_for(
             "a new connection to be refused",
@@ -227,15 +228,6 @@ def test_tls_serves_https_and_plain_http_to_it_gets_nothing(tmp_path: Path) -> N
             plain.request("POST", "/webhook", b"{}", {"Authorization": f"Bearer {TOKEN}"})
             plain.getresponse()
         plain.close()
-        # A client that only speaks TLS 1.1 is refused (minimum TLS 1.2).
-        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        old.load_verify_locations(cert)
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
-        with (
-            pytest.raises(ssl.SSLError),
-            socket.create_connection(("127.0.0.1", rec.port), timeout=15) as raw,
-        ):
-            old.wrap_socket(raw, server_hostname="127.0.0.1")
         assert rec.post(firing())[0] == 200
         assert "Traceback" not in rec.log()
     finally:
