@@ -361,7 +361,7 @@ class _Connection(web.RequestHandler):
                 self._arm()
         super().data_received(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio allows bool
         """The client shut its sending side (``shutdown(SHUT_WR)``): a request whose head is
         in still gets its answer (a body cut short is ``truncated``); an idle connection
         closes now. aiohttp's default closes at once, answering nobody."""
