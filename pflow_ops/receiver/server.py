@@ -8,7 +8,7 @@ a socket and a parser, nothing that authenticated requests or ``/healthz`` wait 
 - header deadline: a connection must deliver a complete request head within
   ``header_timeout`` of opening (for TLS, of its handshake) or of the first byte of its next
   request; else it is closed (``requests_rejected_total{reason="header_timeout"}``). aiohttp
-  has no such timeout, hence ``_Connection`` (a ``RequestHandler`` with one timer);
+  has no such timeout, hence ``connection.Connection`` (a ``RequestHandler`` with a timer);
 - keep-alive idle timeout (aiohttp's own ``keepalive_timeout``);
 - a connection cap: at ``max_connections`` open connections a NEW connection gets a 503 and is
   closed (``reason="overloaded"``); established ones, Alertmanager's keep-alive connection
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod
 
 from pflow_ops.receiver import payload
+from pflow_ops.receiver.connection import Connection, Manager, client, error, response
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.metrics import CONTENT_TYPE
 from pflow_ops.receiver.tokens import TokenSource
@@ -46,19 +46,10 @@ from pflow_ops.receiver.tokens import TokenSource
 WEBHOOK_PATH = "/webhook"
 GET_PATHS = ("/metrics", "/healthz")
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
-SERVER_NAME = "pflow-ops-receiver"  # no Python or aiohttp version in the Server header
 BODY_DEADLINE = 30.0  # a body must arrive within this, however slowly it trickles
 KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections (Go clients keep theirs 90 s)
 RECEIVE_THREADS = 4  # journal writes are serialised by the receiver's lock anyway
 BACKLOG = 512
-_OVERLOADED = (
-    b"HTTP/1.1 503 Service Unavailable\r\nServer: " + SERVER_NAME.encode() + b"\r\n"
-    b"Content-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-)
-_HEADER_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\nServer: " + SERVER_NAME.encode() + b"\r\n"
-    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +104,7 @@ class ReceiverServer:
         (up to ``grace`` seconds) and close every connection."""
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
-        manager = _Manager(
+        manager = Manager(
             self,
             self._dispatch,
             keepalive_timeout=self.limits.keepalive_timeout,
@@ -152,13 +143,20 @@ class ReceiverServer:
     def release(self) -> None:
         self.open_connections -= 1
 
+    @property
+    def header_timeout(self) -> float:
+        return self.limits.header_timeout
+
     def refused(self, status: int, reason: str, client: str) -> None:
         self.app.metrics.inc("requests_rejected_total", reason=reason)
         self.app.log("rejected", status=status, reason=reason, client=client)
 
+    def error(self, detail: str) -> None:
+        self.app.log("request_error", detail=detail[:200])
+
     # -- routing -------------------------------------------------------------------------------
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        conn = cast(_Connection, request.protocol)
+        conn = cast(Connection, request.protocol)
         conn.head_received(request)
         try:
             resp = await self._route(request)
@@ -181,9 +179,9 @@ class ReceiverServer:
             if method != "GET":
                 return self._reject(request, 405, "method", "use GET", allow="GET")
             if path == "/healthz":
-                return _response(200, b"ok\n", "text/plain; charset=utf-8")
+                return response(200, b"ok\n", "text/plain; charset=utf-8")
             text = await asyncio.get_running_loop().run_in_executor(self._executor, self._metrics)
-            return _response(200, text.encode(), CONTENT_TYPE)
+            return response(200, text.encode(), CONTENT_TYPE)
         return self._reject(request, 404, "not_found", "no such path")
 
     def _metrics(self) -> str:
@@ -222,7 +220,7 @@ class ReceiverServer:
                 request, 503, "journal_error", "cannot journal the alerts", body_read=True
             )
         answer = {"status": "ok", "alerts": decisions}
-        return _response(200, json.dumps(answer).encode(), "application/json")
+        return response(200, json.dumps(answer).encode(), "application/json")
 
     def _authorised(self, request: web.BaseRequest) -> bool:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -269,8 +267,8 @@ class ReceiverServer:
         allow: str = "",
         www_authenticate: str = "",
     ) -> web.StreamResponse:
-        self.refused(status, reason, _client(request))
-        resp = _error(status, message)
+        self.refused(status, reason, client(request))
+        resp = error(status, message)
         if allow:
             resp.headers["Allow"] = allow
         if www_authenticate:
@@ -278,152 +276,3 @@ class ReceiverServer:
         if not body_read:
             resp.force_close()  # an unread body would be taken for the next request
         return resp
-
-
-def _response(status: int, body: bytes, content_type: str) -> web.Response:
-    resp = web.Response(status=status, body=body, headers={"Server": SERVER_NAME})
-    resp.content_type, _, charset = content_type.partition("; charset=")
-    if charset:
-        resp.charset = charset
-    return resp
-
-
-def _error(status: int, message: str) -> web.Response:
-    return _response(
-        status, json.dumps({"status": "error", "error": message}).encode(), "application/json"
-    )
-
-
-def _client(request: web.BaseRequest) -> str:
-    return request.remote or "?"
-
-
-def _parse_refusal(exc: BaseException | None) -> tuple[int, str]:
-    """The status for a request the parser refused: 501 for a method it does not know (the
-    C parser knows a fixed list: BREW never reaches our handler), 400 for the rest, TLS on
-    the plain port included."""
-    if isinstance(exc, BadHttpMethod) and "HTTPS" not in str(exc):
-        return 501, "unsupported method"
-    return 400, "bad request"
-
-
-class _Manager(web.Server):
-    """aiohttp's connection manager, making our ``_Connection`` for each accepted socket."""
-
-    def __init__(self, owner: ReceiverServer, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._owner = owner
-        self._kw = kwargs
-        self._event_loop = asyncio.get_running_loop()
-
-    def __call__(self) -> web.RequestHandler:
-        return _Connection(self, self._owner, loop=self._event_loop, **self._kw)
-
-
-class _Connection(web.RequestHandler):
-    """aiohttp's HTTP/1.1 protocol plus the connection cap and the header deadline.
-
-    The deadline timer is armed when the connection opens and when the first byte of a next
-    request arrives, and cancelled when a complete head has been parsed (the request handler
-    starts): a client trickling a header byte by byte is closed however often it sends.
-    """
-
-    def __init__(self, manager: _Manager, owner: ReceiverServer, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._owner = owner
-        self._admitted = False
-        self._busy = False
-        self._partial = False
-        self._deadline: asyncio.TimerHandle | None = None
-        self.half_closed = False
-        self._request: web.BaseRequest | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if not self._owner.admit():
-            cast(asyncio.Transport, transport).write(_OVERLOADED)
-            self.force_close()  # flushes the 503, then closes
-            return
-        self._admitted = True
-        self._arm()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
-        if self._admitted:
-            self._admitted = False
-            self._owner.release()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if data and not self._busy:
-            self._partial = True
-            if self._deadline is None:
-                self._arm()
-        super().data_received(data)
-
-    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio allows bool
-        """The client shut its sending side (``shutdown(SHUT_WR)``): a request whose head is
-        in still gets its answer (a body cut short is ``truncated``); an idle connection
-        closes now. aiohttp's default closes at once, answering nobody."""
-        self.half_closed = True
-        if self._request is not None:
-            self._request.content.feed_eof()
-        return self._busy or self._partial
-
-    def head_received(self, request: web.BaseRequest) -> None:
-        self._disarm()
-        self._busy = True
-        self._request = request
-        if self.half_closed:
-            request.content.feed_eof()
-
-    def request_done(self) -> None:
-        self._busy = False
-        self._partial = False
-        self._request = None
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._owner.limits.header_timeout, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self) -> None:
-        self._deadline = None
-        if self._busy or self.transport is None:
-            return
-        peer = self.transport.get_extra_info("peername")
-        self._owner.refused(408, "header_timeout", str(peer[0]) if peer else "?")
-        if self._partial:
-            self.transport.write(_HEADER_TIMEOUT)
-        self.force_close()
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        """aiohttp's own refusals (a request line that is not HTTP, a bad header, both
-        Content-Length and Transfer-Encoding) and our bugs: one line, never a traceback."""
-        if status == 400:
-            status, text = _parse_refusal(exc)
-            self._owner.refused(status, "bad_request", _client(request))
-        else:
-            text = "internal error"
-            detail = f"{type(exc).__name__}: {exc}" if exc else str(message)
-            self._owner.app.log("request_error", status=status, detail=detail[:200])
-        if request.writer.output_size > 0:
-            raise ConnectionError("response already started")
-        resp = _error(status, text)
-        resp.force_close()
-        return resp
-
-    def log_exception(self, *args: Any, **kw: Any) -> None:
-        exc = kw.get("exc_info")
-        detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(args)
-        self._owner.app.log("request_error", detail=detail[:200])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
 
-from pflow_ops.receiver import options, server, service
+from pflow_ops.receiver import connection, options, server, service
 from pflow_ops.receiver.metrics import Metrics
 
 TOKEN = "s3cret-token-0123456789"
@@ -116,7 +116,7 @@ def test_a_cap_above_the_hard_limit_is_refused(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_parser_refusals(exc: BaseException | None, expected: int) -> None:
-    assert server._parse_refusal(exc)[0] == expected
+    assert connection.parse_refusal(exc)[0] == expected
 
 
 def test_the_connections_gauge_is_read_at_each_scrape() -> None:
