@@ -84,7 +84,8 @@ def test_slow_unauthenticated_clients_do_not_starve_webhooks_or_healthz(
             lambda: receiver.metrics()["pflow_receiver_connections"] >= SLOW,
         )
         for _ in range(20):  # new connections each, as a client arriving mid-attack
-            assert receiver.request("GET", "/healthz")[0] == 200
+            status, headers, _ = receiver.request("GET", "/healthz")
+            assert (status, headers["Server"]) == (200, "pflow-ops-receiver")  # no versions
             assert receiver.post(firing())[0] == 200
         # Alertmanager's way: one keep-alive connection.
         conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=15)
@@ -218,7 +219,7 @@ def test_tls_serves_https_and_plain_http_to_it_gets_nothing(tmp_path: Path) -> N
     rec = TLSReceiver(tmp_path)
     rec.cafile = cert
     try:
-        rec.start("--tls-cert", str(cert), "--tls-key", str(key))
+        rec.start("--tls-cert", str(cert), "--tls-key", str(key), "--header-timeout", "2")
         assert rec.post(firing())[0] == 200
         assert rec.request("GET", "/metrics")[0] == 200
         assert "url=https://127.0.0.1:" in rec.log()
@@ -228,6 +229,9 @@ def test_tls_serves_https_and_plain_http_to_it_gets_nothing(tmp_path: Path) -> N
             plain.request("POST", "/webhook", b"{}", {"Authorization": f"Bearer {TOKEN}"})
             plain.getresponse()
         plain.close()
+        # A connection that never starts its handshake is closed at the header deadline.
+        with socket.create_connection(("127.0.0.1", rec.port), timeout=15) as silent:
+            assert closed_by_peer(silent, trickle=False) == b""
         assert rec.post(firing())[0] == 200
         assert "Traceback" not in rec.log()
     finally:
