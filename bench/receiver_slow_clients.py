@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -91,15 +92,17 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 
 class SlowClients:
-    """``count`` connections that never finish their request head."""
+    """``count`` connections that never finish their request head, held by a process of
+    their own (in the measuring process their loop would compete for its GIL and inflate
+    the client-side latencies)."""
 
     def __init__(self, port: int, count: int, trickle: float, rate: float) -> None:
         self.port, self.count, self.trickle = port, count, trickle
         self.pause = 1.0 / rate
-        self.socks: list[socket.socket | None] = [None] * count
-        self.reopened = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.held = multiprocessing.Value("i", 0)
+        self.reopened = multiprocessing.Value("i", 0)
+        self.stop = multiprocessing.Event()
+        self.process = multiprocessing.Process(target=self._run, daemon=True)
 
     def _open(self) -> socket.socket | None:
         # Paced: a burst would only overflow the listen backlog (a SYN flood, another attack),
@@ -114,13 +117,15 @@ class SlowClients:
             return None
 
     def start(self) -> None:
-        for i in range(self.count):
-            self.socks[i] = self._open()
-        self.thread.start()
+        self.process.start()
 
     def _run(self) -> None:
-        while not self.stop.wait(self.trickle):
-            for i, sock in enumerate(self.socks):
+        socks = [self._open() for _ in range(self.count)]
+        while True:
+            self.held.value = sum(s is not None for s in socks)
+            if self.stop.wait(self.trickle):
+                break
+            for i, sock in enumerate(socks):
                 try:
                     if sock is None:
                         raise OSError
@@ -131,15 +136,15 @@ class SlowClients:
                 except OSError:
                     if sock is not None:
                         sock.close()
-                    self.socks[i] = self._open()
-                    self.reopened += 1
+                    socks[i] = self._open()
+                    self.reopened.value += 1
+        for sock in socks:
+            if sock is not None:
+                sock.close()
 
     def close(self) -> None:
         self.stop.set()
-        self.thread.join()
-        for sock in self.socks:
-            if sock is not None:
-                sock.close()
+        self.process.join(30)
 
 
 def timed(requests: int, call: Callable[[], int]) -> tuple[list[float], Counter[str]]:
@@ -231,8 +236,7 @@ def run(label: str, code: Path, args: argparse.Namespace) -> None:
         attack.start()
         time.sleep(args.warmup)
         try:
-            held = sum(s is not None for s in attack.socks)
-            say(f"{label}: {held}/{slow} slow unauthenticated connections open")
+            say(f"{label}: {attack.held.value}/{slow} slow unauthenticated connections open")
             say(line("webhook", *keepalive_posts(port, requests)))
             say(line("fresh", *timed(requests, lambda: fresh_post(port))))
             say(line("healthz", *timed(requests, lambda: get(port, "/healthz")[0])))
@@ -243,7 +247,7 @@ def run(label: str, code: Path, args: argparse.Namespace) -> None:
                 or ln.startswith('pflow_receiver_requests_rejected_total{reason="header_timeout"')
                 or ln.startswith('pflow_receiver_requests_rejected_total{reason="overloaded"')
             ]
-            say(f"  attacker re-opened {attack.reopened} connections; " + "; ".join(gauge))
+            say(f"  attacker re-opened {attack.reopened.value} connections; " + "; ".join(gauge))
         finally:
             attack.close()
 
