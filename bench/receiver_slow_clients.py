@@ -78,7 +78,12 @@ def receiver(tmp: Path, code: Path) -> Iterator[int]:
         yield port
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            say("  the receiver did not stop within 60 s of SIGTERM: killed")
+            proc.kill()
+            proc.wait()
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
