@@ -123,6 +123,7 @@ class ReceiverServer:
             await stop.wait()
         finally:
             server.close()
+            manager.pre_shutdown()  # idle connections close now, not after `grace`
             await manager.shutdown(grace)
             self._executor.shutdown(wait=True)
 
