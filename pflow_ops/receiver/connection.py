@@ -61,13 +61,18 @@ def client(request: web.BaseRequest) -> str:
     return request.remote or "?"
 
 
-def parse_refusal(exc: BaseException | None) -> tuple[int, str]:
-    """The status for a request the parser refused: 501 for a method it does not know (the
-    C parser knows a fixed list: BREW never reaches our handler), 400 for the rest, TLS on
-    the plain port included."""
-    if isinstance(exc, BadHttpMethod) and "HTTPS" not in str(exc):
-        return 501, "unsupported method"
-    return 400, "bad request"
+def parse_refusal(exc: BaseException | None) -> tuple[int, str, str]:
+    """Status, reason and message for a request the parser refused: 501 for a method it does
+    not know (the C parser knows a fixed list: BREW never reaches our handler); 400
+    ``bad_length`` for a Content-Length that is not one number (the parser checks it before
+    we could); 400 ``bad_request`` for the rest: noise, TLS on the plain port, both
+    Content-Length and Transfer-Encoding (request smuggling)."""
+    text = str(exc or "")
+    if isinstance(exc, BadHttpMethod) and "HTTPS" not in text:
+        return 501, "bad_request", "unsupported method"
+    if "Content-Length" in text and "Transfer-Encoding" not in text:
+        return 400, "bad_length", "bad Content-Length"
+    return 400, "bad_request", "bad request"
 
 
 class Manager(web.Server):
@@ -174,8 +179,8 @@ class Connection(web.RequestHandler):
         """aiohttp's own refusals (a request line that is not HTTP, a bad header, both
         Content-Length and Transfer-Encoding) and our bugs: one line, never a traceback."""
         if status == 400:
-            status, text = parse_refusal(exc)
-            self._owner.refused(status, "bad_request", client(request))
+            status, reason, text = parse_refusal(exc)
+            self._owner.refused(status, reason, client(request))
         else:
             text = "internal error"
             detail = f"{type(exc).__name__}: {exc}" if exc else str(message)

@@ -236,9 +236,7 @@ class ReceiverServer:
         raw = request.headers.get("Content-Length")
         if raw is None:
             return self._reject(request, 411, "length_required", "Content-Length is required")
-        if not raw.strip().isdigit():  # the parser refuses most of these first (bad_request)
-            return self._reject(request, 400, "bad_length", "bad Content-Length")
-        length = int(raw)
+        length = int(raw)  # digits only: the parser refused anything else (parse_refusal)
         if length > self.limits.max_body:
             return self._reject(
                 request, 413, "too_large", f"body over {self.limits.max_body} bytes"

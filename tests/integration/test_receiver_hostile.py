@@ -118,8 +118,13 @@ def test_a_slow_or_silent_header_is_cut_off_at_the_deadline(receiver: Receiver) 
         assert kept.recv(4096).startswith(b"HTTP/1.1 200")
         kept.sendall(b"GET /hea")
         assert closed_by_peer(kept, trickle=True).startswith(b"HTTP/1.1 408")
+    # A head that did arrive but with a length that is not a number: refused by the parser.
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=15) as bad:
+        bad.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        assert b" 400 " in closed_by_peer(bad, trickle=False).split(b"\r\n", 1)[0]
     metrics = receiver.metrics()
     assert metrics['pflow_receiver_requests_rejected_total{reason="header_timeout"}'] == 3
+    assert metrics['pflow_receiver_requests_rejected_total{reason="bad_length"}'] == 1
     assert receiver.post(firing())[0] == 200
     assert "Traceback" not in receiver.log()
 

@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, InvalidHeader
 
 from pflow_ops.receiver import connection, options, server, service
 from pflow_ops.receiver.metrics import Metrics
@@ -109,14 +109,20 @@ def test_a_cap_above_the_hard_limit_is_refused(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (BadHttpMethod("BREW"), 501),  # a method the parser does not know
-        (BadHttpMethod("\x16\x03\x01 noise"), 400),  # a TLS hello on the plain port
-        (BadHttpMessage("Transfer-Encoding can't be present with Content-Length"), 400),
-        (None, 400),
+        (BadHttpMethod("BREW"), (501, "bad_request")),  # a method the parser does not know
+        (BadHttpMethod("\x16\x03\x01 noise"), (400, "bad_request")),  # TLS on the plain port
+        (
+            BadHttpMessage("Transfer-Encoding can't be present with Content-Length"),
+            (400, "bad_request"),
+        ),
+        (BadHttpMessage("Invalid character in Content-Length"), (400, "bad_length")),
+        (InvalidHeader("Content-Length"), (400, "bad_length")),
+        (BadHttpMessage("Duplicate Content-Length"), (400, "bad_length")),
+        (None, (400, "bad_request")),
     ],
 )
-def test_parser_refusals(exc: BaseException | None, expected: int) -> None:
-    assert connection.parse_refusal(exc)[0] == expected
+def test_parser_refusals(exc: BaseException | None, expected: tuple[int, str]) -> None:
+    assert connection.parse_refusal(exc)[:2] == expected
 
 
 def test_the_connections_gauge_is_read_at_each_scrape() -> None:
