@@ -11,9 +11,13 @@ a socket and a parser, nothing that authenticated requests or ``/healthz`` wait 
   has no such timeout, hence ``connection.Connection`` (a ``RequestHandler`` with a timer);
 - keep-alive idle timeout (aiohttp's own ``keepalive_timeout``);
 - a connection cap: at ``max_connections`` open connections a NEW connection gets a 503 and is
-  closed (``reason="overloaded"``); established ones, Alertmanager's keep-alive connection
-  among them, are never dropped to make room. A TLS handshake in progress is not counted yet;
-  it is bounded by the header deadline instead (``ssl_handshake_timeout``);
+  closed (``reason="overloaded"``, counted but not logged: a flood would write the log
+  full); established ones, Alertmanager's keep-alive connection among them, are never dropped
+  to make room. A TLS handshake in progress is not counted yet; it is bounded by the header
+  deadline instead (``ssl_handshake_timeout``);
+- no per-client limit: behind a proxy or NAT, and in the tests, every client has one address,
+  and a per-address cap would let an attacker there lock out Alertmanager; the deadline, the
+  token checked before any body is read and the cap bound what any client can hold;
 - the journal write (fsync) and ``/metrics`` (which takes the queue lock) run in a small
   thread pool, never on the event loop.
 
