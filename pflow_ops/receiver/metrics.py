@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 PREFIX = "pflow_receiver"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,6 +37,7 @@ class Metrics:
         self._buckets = [0] * len(DURATION_BUCKETS)
         self._duration_sum = 0.0
         self._duration_count = 0
+        self._gauges: dict[str, tuple[str, Callable[[], int]]] = {}  # HTTP server (issue 14)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -70,7 +72,21 @@ class Metrics:
             out += self._histogram()
         out += _gauge("queue_depth", "Alerts queued, waiting for their run", queue_depth)
         out += _gauge("runs_in_progress", "Runs in progress", running)
+        out += self._read_gauges()
         return "\n".join(out) + "\n"
+
+    # -- HTTP server (issue 14, part 2): gauges read when scraped ----------------------------
+    def gauge(self, name: str, help_text: str, read: Callable[[], int]) -> None:
+        """Register a gauge whose value ``read()`` gives at each scrape (e.g. connections)."""
+        self._gauges[name] = (help_text, read)
+
+    def _read_gauges(self) -> list[str]:
+        out: list[str] = []
+        for name, (help_text, read) in sorted(self._gauges.items()):
+            out += _gauge(name, help_text, read())
+        return out
+
+    # -- end of the HTTP server's part --------------------------------------------------------
 
     def _histogram(self) -> list[str]:
         full = f"{PREFIX}_run_duration_seconds"
@@ -99,5 +115,6 @@ _COUNTERS = (
     ("alerts_cancelled_total", "Queued runs cancelled because their alert resolved"),
     ("requests_rejected_total", "HTTP requests refused, by reason"),
     ("runs_total", "Runs finished, by runbook and outcome"),
+    ("token_reloads_total", "Bearer token reloads from --token-file, by result"),  # issue 14
 )
 _UNLABELLED = {"alerts_deduplicated_total", "alerts_throttled_total", "alerts_cancelled_total"}

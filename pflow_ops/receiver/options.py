@@ -7,6 +7,8 @@ import argparse
 
 DEFAULT_PORT = 9095
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 1024
 TOKEN_ENV = "PFLOW_OPS_RECEIVER_TOKEN"
 
 
@@ -18,7 +20,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         "--token-file",
         metavar="PATH",
         help=f"file holding the bearer token Alertmanager sends (else ${TOKEN_ENV}); "
-        "the token is never taken from the command line",
+        "re-read on SIGHUP and when it changes; never taken from the command line",
     )
     p.add_argument(
         "--max-body",
@@ -27,6 +29,28 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="largest accepted request body (413 above); default: 1 MiB",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that has not sent a complete request head (or, with TLS, "
+        f"finished its handshake) within this; default: {DEFAULT_HEADER_TIMEOUT:g}",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open client connections at most; a new one beyond gets 503 and is closed, "
+        f"established ones are kept; default: {DEFAULT_MAX_CONNECTIONS}",
+    )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PATH",
+        help="serve HTTPS (TLS 1.2 or later) with this PEM certificate chain; needs --tls-key",
+    )
+    p.add_argument("--tls-key", metavar="PATH", help="the PEM private key for --tls-cert")
     p.add_argument(
         "--throttle-window",
         type=float,

@@ -1,219 +1,267 @@
 """The HTTP side: ``POST /webhook`` (Alertmanager, bearer token), ``GET /metrics``, ``/healthz``.
 
-Every refusal is answered with its status and counted, and none of them can take the server
-down: the body is read only after the path, method, token, content type and length passed, and
-never beyond ``--max-body``; a slow client is cut off by a socket timeout and a total deadline;
-connections beyond a fixed number get 503 instead of a thread each.
+Built on aiohttp's low-level server (one event loop, no thread per connection), because the
+standard library's ``http.server`` took a thread slot per connection before authentication:
+64 slow clients without a token took the receiver down. Here an idle or slow connection costs
+a socket and a parser, nothing that authenticated requests or ``/healthz`` wait for:
 
-``/metrics`` and ``/healthz`` need no token: they carry counters whose labels come from the
-catalogue and fixed reasons, never alert data, and a Prometheus scrape config then needs no
-secret. The server binds loopback by default.
+- header deadline: a connection must deliver a complete request head within
+  ``header_timeout`` of opening (for TLS, of its handshake) or of the first byte of its next
+  request; else it is closed (``requests_rejected_total{reason="header_timeout"}``). aiohttp
+  has no such timeout, hence ``connection.Connection`` (a ``RequestHandler`` with a timer);
+- keep-alive idle timeout (aiohttp's own ``keepalive_timeout``);
+- a connection cap: at ``max_connections`` open connections a NEW connection gets a 503 and is
+  closed (``reason="overloaded"``, counted but not logged: a flood would write the log
+  full); established ones, Alertmanager's keep-alive connection among them, are never dropped
+  to make room. A TLS handshake in progress is not counted yet; it is bounded by the header
+  deadline instead (``ssl_handshake_timeout``);
+- no per-client limit: behind a proxy or NAT, and in the tests, every client has one address,
+  and a per-address cap would let an attacker there lock out Alertmanager; the deadline, the
+  token checked before any body is read and the cap bound what any client can hold;
+- the journal write (fsync) and ``/metrics`` (which takes the queue lock) run in a small
+  thread pool, never on the event loop.
+
+Every refusal is answered with its status, counted and logged on one line: the body is read
+only after the path, method, token, content type and length passed, never beyond
+``max_body``, within a total deadline. ``/metrics`` and ``/healthz`` need no token: they carry
+counters whose labels come from the catalogue and fixed reasons, never alert data, and a
+Prometheus scrape config then needs no secret. The server binds loopback by default.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hmac
 import json
-import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
 
 from pflow_ops.receiver import payload
+from pflow_ops.receiver.connection import Connection, Manager, client, error, response
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.metrics import CONTENT_TYPE
+from pflow_ops.receiver.tokens import TokenSource
 
 WEBHOOK_PATH = "/webhook"
 GET_PATHS = ("/metrics", "/healthz")
-MAX_CONNECTIONS = 64
-SOCKET_TIMEOUT = 10.0
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 BODY_DEADLINE = 30.0  # a body must arrive within this, however slowly it trickles
+KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections (Go clients keep theirs 90 s)
+RECEIVE_THREADS = 4  # journal writes are serialised by the receiver's lock anyway
+BACKLOG = 512
 
 
-class ReceiverServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+@dataclass(frozen=True)
+class Limits:
+    max_body: int
+    header_timeout: float = 10.0
+    max_connections: int = 1024
+    body_deadline: float = BODY_DEADLINE
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
 
+
+def listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket (OSError if the address is taken), made before the loop
+    starts so that ``serve`` can fail with one line."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context, TLS 1.2 at least (OSError or ssl.SSLError if the files are bad)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class ReceiverServer:
     def __init__(
-        self, address: tuple[str, int], app: Receiver, token: bytes, max_body: int
+        self,
+        sock: socket.socket,
+        app: Receiver,
+        tokens: TokenSource,
+        limits: Limits,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.sock = sock
         self.app = app
-        self.token = token
-        self.max_body = max_body
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, Handler)
+        self.tokens = tokens
+        self.limits = limits
+        self.ssl_context = ssl_context
+        self.open_connections = 0
+        self._executor = ThreadPoolExecutor(RECEIVE_THREADS, thread_name_prefix="receive")
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.app.metrics.inc("requests_rejected_total", reason="overloaded")
-            with contextlib.suppress(OSError):
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                    b"Connection: close\r\nRetry-After: 1\r\n\r\n"
-                )
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{host}:{port}{WEBHOOK_PATH}"
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    async def serve(self, stop: asyncio.Event, grace: float = 10.0) -> None:
+        """Serve until ``stop`` is set; then stop accepting, let requests in flight finish
+        (up to ``grace`` seconds) and close every connection."""
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_error)
+        manager = Manager(
+            self,
+            self._dispatch,
+            keepalive_timeout=self.limits.keepalive_timeout,
+            lingering_time=0,  # an unread body closes the connection; no reading it for nothing
+            auto_decompress=False,  # --max-body bounds the bytes on the wire, not a zip bomb's
+            access_log=None,  # the receiver logs its own decisions and refusals
+        )
+        server = await loop.create_server(
+            manager,
+            sock=self.sock,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
+            backlog=BACKLOG,
+        )
         try:
-            super().process_request_thread(request, client_address)
+            await stop.wait()
         finally:
-            self.slots.release()
+            server.close()
+            manager.pre_shutdown()  # idle connections close now, not after `grace`
+            await manager.shutdown(grace)
+            self._executor.shutdown(wait=True)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-answer, or a bug: one line, never a traceback, keep serving.
-        exc = sys.exc_info()[1]
-        self.app.log("request_error", error=type(exc).__name__, detail=str(exc)[:200])
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # asyncio's own reports (a TLS handshake cut short, a transport error): one line.
+        exc = context.get("exception")
+        detail = f"{type(exc).__name__}: {exc}" if exc else str(context.get("message", ""))
+        self.app.log("loop_error", detail=detail[:200])
 
+    # -- connections ---------------------------------------------------------------------------
+    def admit(self) -> bool:
+        if self.open_connections >= self.limits.max_connections:
+            self.app.metrics.inc("requests_rejected_total", reason="overloaded")
+            return False
+        self.open_connections += 1
+        return True
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "pflow-ops-receiver"
-    timeout = SOCKET_TIMEOUT
-    # Headers and body go out as two writes: with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms a request on loopback).
-    disable_nagle_algorithm = True
-    server: ReceiverServer
+    def release(self) -> None:
+        self.open_connections -= 1
 
-    def version_string(self) -> str:
-        return self.server_version  # no Python version in the Server header
+    @property
+    def header_timeout(self) -> float:
+        return self.limits.header_timeout
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The base class's own refusals (a request line that is not HTTP, headers too long or
-        too many, an unknown method): counted and logged like ours."""
-        self.server.app.metrics.inc("requests_rejected_total", reason="bad_request")
-        client = self.client_address[0] if self.client_address else "?"
-        self.server.app.log("rejected", status=code, reason="bad_request", client=client)
-        super().send_error(code, message, explain)
+    def refused(self, status: int, reason: str, client: str) -> None:
+        self.app.metrics.inc("requests_rejected_total", reason=reason)
+        self.app.log("rejected", status=status, reason=reason, client=client)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the receiver logs its own decisions and refusals."""
+    def error(self, detail: str) -> None:
+        self.app.log("request_error", detail=detail[:200])
 
-    # -- routing ---------------------------------------------------------------------------
-    def _path(self) -> str:
-        return self.path.split("?", 1)[0]
+    # -- routing -------------------------------------------------------------------------------
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        conn = cast(Connection, request.protocol)
+        conn.head_received(request)
+        try:
+            resp = await self._route(request)
+        finally:
+            conn.request_done()
+        if conn.half_closed:
+            resp.force_close()  # the client sent all it will: answer, then close
+        return resp
 
-    def do_GET(self) -> None:
-        path = self._path()
-        if path == "/metrics":
-            queued, running = self.server.app.depth()
-            text = self.server.app.metrics.render(queued, running)
-            self._send(200, text.encode(), CONTENT_TYPE)
-        elif path == "/healthz":
-            self._send(200, b"ok\n", "text/plain; charset=utf-8")
-        elif path == WEBHOOK_PATH:
-            self._reject(405, "method", "use POST", allow="POST")
-        else:
-            self._reject(404, "not_found", "no such path")
-
-    def do_POST(self) -> None:
-        path = self._path()
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        method = request.method
+        if method not in KNOWN_METHODS:
+            return self._reject(request, 501, "bad_request", "unsupported method")
         if path == WEBHOOK_PATH:
-            self._webhook()
-        elif path in GET_PATHS:
-            self._reject(405, "method", "use GET", allow="GET")
-        else:
-            self._reject(404, "not_found", "no such path")
+            if method == "POST":
+                return await self._webhook(request)
+            return self._reject(request, 405, "method", "use POST", allow="POST")
+        if path in GET_PATHS:
+            if method != "GET":
+                return self._reject(request, 405, "method", "use GET", allow="GET")
+            if path == "/healthz":
+                return response(200, b"ok\n", "text/plain; charset=utf-8")
+            text = await asyncio.get_running_loop().run_in_executor(self._executor, self._metrics)
+            return response(200, text.encode(), CONTENT_TYPE)
+        return self._reject(request, 404, "not_found", "no such path")
 
-    def _other_method(self) -> None:
-        path = self._path()
-        if path == WEBHOOK_PATH:
-            self._reject(405, "method", "use POST", allow="POST")
-        elif path in GET_PATHS:
-            self._reject(405, "method", "use GET", allow="GET")
-        else:
-            self._reject(404, "not_found", "no such path")
+    def _metrics(self) -> str:
+        queued, running = self.app.depth()
+        return self.app.metrics.render(queued, running)
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _other_method
-
-    # -- the webhook -----------------------------------------------------------------------
-    def _webhook(self) -> None:
-        if not self._authorised():
-            self._reject(
+    # -- the webhook ---------------------------------------------------------------------------
+    async def _webhook(self, request: web.BaseRequest) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self._reject(
+                request,
                 401,
                 "unauthorized",
                 "missing or bad bearer token",
                 www_authenticate='Bearer realm="pflow-ops"',
             )
-            return
-        if self.headers.get_content_type() != "application/json":
-            self._reject(415, "content_type", "expected Content-Type: application/json")
-            return
-        length = self._length()
-        if length is None:
-            return
-        body = self._read_body(length)
-        if body is None:
-            return
+        if request.content_type != "application/json":
+            return self._reject(request, 415, "content_type", "expected application/json")
+        length = self._length(request)
+        if isinstance(length, web.StreamResponse):
+            return length
+        body = await self._read_body(request, length)
+        if isinstance(body, web.StreamResponse):
+            return body
         try:
             note = payload.parse(body)
         except payload.PayloadError as exc:
-            self._reject(exc.status, exc.reason, str(exc), body_read=True)
-            return
+            return self._reject(request, exc.status, exc.reason, str(exc), body_read=True)
+        loop = asyncio.get_running_loop()
         try:
-            decisions = self.server.app.receive(note)
+            decisions = await loop.run_in_executor(self._executor, self.app.receive, note)
         except OSError as exc:
             # The journal could not be written: nothing is acted on, Alertmanager retries.
-            self.server.app.log("journal_error", error=str(exc)[:200])
-            self._reject(503, "journal_error", "cannot journal the alerts", body_read=True)
-            return
+            self.app.log("journal_error", error=str(exc)[:200])
+            return self._reject(
+                request, 503, "journal_error", "cannot journal the alerts", body_read=True
+            )
         answer = {"status": "ok", "alerts": decisions}
-        self._send(200, json.dumps(answer).encode(), "application/json")
+        return response(200, json.dumps(answer).encode(), "application/json")
 
-    def _authorised(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
+    def _authorised(self, request: web.BaseRequest) -> bool:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return False
         # compare_digest takes the same time whatever the mismatch position.
-        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), self.server.token)
+        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), self.tokens.current())
 
-    def _length(self) -> int | None:
-        if self.headers.get("Transfer-Encoding"):
-            self._reject(411, "length_required", "chunked bodies are not accepted")
-            return None
-        raw = self.headers.get("Content-Length")
+    def _length(self, request: web.BaseRequest) -> int | web.StreamResponse:
+        if request.headers.get("Transfer-Encoding"):
+            return self._reject(request, 411, "length_required", "chunked bodies are not accepted")
+        raw = request.headers.get("Content-Length")
         if raw is None:
-            self._reject(411, "length_required", "Content-Length is required")
-            return None
-        if not raw.strip().isdigit():
-            self._reject(400, "bad_length", "bad Content-Length")
-            return None
-        length = int(raw)
-        if length > self.server.max_body:
-            self._reject(413, "too_large", f"body over {self.server.max_body} bytes")
-            return None
+            return self._reject(request, 411, "length_required", "Content-Length is required")
+        length = int(raw)  # digits only: the parser refused anything else (parse_refusal)
+        if length > self.limits.max_body:
+            return self._reject(
+                request, 413, "too_large", f"body over {self.limits.max_body} bytes"
+            )
         return length
 
-    def _read_body(self, length: int) -> bytes | None:
-        chunks: list[bytes] = []
-        remaining = length
-        deadline = time.monotonic() + BODY_DEADLINE
+    async def _read_body(self, request: web.BaseRequest, length: int) -> bytes | web.StreamResponse:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            while remaining > 0:
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-                chunk = self.rfile.read1(min(remaining, 65536))
-                if not chunk:
-                    self._reject(400, "truncated", "body shorter than Content-Length")
-                    return None
-                chunks.append(chunk)
-                remaining -= len(chunk)
+            async with asyncio.timeout(self.limits.body_deadline):
+                return await request.content.readexactly(length)
         except TimeoutError:
-            self._reject(408, "timeout", "body not received in time")
-            return None
-        return b"".join(chunks)
+            return self._reject(request, 408, "timeout", "body not received in time")
+        except (asyncio.IncompleteReadError, ConnectionError, web.RequestPayloadError):
+            return self._reject(request, 400, "truncated", "body shorter than Content-Length")
 
-    # -- answers ---------------------------------------------------------------------------
+    # -- answers -------------------------------------------------------------------------------
     def _reject(
         self,
+        request: web.BaseRequest,
         status: int,
         reason: str,
         message: str,
@@ -221,35 +269,13 @@ class Handler(BaseHTTPRequestHandler):
         *,
         allow: str = "",
         www_authenticate: str = "",
-    ) -> None:
-        app = self.server.app
-        app.metrics.inc("requests_rejected_total", reason=reason)
-        app.log("rejected", status=status, reason=reason, client=self.client_address[0])
-        headers = {}
+    ) -> web.StreamResponse:
+        self.refused(status, reason, client(request))
+        resp = error(status, message)
         if allow:
-            headers["Allow"] = allow
+            resp.headers["Allow"] = allow
         if www_authenticate:
-            headers["WWW-Authenticate"] = www_authenticate
-        body = json.dumps({"status": "error", "error": message}).encode()
-        # An unread body would be taken for the next request: close the connection instead.
-        self._send(status, body, "application/json", close=not body_read, headers=headers)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        close: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            resp.headers["WWW-Authenticate"] = www_authenticate
+        if not body_read:
+            resp.force_close()  # an unread body would be taken for the next request
+        return resp

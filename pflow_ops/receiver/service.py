@@ -8,28 +8,32 @@ another receiver already serving this environment from this state directory).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import resource
 import shlex
 import signal
+import ssl
 import stat
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from pflow_ops import catalogue, environments
 from pflow_ops.errors import OK, REFUSED, USAGE, PflowError
 from pflow_ops.paths import project_root, state_home
-from pflow_ops.receiver import worker
+from pflow_ops.receiver import server as http
+from pflow_ops.receiver import tokens, worker
 from pflow_ops.receiver.core import Receiver, log_line
 from pflow_ops.receiver.journal import Journal, JournalBusy
 from pflow_ops.receiver.options import TOKEN_ENV, add_serve_args
 from pflow_ops.receiver.policy import Policy, Route
-from pflow_ops.receiver.server import ReceiverServer
 
-MIN_TOKEN_LENGTH = 16
+# Open files beside the client connections: the listening socket, the journal and its lock,
+# the runs' pipes, the state files, stdio.
+FD_RESERVE = 64
 
 
 class ServeError(PflowError):
@@ -61,10 +65,9 @@ def load_token(token_file: str | None, environ: dict[str, str] | None = None) ->
         token = environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise ServeError(f"no bearer token: pass --token-file PATH or set {TOKEN_ENV}")
-    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
-        raise ServeError(
-            f"the bearer token must be at least {MIN_TOKEN_LENGTH} characters, without spaces"
-        )
+    reason = tokens.problem(token)
+    if reason:
+        raise ServeError(reason)
     return token.encode("utf-8")
 
 
@@ -89,21 +92,55 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("throttle_window", "dedupe_window", "run_timeout", "drain_timeout"):
         if getattr(args, name) < 0:
             raise ServeError(f"--{name.replace('_', '-')} must not be negative")
+    if args.header_timeout <= 0:
+        raise ServeError("--header-timeout must be positive")
+    if args.max_connections < 1:
+        raise ServeError("--max-connections must be positive")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ServeError("--tls-cert and --tls-key go together: pass both or neither")
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        return None
+    try:
+        return http.tls_context(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"cannot load --tls-cert/--tls-key: {exc}") from None
+
+
+def _reserve_fds(max_connections: int) -> None:
+    """Raise the soft open-files limit so ``--max-connections`` sockets, the journal, the
+    runs' pipes and the listening socket fit (never above the hard limit; refuse to start
+    rather than fail accepts, journal writes or run launches later)."""
+    needed = max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise ServeError(
+                f"--max-connections {max_connections} needs {needed} open files, the hard "
+                f"limit is {hard}: lower --max-connections or raise the limit (ulimit -n)"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _check_args(args)
     token = load_token(args.token_file)
+    tls = _tls(args)
+    _reserve_fds(args.max_connections)
     env = environments.get(args.env)
     if env.protected and not args.yes:
         raise ServeError(
             f"environment '{env.name}' is protected: pass --yes to allow auto-remediation there",
             REFUSED,
         )
-    return _serve(args, env.name, token)
+    return _serve(args, env.name, token, tls)
 
 
-def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
+def _serve(
+    args: argparse.Namespace, env: str, token: bytes, tls: ssl.SSLContext | None = None
+) -> int:
     routes = _routes()
     journal = Journal(state_home() / "receiver" / env)
     try:
@@ -125,9 +162,18 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
     try:
         app.recover()
         try:
-            server = ReceiverServer((args.host, args.port), app, token, args.max_body)
+            sock = http.listen(args.host, args.port)
         except OSError as exc:
             raise ServeError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        source = tokens.TokenSource(
+            token,
+            Path(args.token_file) if args.token_file else None,
+            log=app.log,
+            count=lambda result: app.metrics.inc("token_reloads_total", result=result),
+        )
+        limits = http.Limits(args.max_body, args.header_timeout, args.max_connections)
+        server = http.ReceiverServer(sock, app, source, limits, tls)
+        app.metrics.gauge("connections", "Open client connections", lambda: server.open_connections)
         workers = [
             threading.Thread(target=app.work, args=(svc,), name=f"worker-{svc}", daemon=True)
             # Services of the catalogue, plus any a replayed item names (the catalogue may have
@@ -136,13 +182,13 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
         ]
         for thread in workers:
             thread.start()
-        host, port = str(server.server_address[0]), int(server.server_address[1])
         log_line(
             "listening",
-            url=f"http://{host}:{port}/webhook",
+            url=server.url,
             env=env,
             dry_run=args.dry_run,
             journal=str(journal.path),
+            token="file" if source.rotates else "environment",
         )
         _run_until_signal(server)
         log_line("stopping", queued=app.depth()[0], running=app.depth()[1])
@@ -154,24 +200,23 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
         journal.close()
 
 
-def _run_until_signal(server: ReceiverServer) -> None:
-    stop = threading.Event()
+def _run_until_signal(server: http.ReceiverServer) -> None:
+    """Serve on this thread's event loop until SIGTERM/SIGINT. SIGHUP re-reads the token
+    file (a token from the environment cannot change: the reload says so and keeps it)."""
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, server.tokens.reload)
+        try:
+            await server.serve(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    try:
-        while not stop.wait(0.5):
-            if not thread.is_alive():
-                break
-    finally:
-        server.shutdown()  # stop accepting; requests in flight finish on their own threads
-        server.server_close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    asyncio.run(main())
 
 
 def _drain(workers: list[threading.Thread], launcher: worker.Launcher, timeout: float) -> None:
