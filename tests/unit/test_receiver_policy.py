@@ -79,7 +79,9 @@ def test_first_firing_alert_is_queued_for_its_runbook_and_service() -> None:
         (alert("BackendServiceDown", runbook="RB-02"), "RB-02", "label"),
     ],
 )
-def test_aliases_and_the_runbook_label_route(record: dict[str, Any], runbook: str, via: str) -> None:
+def test_aliases_and_the_runbook_label_route(
+    record: dict[str, Any], runbook: str, via: str
+) -> None:
     d = policy().decide("r1", record, now=1000)
     assert (d.action, d.item and d.item.runbook, d.via) == (QUEUED, runbook, via)
 
@@ -353,11 +355,12 @@ def _random_day(rng: random.Random, rec: Recorder, steps: int) -> int:
                         rec.records.append(p.cancel(item.rid, "all skipped", now))
                 else:
                     rec.records.append(p.start(item.rid, now))
-        elif roll < 0.9 and p.running():
-            rec.records.append(p.finish(rng.choice(p.running()).rid, now))
-        elif roll < 0.95:
+        elif roll < 0.9:
+            if p.running():
+                rec.records.append(p.finish(rng.choice(p.running()).rid, now))
+        elif roll < 0.92:
             rec.records.append(p.pause("ops@h", f"w{step}", now, now))
-        else:
+        elif roll < 0.97:
             rec.records.append(p.resume(now))
         assert all(it.not_before <= now + p.throttle_window for it in p.items.values())
         for runbook in ("RB-01", "RB-02"):
