@@ -69,8 +69,12 @@ def load_token(token_file: str | None, environ: dict[str, str] | None = None) ->
 
 
 def _alert_aliases(env: str) -> dict[str, str]:
-    """The environment's ``pflow_alert_aliases`` (inventory group_vars)."""
-    return {}
+    """The environment's ``pflow_alert_aliases`` (inventory group_vars); a broken one refuses
+    the start (exit 2)."""
+    try:
+        return inventory.alert_aliases(environments.get(env).inventory)
+    except Exception as exc:  # hosts that disagree, not a mapping, an unreadable inventory
+        raise ServeError(f"bad {inventory.ALIASES_VAR}: {exc}") from None
 
 
 def _routing(env: str) -> routing.Table:

@@ -14,7 +14,7 @@ import pytest
 
 from pflow_ops import routing
 from pflow_ops.receiver import alertmanager as am
-from pflow_ops.receiver import payload
+from pflow_ops.receiver import payload, service
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal
 from pflow_ops.receiver.loadtest import alert, notification
@@ -185,3 +185,43 @@ def test_an_unchecked_alert_runs_and_an_error_is_counted(
     [started] = [e for e in app.journal.read() if e["event"] == "started"]
     assert started["check"] == "unchecked"
     assert app.metrics.value("alertmanager_check_errors_total") == errors
+
+
+# -- where the URL comes from (service) --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("override", "inventory_value", "expected"),
+    [
+        ("http://am:9093", "https://ignored", "http://am:9093"),
+        ("", "https://ignored", ""),  # an empty option turns the check off
+        (None, "https://am.prod.internal", "https://am.prod.internal"),
+        (None, "{{ pflow_sandbox.monitoring.alertmanager_url }}", ""),  # never templated
+        (None, "am.prod.internal", ""),
+        (None, "", ""),
+        (None, None, ""),
+        (None, ["http://a"], ""),
+    ],
+)
+def test_the_alertmanager_url_option_wins_over_the_inventory(
+    monkeypatch: pytest.MonkeyPatch, override: str | None, inventory_value: Any, expected: str
+) -> None:
+    monkeypatch.setattr(service, "_inventory_value", lambda source, name: inventory_value)
+    url, source = service._alertmanager_url("local", override)
+    assert url == expected and source
+
+
+def test_a_bad_alertmanager_url_option_is_a_usage_error() -> None:
+    with pytest.raises(service.ServeError) as caught:
+        service._alertmanager_url("local", "file:///etc/passwd")
+    assert caught.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [("staging", "https://alertmanager.staging.pivotal-flow.internal"), ("local", "")],
+)
+def test_the_alertmanager_url_is_read_from_the_real_inventories(env: str, expected: str) -> None:
+    url, source = service._alertmanager_url(env, None)
+    assert url == expected
+    assert source == ("pflow_alertmanager_url" if expected else source)
+    if not expected:
+        assert "template" in source

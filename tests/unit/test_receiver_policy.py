@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pflow_ops import routing
+from pflow_ops.receiver import service
 from pflow_ops.receiver.policy import QUEUED, RUNNING, Policy, replay
 
 T = routing.Target
@@ -394,3 +395,41 @@ def test_replay_and_snapshot_plus_later_records_rebuild_the_live_state(seed: int
     alone = policy(live.p.throttle_window, live.p.dedupe_window)
     replay(alone, live.p.snapshot_records())
     assert alone.state() == live.p.state()
+
+
+# -- the receiver's routing table (service) ----------------------------------------------------
+@pytest.mark.parametrize(
+    "aliases",
+    [
+        {"NodeDown": "Nowhere"},  # points to neither an alert nor a runbook
+        {"Bad Name": "RB-01"},  # not an alert name
+        {"BackendServiceDown": "RB-02"},  # a catalogue alert cannot be re-aliased
+    ],
+)
+def test_a_bad_environment_alias_refuses_the_start_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, aliases: dict[str, str]
+) -> None:
+    monkeypatch.setattr(service.inventory, "alert_aliases", lambda source: aliases)
+    with pytest.raises(service.ServeError) as caught:
+        service._routing("local")
+    assert caught.value.code == 2 and "alias" in str(caught.value)
+
+
+def test_an_unreadable_alias_setting_refuses_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(source: object) -> dict[str, str]:
+        raise ValueError("pflow_alert_aliases: hosts disagree on NodeDown")
+
+    monkeypatch.setattr(service.inventory, "alert_aliases", broken)
+    with pytest.raises(service.ServeError, match="hosts disagree") as caught:
+        service._routing("local")
+    assert caught.value.code == 2
+
+
+def test_environment_aliases_route_in_the_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        service.inventory, "alert_aliases", lambda source: {"NodeHttpDown": "BackendServiceDown"}
+    )
+    table = service._routing("local")
+    routed = routing.route(table, "NodeHttpDown", {})
+    assert (routed.runbook, routed.via) == ("RB-01", "alias")
+    assert routing.route(table, "PostgresqlDown", {}).runbook == "RB-02"  # the catalogue's
