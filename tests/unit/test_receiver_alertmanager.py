@@ -222,6 +222,7 @@ def test_a_bad_alertmanager_url_option_is_a_usage_error() -> None:
 def test_the_alertmanager_url_is_read_from_the_real_inventories(env: str, expected: str) -> None:
     url, source = service._alertmanager_url(env, None)
     assert url == expected
-    assert source == ("pflow_alertmanager_url" if expected else source)
-    if not expected:
+    if expected:
+        assert source == "pflow_alertmanager_url"
+    else:
         assert "template" in source
