@@ -19,6 +19,9 @@ the state the live receiver had. Time is passed in (wall clock seconds, as journ
   dedupe window, is not attached again ("deduplicated").
 - A resolved alert detaches its fingerprint from the queued items; an item with no alert left
   is cancelled (a running one is not: the run covers the alerts it started with).
+- Before a start the receiver asks Alertmanager (``alertmanager.py``): a silenced, inhibited or
+  no longer active alert is skipped (detached); a not-active one also counts as handled, so a
+  flood of a stale or forged notification is checked once per dedupe window.
 - The run launches for the item's first still-attached alert; every attached alert is in the
   journal (the run's audit: which alerts it covered).
 - Paused (``pflow-ops receiver pause``): alerts are still decided and resolutions still
@@ -34,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pflow_ops import routing
+from pflow_ops.receiver import alertmanager
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -252,8 +256,8 @@ class Policy:
             self._forget_old(ts)
         elif event == "requeued" and rid in self.items:
             self.items[rid].state = QUEUED
-        elif event == "skipped" and rid in self.items:
-            self._detach(self.items[rid], str(rec.get("fingerprint")))
+        elif event == "skipped":
+            self._apply_skip(rid, str(rec.get("fingerprint")), str(rec.get("reason")), ts)
         elif event == "cancelled":
             self.items.pop(rid, None)
         elif event == "paused":
@@ -292,6 +296,15 @@ class Policy:
         item.attempts += 1
         item.launched = fingerprint
         self.last_start[item.runbook] = ts
+
+    def _apply_skip(self, rid: str, fingerprint: str, reason: str, ts: float) -> None:
+        if rid in self.items:
+            self._detach(self.items[rid], fingerprint)
+        if reason == alertmanager.NOT_ACTIVE:
+            # Resolved, expired or never there: a flood of the same stale notification is then
+            # deduplicated for the dedupe window, as after a run. A silenced or inhibited alert
+            # is not remembered: when its silence ends, its next notification must run.
+            self.handled[fingerprint] = ts
 
     def _detach(self, item: Item, fingerprint: str) -> None:
         item.alerts = [a for a in item.alerts if a.fingerprint != fingerprint]

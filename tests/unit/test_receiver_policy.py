@@ -253,7 +253,12 @@ def test_skipped_alerts_detach_and_the_next_one_launches() -> None:
     p.skip("r1", "bb", "not_active", now=1001)
     assert item.first is None
     p.cancel("r1", "every attached alert was skipped", now=1001)
-    assert p.items == {} and p.handled == {}
+    assert p.items == {}
+    # Not active in Alertmanager: a repeat of the stale notification is deduplicated; a
+    # silenced alert is not remembered (its next notification, once the silence ends, runs).
+    assert p.handled == {"bb": 1001}
+    assert p.decide("r3", alert("HighErrorRate", fp="bb"), now=1002).reason == "handled recently"
+    assert p.decide("r4", alert(fp="aa"), now=1002).action == QUEUED
 
 
 def test_paused_decides_and_cancels_but_hands_nothing_out_until_resumed() -> None:
@@ -351,7 +356,8 @@ def _random_day(rng: random.Random, rec: Recorder, steps: int) -> int:
             item = p.next_for(service, now)
             if item is not None and item.first is not None:
                 if rng.random() < 0.2:
-                    rec.records.append(p.skip(item.rid, item.first.fingerprint, "silenced", now))
+                    why = rng.choice(["silenced", "not_active"])
+                    rec.records.append(p.skip(item.rid, item.first.fingerprint, why, now))
                     if item.first is None:
                         rec.records.append(p.cancel(item.rid, "all skipped", now))
                 else:
