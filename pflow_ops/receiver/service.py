@@ -15,6 +15,7 @@ import stat
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -167,7 +168,9 @@ def _serve(args: argparse.Namespace, env: str, token: bytes) -> int:
         run_timeout=args.run_timeout,
         alertmanager_url=am_url,
     )
-    log_line("alertmanager_check", url=am_url or "-", source=am_from)
+    # Host and port only: a URL's user:password must not reach the log.
+    where = urllib.parse.urlsplit(am_url).netloc.rpartition("@")[2] if am_url else "-"
+    log_line("alertmanager_check", alertmanager=where, source=am_from)
     try:
         app.recover()
         try:
