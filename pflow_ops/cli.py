@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pflow_ops.receiver.options import add_serve_args  # argparse only: cheap to import
 
     add_serve_args(p)
+    from pflow_ops.receiver.control import add_receiver_parser  # argparse only: cheap to import
+
+    add_receiver_parser(sub.add_parser("receiver", parents=common, help="pause|resume|status"))
 
     p = sub.add_parser("history", parents=common, help="past runs, newest first")
     p.add_argument("-n", "--count", type=int, default=20, help="how many runs to show")
@@ -303,6 +306,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.receiver.service import cmd_serve
 
         return cmd_serve(args)
+    if args.command == "receiver":
+        from pflow_ops.receiver.control import cmd_receiver
+
+        return cmd_receiver(args)
     if args.command == "sandbox":
         from pflow_ops.sandbox_cli import cmd_sandbox
 

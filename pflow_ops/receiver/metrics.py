@@ -37,7 +37,8 @@ class Metrics:
         self._buckets = [0] * len(DURATION_BUCKETS)
         self._duration_sum = 0.0
         self._duration_count = 0
-        self._gauges: dict[str, tuple[str, Callable[[], int]]] = {}  # HTTP server (issue 14)
+        self._gauges: dict[str, tuple[str, Callable[[], int]]] = {}  # read at each scrape
+        self._set_gauges: dict[str, float] = {}  # set by the receiver (paused)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -73,6 +74,7 @@ class Metrics:
         out += _gauge("queue_depth", "Alerts queued, waiting for their run", queue_depth)
         out += _gauge("runs_in_progress", "Runs in progress", running)
         out += self._read_gauges()
+        out += self._policy_gauges()
         return "\n".join(out) + "\n"
 
     # -- HTTP server (issue 14, part 2): gauges read when scraped ----------------------------
@@ -101,6 +103,19 @@ class Metrics:
         out.append(f"{full}_count {self._duration_count}")
         return out
 
+    # -- the policy's gauges (pause switch) -------------------------------------------------
+    def set_gauge(self, name: str, value: float) -> None:
+        with self._lock:
+            self._set_gauges[name] = value
+
+    def _policy_gauges(self) -> list[str]:
+        with self._lock:
+            values = dict(self._set_gauges)
+        out: list[str] = []
+        for name, help_text in _POLICY_GAUGES:
+            out += _gauge(name, help_text, int(values.get(name, 0)))
+        return out
+
 
 def _gauge(name: str, help_text: str, value: int) -> list[str]:
     full = f"{PREFIX}_{name}"
@@ -110,11 +125,21 @@ def _gauge(name: str, help_text: str, value: int) -> list[str]:
 _COUNTERS = (
     ("alerts_received_total", "Alerts received, by status"),
     ("alerts_deduplicated_total", "Firing alerts already queued, running or handled recently"),
-    ("alerts_throttled_total", "Firing alerts refused by the per-runbook throttle window"),
-    ("alerts_ignored_total", "Alerts not acted on: unknown alertname, bad fingerprint"),
+    ("alerts_throttled_total", "Firing alerts deferred as the follow-up run of their runbook"),
+    ("alerts_ignored_total", "Alerts not acted on, by reason (routing reasons, bad_fingerprint)"),
     ("alerts_cancelled_total", "Queued runs cancelled because their alert resolved"),
     ("requests_rejected_total", "HTTP requests refused, by reason"),
     ("runs_total", "Runs finished, by runbook and outcome"),
-    ("token_reloads_total", "Bearer token reloads from --token-file, by result"),  # issue 14
+    ("token_reloads_total", "Bearer token reloads from --token-file, by result"),
+    # The policy: attachments, the pre-start Alertmanager check.
+    ("alerts_attached_total", "Firing alerts that joined a queued run of their runbook"),
+    ("alerts_skipped_total", "Queued alerts not run: silenced, inhibited or not active"),
+    ("alertmanager_check_errors_total", "Pre-start Alertmanager checks that could not be made"),
 )
-_UNLABELLED = {"alerts_deduplicated_total", "alerts_throttled_total", "alerts_cancelled_total"}
+_UNLABELLED = {
+    "alerts_deduplicated_total",
+    "alerts_throttled_total",
+    "alerts_cancelled_total",
+    "alertmanager_check_errors_total",
+}
+_POLICY_GAUGES = (("paused", "1 while `pflow-ops receiver pause` holds every run start"),)

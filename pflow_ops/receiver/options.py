@@ -79,6 +79,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM, wait this long for the running run to finish; default: 300",
     )
+    p.add_argument(
+        "--alertmanager-url",
+        metavar="URL",
+        help="Alertmanager asked before each run start (still active? silenced?); default: the "
+        "inventory's pflow_alertmanager_url; an empty value turns the check off",
+    )
     p.add_argument("--dry-run", action="store_true", help="every run is a check-mode run")
     p.add_argument(
         "--yes",

@@ -18,10 +18,11 @@ import stat
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from pflow_ops import catalogue, environments
+from pflow_ops import catalogue, environments, inventory, routing
 from pflow_ops.errors import OK, REFUSED, USAGE, PflowError
 from pflow_ops.paths import project_root, state_home
 from pflow_ops.receiver import server as http
@@ -29,7 +30,7 @@ from pflow_ops.receiver import tokens, worker
 from pflow_ops.receiver.core import Receiver, log_line
 from pflow_ops.receiver.journal import Journal, JournalBusy
 from pflow_ops.receiver.options import TOKEN_ENV, add_serve_args
-from pflow_ops.receiver.policy import Policy, Route
+from pflow_ops.receiver.policy import Policy
 
 # Open files beside the client connections: the listening socket, the journal and its lock,
 # the runs' pipes, the state files, stdio.
@@ -71,17 +72,60 @@ def load_token(token_file: str | None, environ: dict[str, str] | None = None) ->
     return token.encode("utf-8")
 
 
-def _routes() -> dict[str, Route]:
+def _alert_aliases(env: str) -> dict[str, str]:
+    """The environment's ``pflow_alert_aliases`` (inventory group_vars); a broken one refuses
+    the start (exit 2)."""
+    try:
+        return inventory.alert_aliases(environments.get(env).inventory)
+    except Exception as exc:  # hosts that disagree, not a mapping, an unreadable inventory
+        raise ServeError(f"bad {inventory.ALIASES_VAR}: {exc}") from None
+
+
+def _routing(env: str) -> routing.Table:
+    """The routing table: the catalogue, its aliases and the environment's; a runbook whose
+    playbook is missing is not automated. A bad alias refuses the start (exit 2)."""
     cat = catalogue.load()
-    return {
-        alert: Route(
-            runbook=rb.id,
-            service=rb.service,
-            implemented=rb.implemented and (project_root() / rb.playbook).is_file(),
-        )
-        for rb in cat.runbooks
-        for alert in rb.alerts
+    implemented = {
+        rb.id: rb.implemented and (project_root() / rb.playbook).is_file() for rb in cat.runbooks
     }
+    try:
+        return routing.table(cat, _alert_aliases(env), implemented=implemented)
+    except routing.AliasError as exc:
+        raise ServeError(f"bad alert aliases: {exc}") from None
+
+
+ALERTMANAGER_VAR = "pflow_alertmanager_url"
+
+
+def _alertmanager_url(env: str, override: str | None) -> tuple[str, str]:
+    """(URL, where it came from) for the pre-start check: ``--alertmanager-url``, else the
+    inventory's ``pflow_alertmanager_url``. A templated inventory value (the sandbox's) is not
+    evaluated: pass the option then. ("", why) when there is none: runs start unchecked."""
+    if override is not None:
+        if override and not override.startswith(("http://", "https://")):
+            raise ServeError(f"--alertmanager-url must be an http(s) URL, not {override!r}")
+        return override, "--alertmanager-url"
+    value = _inventory_value(environments.get(env).inventory, ALERTMANAGER_VAR)
+    if not isinstance(value, str) or not value.strip():
+        return "", f"no {ALERTMANAGER_VAR} in the inventory"
+    if "{{" in value or "{%" in value:
+        return "", f"{ALERTMANAGER_VAR} is a template (not evaluated): pass --alertmanager-url"
+    if not value.startswith(("http://", "https://")):
+        return "", f"{ALERTMANAGER_VAR} is not an http(s) URL"
+    return value.strip(), ALERTMANAGER_VAR
+
+
+def _inventory_value(source: Path, name: str) -> object:
+    """``name`` as the inventory's first host sees it (group_vars included), read with Ansible's
+    own inventory code, never templated; None when unset or unreadable."""
+    try:
+        inv, variables = inventory._manager(source)
+        hosts = inv.get_hosts("all")
+        return (
+            variables.get_vars(host=hosts[0], include_hostvars=False).get(name) if hosts else None
+        )
+    except Exception:  # an unreadable inventory: no URL (the start guard already judged it)
+        return None
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -141,13 +185,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(
     args: argparse.Namespace, env: str, token: bytes, tls: ssl.SSLContext | None = None
 ) -> int:
-    routes = _routes()
+    table = _routing(env)
+    am_url, am_from = _alertmanager_url(env, args.alertmanager_url)
     journal = Journal(state_home() / "receiver" / env)
     try:
         journal.open()
     except JournalBusy as exc:
         raise ServeError(str(exc), REFUSED) from None
-    policy = Policy(routes, args.throttle_window, args.dedupe_window)
+    policy = Policy(table, args.throttle_window, args.dedupe_window)
     launcher = worker.SubprocessLauncher()
     prefix = shlex.split(args.launcher_cmd) if args.launcher_cmd else worker.ALERT_COMMAND
     app = Receiver(
@@ -158,7 +203,11 @@ def _serve(
         prefix=prefix,
         dry_run=args.dry_run,
         run_timeout=args.run_timeout,
+        alertmanager_url=am_url,
     )
+    # Host and port only: a URL's user:password must not reach the log.
+    where = urllib.parse.urlsplit(am_url).netloc.rpartition("@")[2] if am_url else "-"
+    log_line("alertmanager_check", alertmanager=where, source=am_from)
     try:
         app.recover()
         try:
@@ -178,7 +227,7 @@ def _serve(
             threading.Thread(target=app.work, args=(svc,), name=f"worker-{svc}", daemon=True)
             # Services of the catalogue, plus any a replayed item names (the catalogue may have
             # changed since it was queued): every queued item has a worker.
-            for svc in sorted({r.service for r in routes.values()} | app.services())
+            for svc in sorted({t.service for t in table.targets.values()} | app.services())
         ]
         for thread in workers:
             thread.start()

@@ -312,7 +312,7 @@ def test_dry_run_passes_check_and_labels_never_reach_argv(receiver: Receiver) ->
     [launch] = receiver.launches()
     assert launch["argv"] == [
         "RedisHighEvictions", "--env", "local", "--output", "json", "--yes",
-        "--fingerprint", "00aa00aa00aa00aa", "--check",
+        "--fingerprint", "00aa00aa00aa00aa", "--check", "--runbook", "RB-03",
     ]  # fmt: skip
     assert not Path("/tmp/pwned").exists()
 

@@ -11,17 +11,23 @@ from typing import Any
 
 import pytest
 
+from pflow_ops import routing
 from pflow_ops.receiver import payload
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal, JournalBusy
 from pflow_ops.receiver.loadtest import alert, notification
-from pflow_ops.receiver.policy import Policy, Route
+from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult
 
-ROUTES = {
-    "BackendServiceDown": Route("RB-01", "backend"),
-    "DatabaseSlowQueries": Route("RB-02", "database"),
-}
+ROUTES = routing.Table(
+    targets={
+        "RB-01": routing.Target("RB-01", "backend"),
+        "RB-02": routing.Target("RB-02", "database"),
+    },
+    by_alert={"BackendServiceDown": "RB-01", "DatabaseSlowQueries": "RB-02"},
+    aliases={},
+    alias_of={},
+)
 
 
 class RecordingLauncher:
@@ -130,7 +136,7 @@ def test_receive_journals_every_alert_before_its_decision(tmp_path: Path) -> Non
     )
     answer = app.receive(note)
     assert [a["decision"] for a in answer] == ["queued", "ignored", "deduplicated"]
-    got = [(e["event"], e.get("alertname") or e.get("action")) for e in events(app.journal)]
+    got = [(e["event"], e.get("action") or e.get("alertname")) for e in events(app.journal)]
     assert got == [
         ("received", "BackendServiceDown"),
         ("received", "NoSuchAlert"),
@@ -198,7 +204,6 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
         "instance": "$(touch /tmp/pwned)",
         "job": "`id`; rm -rf / &&",
         "env": "../../../etc",
-        "runbook": "{{ lookup('pipe', 'id') }}",
         "service": "--extra-vars=@/etc/passwd",
     }
     body = notification(
@@ -221,6 +226,8 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
             "--fingerprint",
             "00ff00ff00ff00ff",
             "--check",
+            "--runbook",
+            "RB-01",
         ]
     ]
     app.journal.close()
