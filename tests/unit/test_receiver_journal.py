@@ -26,6 +26,7 @@ from pflow_ops.receiver.metrics import Metrics
 from pflow_ops.receiver.policy import Policy, Route
 from pflow_ops.receiver.worker import RunResult
 
+RID_A, RID_B = "18a2b3c4d5e6f708-00000a", "18a2b3c4d5e6f708-00000b"  # as core.new_rid makes them
 ROUTES = {
     "BackendServiceDown": Route("RB-01", "backend"),
     "DatabaseSlowQueries": Route("RB-02", "database"),
@@ -160,22 +161,22 @@ def test_restart_requeues_the_interrupted_run_and_decides_what_was_undecided(
     j.append(
         {
             "event": "received",
-            "rid": "a",
+            "rid": RID_A,
             **firing,
             "alertname": "BackendServiceDown",
             "fingerprint": "aa",
         },
         {
             "event": "decision",
-            "rid": "a",
+            "rid": RID_A,
             "action": "queued",
             "runbook": "RB-01",
             "service": "backend",
         },
-        {"event": "started", "rid": "a", "attempt": 1, "argv": []},
+        {"event": "started", "rid": RID_A, "attempt": 1, "argv": []},
         {
             "event": "received",
-            "rid": "b",
+            "rid": RID_B,
             **firing,
             "alertname": "DatabaseSlowQueries",
             "fingerprint": "bb",
@@ -186,15 +187,15 @@ def test_restart_requeues_the_interrupted_run_and_decides_what_was_undecided(
     app = _receiver(tmp_path, launcher)
     app.recover()
     kinds = [(e["event"], e["rid"]) for e in events(app.journal)][4:]
-    assert kinds == [("requeued", "a"), ("decision", "b")]
+    assert kinds == [("requeued", RID_A), ("decision", RID_B)]
     _run_workers(app, launcher, expected=2)
     assert sorted(argv[1] for argv in launcher.calls) == [
         "BackendServiceDown",
         "DatabaseSlowQueries",
     ]
     finished = {e["rid"]: e for e in events(app.journal) if e["event"] == "finished"}
-    assert set(finished) == {"a", "b"}
-    assert finished["a"]["outcome"] == "recovered"
+    assert set(finished) == {RID_A, RID_B}
+    assert finished[RID_A]["outcome"] == "recovered"
     assert app.metrics.value("runs_total", runbook="RB-01", outcome="recovered") == 1
     app.journal.close()
 
@@ -216,6 +217,7 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
         alert("../DatabaseSlowQueries", "22"),
     )
     app.receive(payload.parse(json.dumps(body).encode()))
+    [queued_rid] = [e["rid"] for e in events(app.journal) if e.get("action") == "queued"]
     _run_workers(app, launcher, expected=1)
     assert launcher.calls == [
         [
@@ -229,6 +231,8 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
             "--fingerprint",
             "00ff00ff00ff00ff",
             "--check",
+            "--receipt",
+            queued_rid,
         ]
     ]
     app.journal.close()
