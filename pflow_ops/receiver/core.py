@@ -165,7 +165,7 @@ class Receiver:
             if item.state != QUEUED:
                 return None
             argv = worker.build_argv(
-                self.prefix, item.alertname, self.env, item.fingerprint, self.dry_run
+                self.prefix, item.alertname, self.env, item.fingerprint, self.dry_run, item.rid
             )
             self.policy.start(item.rid, time.time())
             self.journal.append(
@@ -235,6 +235,13 @@ class Receiver:
         if not free:
             # Launch anyway: the child reports "refused" and the run is accounted for.
             self.log("lock_wait_expired", rid=item.rid, service=service)
+        if item.attempts:  # requeued after a crash: the killed receiver's child may have done it
+            orphan = worker.orphan_result(item.rid, self.stopping, self.run_timeout)
+            if self.stopping.is_set():
+                return False
+            if orphan is not None:
+                self.complete(item, orphan)
+                return True
         argv = self.claim(item)
         if argv is None:
             return True
