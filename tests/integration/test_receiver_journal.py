@@ -14,7 +14,6 @@ Needs the core.py call site of ``worker.orphan_result`` (see the receiver's ``_w
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
