@@ -19,8 +19,6 @@ from typing import Any
 from pflow_ops.receiver.journal import Journal
 from pflow_ops.receiver.metrics import Metrics
 
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
-
 Snapshot = Callable[[], list[dict[str, Any]]]
 
 

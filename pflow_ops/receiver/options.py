@@ -8,6 +8,7 @@ import argparse
 DEFAULT_PORT = 9095
 DEFAULT_MAX_BODY = 1024 * 1024
 TOKEN_ENV = "PFLOW_OPS_RECEIVER_TOKEN"
+JOURNAL_MAX_BYTES = 16 * 1024 * 1024
 
 
 def add_serve_args(p: argparse.ArgumentParser) -> None:
@@ -64,3 +65,11 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     # Tests only: replaces `python -m pflow_ops alert` in front of the fixed run arguments, so a
     # test can count launches without Ansible. Hidden from --help on purpose.
     p.add_argument("--launcher-cmd", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--journal-max-bytes",
+        type=int,
+        default=JOURNAL_MAX_BYTES,
+        metavar="BYTES",
+        help="compact the journal (archiving the old one) when it grows past this, so a start "
+        "replays little; default: 16 MiB",
+    )
