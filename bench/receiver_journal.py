@@ -132,7 +132,7 @@ def _todays_events_snapshot(policy: Policy) -> list[dict[str, Any]]:
                 "fingerprint": it.fingerprint,
             }
         )
-        decision = {"event": "decision", "rid": it.rid, "action": "queued"}
+        decision: dict[str, Any] = {"event": "decision", "rid": it.rid, "action": "queued"}
         decision |= {"runbook": it.runbook, "service": it.service, "not_before": it.not_before}
         out.append(decision)
         if it.state == RUNNING:
