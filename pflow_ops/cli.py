@@ -23,6 +23,7 @@ from pflow_ops.request import (
     COMMANDS,
     RunRequest,
     check_fingerprint,
+    check_receipt,
     parse_extra_vars,
 )
 
@@ -49,7 +50,9 @@ def _common() -> argparse.ArgumentParser:
 def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     """What every run command takes; options a command lacks get their neutral value, so the
     Namespace of any run command has every field of a RunRequest."""
-    p.set_defaults(check=False, yes=False, override_budget=None, fingerprint=None, runbook=None)
+    p.set_defaults(
+        check=False, yes=False, override_budget=None, fingerprint=None, runbook=None, receipt=None
+    )
     if target == "runbook":
         p.add_argument("target", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
     elif target == "alert":
@@ -126,6 +129,9 @@ def _add_run_commands(
         help="run this runbook whatever the alert's name (as a `runbook` label routes it); "
         "default: the catalogue's alerts and aliases, then the environment's pflow_alert_aliases",
     )
+    # The receiver's plumbing: the receipt of the alert that queued this run, kept in the run
+    # record. Hidden from --help like the receiver's other test and plumbing options.
+    p.add_argument("--receipt", help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "maintain", parents=common, help="run a scheduled maintenance job (database, cache)"
@@ -291,6 +297,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         override_reason=args.override_budget,
         fingerprint=check_fingerprint(args.fingerprint),
         runbook=args.runbook,
+        receipt=check_receipt(args.receipt),
         output=args.output,
     )
 

@@ -28,6 +28,9 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Alertmanager fingerprints are 16 hex digits; anything else in --fingerprint is refused, so an
 # alert's data never reaches a playbook unchecked.
 _FINGERPRINT = re.compile(r"^[0-9a-f]{1,32}$")
+# The receiver's receipt id (``core.new_rid``: nanoseconds in hex, a dash, 3 random bytes): it
+# ties a run to the alert that queued it, so a restarted receiver finds the run that did it.
+RECEIPT = re.compile(r"^[0-9a-f]{1,32}-[0-9a-f]{6}$")
 
 
 def parse_extra_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -53,6 +56,12 @@ def check_fingerprint(fingerprint: str | None) -> str | None:
     if fingerprint is not None and not _FINGERPRINT.match(fingerprint):
         raise UsageError(f"bad --fingerprint '{fingerprint}': expected up to 32 hex digits")
     return fingerprint
+
+
+def check_receipt(receipt: str | None) -> str | None:
+    if receipt is not None and not RECEIPT.match(receipt):
+        raise UsageError(f"bad --receipt '{receipt[:80]}': expected the receiver's receipt id")
+    return receipt
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class RunRequest:
     override_reason: str | None = None  # --override-budget REASON
     fingerprint: str | None = None  # --fingerprint HEX (alert)
     runbook: str | None = None  # --runbook ID (alert): route by this id, not by the name
+    receipt: str | None = None  # --receipt RID (alert, launched by the receiver)
     output: Output = "text"
 
     def __post_init__(self) -> None:

@@ -161,6 +161,8 @@ def _record_start(request: RunRequest, rb: catalogue.Runbook, env: str, run_id: 
         "mode": request.mode,
         "started_at": _iso(time.time()),
     }
+    if request.receipt:  # launched by the receiver: how it finds this run after a crash
+        fields["receipt"] = request.receipt
     runrecord.start(runs_dir() / run_id, fields)
 
 

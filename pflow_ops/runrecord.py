@@ -16,14 +16,19 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from pflow_ops import outcome, paths
 from pflow_ops.runner import EventConsumer, RunResult
 
 RECORD = "run.json"
 RUNNING, FINISHED, REFUSED, INTERRUPTED = "running", "finished", "refused", "interrupted"
 RETENTION_DAYS = 90  # runs older than this are removed when a new run starts
 RETENTION_ENV = "PFLOW_OPS_RETENTION_DAYS"
+# How far back the receiver looks for the run of one of its receipts: a receipt is only ever
+# looked up by the receiver that restarted after launching it.
+RECEIPT_SCAN_LIMIT = 200
+RECEIPT_MAX_AGE_S = 86400.0
 
 
 def private_dir(path: Path) -> Path:
@@ -175,3 +180,48 @@ def retention_days() -> float:
         return float(raw) if raw else RETENTION_DAYS
     except ValueError:
         return RETENTION_DAYS
+
+
+class ReceiptRun(NamedTuple):
+    """The run launched for a receiver receipt, as its record tells it."""
+
+    run_id: str
+    outcome: str  # the vocabulary's word once the run reached one; "" otherwise
+    finished: bool  # nothing more will happen: finished, refused or interrupted
+
+
+def find_by_receipt(
+    rid: str,
+    runs_dir: Path | None = None,
+    *,
+    limit: int = RECEIPT_SCAN_LIMIT,
+    max_age_s: float = RECEIPT_MAX_AGE_S,
+    now: float | None = None,
+) -> ReceiptRun | None:
+    """The newest run recorded with ``--receipt rid``, or None.
+
+    Bounded so a restart never reads months of runs: the newest ``limit`` records, and none
+    started more than ``max_age_s`` ago (run ids sort by start time).
+    """
+    directory = paths.runs_dir() if runs_dir is None else runs_dir
+    cutoff = (time.time() if now is None else now) - max_age_s
+    for seen, (run_dir, record) in enumerate(records(directory)):
+        started = record.get("started")
+        if seen >= limit or (isinstance(started, int | float) and started < cutoff):
+            return None
+        if record.get("receipt") == rid:
+            return ReceiptRun(str(record.get("run_id") or run_dir.name), *_settled(record))
+    return None
+
+
+def _settled(record: dict[str, Any]) -> tuple[str, bool]:
+    """(outcome, finished) of a run record. The report's outcome is written before the CLI
+    releases its lock and marks the record finished: once it is there, the work is done."""
+    word = record.get("outcome")
+    if isinstance(word, str) and word in outcome.ORDER:
+        return word, True
+    current = state(record)
+    code = record.get("exit_code")
+    if current == FINISHED and isinstance(code, int) and not isinstance(code, bool):
+        return outcome.from_exit_code(code), True
+    return "", current != RUNNING

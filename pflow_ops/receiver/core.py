@@ -269,7 +269,7 @@ class Receiver:
             if not self._startable(item) or not item.covers(alert.fingerprint):
                 return None
             argv = worker.build_argv(
-                self.prefix, alert.alertname, self.env, alert.fingerprint, self.dry_run
+                self.prefix, alert.alertname, self.env, alert.fingerprint, self.dry_run, item.rid
             )
             # The routing decision travels with the run (an alias or a runbook label).
             argv += ["--runbook", item.runbook]
@@ -342,6 +342,13 @@ class Receiver:
         if not free:
             # Launch anyway: the child reports "refused" and the run is accounted for.
             self.log("lock_wait_expired", rid=item.rid, service=service)
+        if item.attempts:  # requeued after a crash: the killed receiver's child may have done it
+            orphan = worker.orphan_result(item.rid, self.stopping, self.run_timeout)
+            if self.stopping.is_set():
+                return False
+            if orphan is not None:
+                self.complete(item, orphan)
+                return True
         picked = self.pick(item)
         argv = self.claim(item, *picked) if picked is not None else None
         if argv is None:

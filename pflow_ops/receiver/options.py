@@ -10,6 +10,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 1024
 TOKEN_ENV = "PFLOW_OPS_RECEIVER_TOKEN"
+JOURNAL_MAX_BYTES = 16 * 1024 * 1024
 
 
 def add_serve_args(p: argparse.ArgumentParser) -> None:
@@ -94,3 +95,11 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     # Tests only: replaces `python -m pflow_ops alert` in front of the fixed run arguments, so a
     # test can count launches without Ansible. Hidden from --help on purpose.
     p.add_argument("--launcher-cmd", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--journal-max-bytes",
+        type=int,
+        default=JOURNAL_MAX_BYTES,
+        metavar="BYTES",
+        help="compact the journal (archiving the old one) when it grows past this, so a start "
+        "replays little; default: 16 MiB",
+    )

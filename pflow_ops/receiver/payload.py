@@ -60,6 +60,9 @@ class Notification:
     alerts: tuple[Alert, ...]
     group_key: str = ""
     receiver: str = ""
+    # Alerts Alertmanager left out of this notification (its receiver's max_alerts): they were
+    # never seen here, so the count is journaled and exposed rather than lost.
+    truncated_alerts: int = 0
 
 
 def _bad(message: str) -> PayloadError:
@@ -104,6 +107,15 @@ def _alert(raw: Any, index: int) -> Alert:
     )
 
 
+def _truncated(data: dict[str, Any]) -> int:
+    """``truncatedAlerts``: a count Alertmanager always sends (0 when nothing was left out);
+    older versions and other senders omit it. Anything but a non-negative integer is refused."""
+    value = data.get("truncatedAlerts", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad("truncatedAlerts must be a non-negative integer")
+    return value
+
+
 def decode(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
@@ -141,4 +153,5 @@ def parse(body: bytes) -> Notification:
         alerts=tuple(_alert(raw, i) for i, raw in enumerate(alerts)),
         group_key=_opt_str(data, "groupKey", "payload"),
         receiver=_opt_str(data, "receiver", "payload"),
+        truncated_alerts=_truncated(data),
     )

@@ -2,7 +2,11 @@
 
 A run is always a child process with an argv list (never a shell). Only the validated alertname
 (a catalogue name) and fingerprint (hex) come from the alert; everything else is the receiver's
-own configuration.
+own configuration, and the receipt id the receiver made itself.
+
+The child runs in its own session, so it outlives a receiver killed mid-run. Its run record
+carries the receipt: the restarted receiver, about to launch the requeued item again, first
+asks :func:`orphan_result` whether that child did the work.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from pflow_ops import outcome
+from pflow_ops import outcome, runrecord
 from pflow_ops.lock import RunLock
 from pflow_ops.receiver.payload import FINGERPRINT
+from pflow_ops.request import RECEIPT
 
 ALERT_COMMAND = (sys.executable, "-m", "pflow_ops", "alert")
 # Catalogue alert names are Prometheus-style identifiers; checked again here so nothing else
@@ -30,17 +35,29 @@ ALERT_COMMAND = (sys.executable, "-m", "pflow_ops", "alert")
 _ALERTNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+ORPHAN_DETAIL = "run by the previous receiver process; not run again"
+
+
 def build_argv(
-    prefix: tuple[str, ...] | list[str], alertname: str, env: str, fingerprint: str, check: bool
+    prefix: tuple[str, ...] | list[str],
+    alertname: str,
+    env: str,
+    fingerprint: str,
+    check: bool,
+    receipt: str | None = None,
 ) -> list[str]:
     if not _ALERTNAME.match(alertname):
         raise ValueError(f"alertname {alertname!r} is not an identifier")
     if not FINGERPRINT.match(fingerprint):
         raise ValueError(f"fingerprint {fingerprint!r} is not hex")
+    if receipt is not None and not RECEIPT.match(receipt):
+        raise ValueError(f"receipt {receipt!r} is not a receipt id")
     argv = [*prefix, alertname, "--env", env, "--output", "json", "--yes"]
     argv += ["--fingerprint", fingerprint]
     if check:
         argv.append("--check")
+    if receipt is not None:
+        argv += ["--receipt", receipt]
     return argv
 
 
@@ -168,3 +185,33 @@ def wait_for_lock(
         if time.monotonic() >= deadline or stop.wait(poll):
             return False
     return True
+
+
+def orphan_result(
+    rid: str, stop: threading.Event | None = None, timeout: float = 0.0, poll: float = 1.0
+) -> RunResult | None:
+    """What the run launched for receipt ``rid`` by a previous receiver process did, when it
+    did the work; None when the item must be launched (again).
+
+    None when no run carries the receipt (the receiver died before its child recorded
+    itself), when that run was refused (it did nothing) or interrupted (runbooks are
+    idempotent: run it again). A run still going is waited for, up to ``timeout`` seconds or
+    until ``stop``: the run lock normally covers that wait, this covers the moment between the
+    child's start and its taking the lock.
+    """
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + timeout
+    found = runrecord.find_by_receipt(rid)
+    while found is not None and not found.finished:
+        if time.monotonic() >= deadline or stop.wait(poll):
+            return None
+        found = runrecord.find_by_receipt(rid)
+    if found is None or found.outcome in ("", outcome.REFUSED):
+        return None
+    return RunResult(
+        rc=outcome.exit_code(found.outcome),
+        outcome=found.outcome,
+        duration_s=0.0,  # measured by the process that was killed; not known here
+        run_id=found.run_id,
+        detail=ORPHAN_DETAIL,
+    )

@@ -3,7 +3,12 @@ receiver does with it at start (requeue the interrupted run, decide undecided re
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,13 +17,17 @@ from typing import Any
 import pytest
 
 from pflow_ops import routing
+from pflow_ops.receiver import journal as journal_mod
 from pflow_ops.receiver import payload
+from pflow_ops.receiver.compaction import maybe_compact, threshold
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal, JournalBusy
 from pflow_ops.receiver.loadtest import alert, notification
+from pflow_ops.receiver.metrics import Metrics
 from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult
 
+RID_A, RID_B = "18a2b3c4d5e6f708-00000a", "18a2b3c4d5e6f708-00000b"  # as core.new_rid makes them
 ROUTES = routing.Table(
     targets={
         "RB-01": routing.Target("RB-01", "backend"),
@@ -158,22 +167,22 @@ def test_restart_requeues_the_interrupted_run_and_decides_what_was_undecided(
     j.append(
         {
             "event": "received",
-            "rid": "a",
+            "rid": RID_A,
             **firing,
             "alertname": "BackendServiceDown",
             "fingerprint": "aa",
         },
         {
             "event": "decision",
-            "rid": "a",
+            "rid": RID_A,
             "action": "queued",
             "runbook": "RB-01",
             "service": "backend",
         },
-        {"event": "started", "rid": "a", "attempt": 1, "argv": []},
+        {"event": "started", "rid": RID_A, "attempt": 1, "argv": []},
         {
             "event": "received",
-            "rid": "b",
+            "rid": RID_B,
             **firing,
             "alertname": "DatabaseSlowQueries",
             "fingerprint": "bb",
@@ -184,15 +193,15 @@ def test_restart_requeues_the_interrupted_run_and_decides_what_was_undecided(
     app = _receiver(tmp_path, launcher)
     app.recover()
     kinds = [(e["event"], e["rid"]) for e in events(app.journal)][4:]
-    assert kinds == [("requeued", "a"), ("decision", "b")]
+    assert kinds == [("requeued", RID_A), ("decision", RID_B)]
     _run_workers(app, launcher, expected=2)
     assert sorted(argv[1] for argv in launcher.calls) == [
         "BackendServiceDown",
         "DatabaseSlowQueries",
     ]
     finished = {e["rid"]: e for e in events(app.journal) if e["event"] == "finished"}
-    assert set(finished) == {"a", "b"}
-    assert finished["a"]["outcome"] == "recovered"
+    assert set(finished) == {RID_A, RID_B}
+    assert finished[RID_A]["outcome"] == "recovered"
     assert app.metrics.value("runs_total", runbook="RB-01", outcome="recovered") == 1
     app.journal.close()
 
@@ -213,6 +222,7 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
         alert("../DatabaseSlowQueries", "22"),
     )
     app.receive(payload.parse(json.dumps(body).encode()))
+    [queued_rid] = [e["rid"] for e in events(app.journal) if e.get("action") == "queued"]
     _run_workers(app, launcher, expected=1)
     assert launcher.calls == [
         [
@@ -226,8 +236,241 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
             "--fingerprint",
             "00ff00ff00ff00ff",
             "--check",
+            "--receipt",
+            queued_rid,
             "--runbook",
             "RB-01",
         ]
     ]
     app.journal.close()
+
+
+# -- compaction: a bounded live journal, the history in archives -----------------------------
+
+
+class _AnyTs:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float) and abs(other - time.time()) < 3600
+
+
+ANY_TS: Any = _AnyTs()
+
+
+def _snapshot_state(journal: Journal) -> list[dict[str, Any]]:
+    """A minimal stand-in for the policy's snapshot: the pending rids in one record."""
+    pending = sorted(
+        {e["rid"] for e in journal.read() if e["event"] == "received"}
+        - {e["rid"] for e in journal.read() if e["event"] == "finished"}
+    )
+    return [{"event": "snapshot", "pending": pending}]
+
+
+def _archived(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="ascii") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_compact_replaces_the_live_file_and_archives_the_old_one(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "r")
+    j.open()
+    j.append({"event": "received", "rid": "a"}, {"event": "received", "rid": "b"})
+    j.append({"event": "finished", "rid": "a"})
+    old = (tmp_path / "r" / "journal.jsonl").read_bytes()
+    archive = j.compact(_snapshot_state(j))
+    assert events(j) == [{"ts": ANY_TS, "event": "snapshot", "pending": ["b"]}]
+    assert archive.parent == tmp_path / "r"
+    assert re.fullmatch(r"journal-\d{8}T\d{6}\.\d{6}Z\.jsonl\.gz", archive.name)
+    assert gzip.decompress(archive.read_bytes()) == old
+    assert archive.stat().st_mode & 0o777 == 0o600
+    # Appends after the compaction land in the new live file, after the snapshot.
+    j.append({"event": "received", "rid": "c"})
+    assert [e["event"] for e in events(j)] == ["snapshot", "received"]
+    assert j.size_bytes() == (tmp_path / "r" / "journal.jsonl").stat().st_size
+    assert j.compacted_bytes < j.size_bytes()
+    j.close()
+    assert Journal(tmp_path / "r").size_bytes() == j.size_bytes()
+    assert not list((tmp_path / "r").glob("*.tmp"))
+
+
+def test_compaction_keeps_the_newest_archives_only(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "r", archives=2)
+    j.open()
+    for n in range(4):
+        j.append({"event": "received", "rid": f"r{n}"})
+        j.compact([{"event": "snapshot", "n": n}])
+    kept = j.archive_paths()
+    assert len(kept) == 2
+    # The newest two: the live file before the 3rd and the 4th compaction.
+    assert [[e.get("rid") or e.get("n") for e in _archived(p)] for p in kept] == [
+        [1, "r2"],
+        [2, "r3"],
+    ]
+    j.close()
+    with pytest.raises(ValueError):
+        Journal(tmp_path / "x", archives=-1)
+
+
+def _fail_on(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    """Make one step of a compaction fail, as a full disk or an I/O error would."""
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, f"No space left on device ({point})")
+
+    if point == "temp_write":
+        monkeypatch.setattr(journal_mod, "_write_all", boom)
+    elif point == "archive":
+        monkeypatch.setattr(journal_mod.shutil, "copyfileobj", boom)
+    elif point == "rename":
+        real = os.replace
+
+        def replace(src: Any, dst: Any) -> None:
+            if Path(dst).name == "journal.jsonl":
+                boom()
+            real(src, dst)
+
+        monkeypatch.setattr(journal_mod.os, "replace", replace)
+
+
+@pytest.mark.parametrize("point", ["temp_write", "archive", "rename"])
+def test_a_compaction_that_fails_leaves_the_old_journal_live_and_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    j = Journal(tmp_path / "r")
+    j.open()
+    j.append({"event": "received", "rid": "a"})
+    before = (tmp_path / "r" / "journal.jsonl").read_bytes()
+    with monkeypatch.context() as m:
+        _fail_on(m, point)
+        with pytest.raises(OSError, match="No space left"):
+            j.compact([{"event": "snapshot"}])
+    assert (tmp_path / "r" / "journal.jsonl").read_bytes() == before
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    j.append({"event": "decision", "rid": "a", "action": "queued"})  # still the live file's fd
+    assert [e["event"] for e in events(j)] == ["received", "decision"]
+    # And a compaction after the failure goes through.
+    j.compact([{"event": "snapshot"}])
+    assert [e["event"] for e in events(j)] == ["snapshot"]
+    j.close()
+
+
+def test_leftovers_of_a_compaction_killed_before_its_rename_are_removed(tmp_path: Path) -> None:
+    """A crash between the archive and the rename: the old live file, a temporary new one and
+    a half-written archive. The old file is the journal; the temporaries go at the next start."""
+    j = Journal(tmp_path / "r")
+    j.open()
+    j.append({"event": "received", "rid": "a"})
+    j.close()
+    (tmp_path / "r" / ".journal.jsonl.tmp").write_text('{"event": "snapshot"}\n')
+    (tmp_path / "r" / "journal-20260101T000000.000000Z.jsonl.gz.tmp").write_bytes(b"\x1f\x8b")
+    j = Journal(tmp_path / "r")
+    j.open()
+    assert [e["event"] for e in events(j)] == ["received"]
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    j.close()
+
+
+KILLED_COMPACTOR = """\
+import sys
+from pathlib import Path
+from pflow_ops.receiver.journal import Journal
+j = Journal(Path(sys.argv[1]), archives=1)
+j.open()
+a = [{"event": "snapshot", "set": "A", "n": n, "pad": "x" * 200} for n in range(3000)]
+b = [{"event": "snapshot", "set": "B", "n": n, "pad": "y" * 200} for n in range(3000)]
+j.compact(a)
+print("ready", flush=True)
+while True:
+    j.compact(b)
+    j.compact(a)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5])
+def test_a_compactor_killed_at_any_moment_leaves_one_whole_journal(
+    tmp_path: Path, delay: float
+) -> None:
+    """SIGKILL a process compacting in a loop: the live journal is always one of the two
+    snapshots, whole (the kill lands wherever it lands; each set must read back complete)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_COMPACTOR, str(tmp_path / "r")],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    j = Journal(tmp_path / "r")
+    j.open()
+    got = events(j)
+    assert j.skipped == 0
+    assert {e["set"] for e in got} in ({"A"}, {"B"})
+    assert [e["n"] for e in got] == list(range(3000))
+    j.append({"event": "received", "rid": "after"})
+    assert events(j)[-1]["rid"] == "after"
+    j.close()
+
+
+def test_maybe_compact_only_above_the_threshold(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "r")
+    j.open()
+    metrics = Metrics()
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    def log(event: str, **fields: Any) -> None:
+        lines.append((event, fields))
+
+    def snapshot() -> list[dict[str, Any]]:
+        return _snapshot_state(j)
+
+    j.append({"event": "received", "rid": "a"})
+    assert not maybe_compact(j, snapshot, max_bytes=10_000, metrics=metrics, log=log)
+    for n in range(200):
+        j.append({"event": "received", "rid": f"x{n}"}, {"event": "finished", "rid": f"x{n}"})
+    assert j.size_bytes() > 10_000
+    assert maybe_compact(j, snapshot, max_bytes=10_000, metrics=metrics, log=log)
+    assert j.size_bytes() < 10_000
+    assert [e["pending"] for e in events(j)] == [["a"]]
+    assert metrics.value("journal_compactions_total") == 1
+    assert lines[-1][0] == "journal_compacted"
+    assert not maybe_compact(j, snapshot, max_bytes=10_000, metrics=metrics, log=log)
+    j.close()
+
+
+def test_a_snapshot_larger_than_the_limit_does_not_compact_on_every_append(
+    tmp_path: Path,
+) -> None:
+    """The trigger is twice the last snapshot when that is above the limit: amortised work."""
+    j = Journal(tmp_path / "r")
+    j.open()
+    big = [{"event": "snapshot", "pad": "z" * 5000}]
+    j.append(*big, *big)
+    assert maybe_compact(j, lambda: big, max_bytes=1000)
+    assert j.compacted_bytes > 1000
+    assert threshold(j, 1000) == 2 * j.compacted_bytes
+    j.append({"event": "received", "rid": "a"})
+    assert not maybe_compact(j, lambda: big, max_bytes=1000)
+    j.append(*big)
+    assert maybe_compact(j, lambda: big, max_bytes=1000)
+    j.close()
+
+
+def test_a_failed_compaction_is_logged_not_raised(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "r")
+    j.open()
+    j.append(*({"event": "received", "rid": f"x{n}"} for n in range(100)))
+    before = (tmp_path / "r" / "journal.jsonl").read_bytes()
+    lines: list[str] = []
+
+    def broken() -> list[dict[str, Any]]:
+        raise RuntimeError("policy bug")
+
+    metrics = Metrics()
+    assert not maybe_compact(
+        j, broken, max_bytes=100, metrics=metrics, log=lambda e, **f: lines.append(e)
+    )
+    assert lines == ["journal_compaction_failed"]
+    assert metrics.value("journal_compactions_total") == 0
+    assert (tmp_path / "r" / "journal.jsonl").read_bytes() == before
+    j.close()

@@ -77,3 +77,37 @@ def test_refused_payloads(raw: bytes, status: int, reason: str) -> None:
 
 def test_empty_alert_list_is_a_valid_notification() -> None:
     assert payload.parse(body(_with(alerts=[]))).alerts == ()
+
+
+# Alertmanager 0.27's webhook body, as it sends it (notify/webhook: max_alerts: 1 left 3 out).
+ALERTMANAGER_BODY = b"""{"receiver":"pflow-ops","status":"firing","alerts":[{"status":"firing",
+"labels":{"alertname":"BackendServiceDown","env":"local","severity":"critical"},
+"annotations":{"summary":"backend down"},"startsAt":"2026-12-05T07:00:00.000Z",
+"endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus:9090/graph?g0.expr=up",
+"fingerprint":"5d3fb1b3a43e56c2"}],"groupLabels":{"alertname":"BackendServiceDown"},
+"commonLabels":{"alertname":"BackendServiceDown","env":"local","severity":"critical"},
+"commonAnnotations":{"summary":"backend down"},"externalURL":"http://alertmanager:9093",
+"version":"4","groupKey":"{}:{alertname=\\"BackendServiceDown\\"}","truncatedAlerts":3}"""
+
+
+def test_truncated_alerts_is_read_from_a_real_alertmanager_body() -> None:
+    note = payload.parse(ALERTMANAGER_BODY)
+    assert note.truncated_alerts == 3
+    assert len(note.alerts) == 1
+
+
+def test_truncated_alerts_is_zero_when_absent_or_zero() -> None:
+    absent = _with()
+    del absent["truncatedAlerts"]
+    assert payload.parse(body(absent)).truncated_alerts == 0
+    assert payload.parse(body(_with(truncatedAlerts=0))).truncated_alerts == 0
+    big = 2**63  # Go's uint64: whatever Alertmanager counts, it is a number, not an error
+    assert payload.parse(body(_with(truncatedAlerts=big))).truncated_alerts == big
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 2.0, "3", True, None, [3], {"n": 3}])
+def test_truncated_alerts_must_be_a_non_negative_integer(value: Any) -> None:
+    with pytest.raises(payload.PayloadError) as info:
+        payload.parse(body(_with(truncatedAlerts=value)))
+    assert (info.value.status, info.value.reason) == (400, "bad_schema")
+    assert "truncatedAlerts" in str(info.value)

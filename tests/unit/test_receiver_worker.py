@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pflow_ops import runrecord
 from pflow_ops.lock import RunLock
+from pflow_ops.paths import runs_dir
 from pflow_ops.receiver import worker
 
 
@@ -96,3 +98,73 @@ def test_lock_probe_sees_a_held_run_lock_and_waits_for_it() -> None:
         held.release()
     # The probe wrote nothing: the holder record is still the real holder's.
     assert "someone-else" in held.path.read_text()
+
+
+# -- the receipt, and the run a killed receiver left behind -------------------------------
+
+RID = "18a2b3c4d5e6f708-0a1b2c"
+
+
+def test_the_receipt_goes_last_on_argv_and_must_be_a_receipt_id() -> None:
+    argv = worker.build_argv(("x",), "A", "local", "ff", True, RID)
+    assert argv[-3:] == ["--check", "--receipt", RID]
+    for bad in ("--yes", "0a-0a1b2c --check", "", "18a2-0A1B2C", "../../x-0a1b2c"):
+        with pytest.raises(ValueError, match="receipt"):
+            worker.build_argv(("x",), "A", "local", "ff", False, bad)
+
+
+def _orphan(run_id: str = "20261205T070000Z-rb-01-aaaa", **fields: object) -> Path:
+    run_dir = runs_dir() / run_id
+    runrecord.start(run_dir, {"run_id": run_id, "receipt": RID})
+    if fields:
+        runrecord.update(run_dir, **fields)
+    return run_dir
+
+
+def test_no_orphan_when_no_run_carries_the_receipt() -> None:
+    assert worker.orphan_result(RID) is None
+    _orphan(receipt="ffff-000000")
+    assert worker.orphan_result(RID) is None
+
+
+def test_an_orphan_that_finished_is_the_result_and_is_not_run_again() -> None:
+    _orphan(outcome="recovered", state=runrecord.FINISHED, exit_code=0)
+    got = worker.orphan_result(RID)
+    assert got == worker.RunResult(
+        rc=0,
+        outcome="recovered",
+        duration_s=0.0,
+        run_id="20261205T070000Z-rb-01-aaaa",
+        detail=worker.ORPHAN_DETAIL,
+    )
+    _orphan("20261205T070100Z-rb-01-bbbb", outcome="escalate")
+    escalated = worker.orphan_result(RID)
+    assert escalated is not None
+    assert (escalated.outcome, escalated.rc, escalated.aborted) == ("escalate", 4, False)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"outcome": "refused", "state": runrecord.REFUSED},  # it did nothing
+        {"pid": 2**22 + 1},  # interrupted: its process is gone without an outcome
+    ],
+)
+def test_a_refused_or_interrupted_orphan_is_run_again(fields: dict[str, object]) -> None:
+    _orphan(**fields)
+    assert worker.orphan_result(RID) is None
+
+
+def test_an_orphan_still_running_is_waited_for() -> None:
+    run_dir = _orphan()  # our own pid: running
+    threading.Timer(0.3, lambda: runrecord.update(run_dir, outcome="healthy")).start()
+    got = worker.orphan_result(RID, threading.Event(), timeout=30, poll=0.05)
+    assert got is not None and got.outcome == "healthy"
+
+
+def test_an_orphan_still_running_past_the_timeout_or_at_shutdown_gives_none() -> None:
+    _orphan()
+    assert worker.orphan_result(RID, threading.Event(), timeout=0.2, poll=0.05) is None
+    stop = threading.Event()
+    stop.set()
+    assert worker.orphan_result(RID, stop, timeout=30, poll=0.05) is None

@@ -195,3 +195,99 @@ def test_extra_vars_reach_ansible_as_data_never_templates() -> None:
     loaded = DataLoader().load(extravars_text(sent))
     assert loaded == sent
     assert Templar(variables={"x": "EVALUATED"}).template(loaded) == sent
+
+
+# -- the receiver's receipt: finding the run that did the work ------------------------------
+
+RID = "18a2b3c4d5e6f708-0a1b2c"
+
+
+def _receipt_run(runs: Path, run_id: str, receipt: str, **fields: object) -> Path:
+    runrecord.start(runs / run_id, {"run_id": run_id, "receipt": receipt})
+    if fields:
+        runrecord.update(runs / run_id, **fields)
+    return runs / run_id
+
+
+def test_find_by_receipt_reads_each_state_of_the_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert runrecord.find_by_receipt(RID, runs) is None  # no runs at all
+    _receipt_run(runs, "20261205T070000Z-rb-01-aaaa", "other-000000")
+    assert runrecord.find_by_receipt(RID, runs) is None
+    run = _receipt_run(runs, "20261205T070100Z-rb-01-bbbb", RID)
+    assert runrecord.find_by_receipt(RID, runs) == ("20261205T070100Z-rb-01-bbbb", "", False)
+    # The report is written (outcome) before the CLI releases its lock and says finished.
+    runrecord.update(run, outcome="recovered")
+    assert runrecord.find_by_receipt(RID, runs) == (
+        "20261205T070100Z-rb-01-bbbb",
+        "recovered",
+        True,
+    )
+    runrecord.update(run, state=runrecord.FINISHED, exit_code=0)
+    assert runrecord.find_by_receipt(RID, runs) == (
+        "20261205T070100Z-rb-01-bbbb",
+        "recovered",
+        True,
+    )
+
+
+def test_find_by_receipt_without_a_report_uses_the_exit_code_or_says_interrupted(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    run = _receipt_run(runs, "20261205T070000Z-rb-01-aaaa", RID, state=runrecord.FINISHED)
+    runrecord.update(run, exit_code=1)  # the launch raised: no report, exit code 1
+    assert runrecord.find_by_receipt(RID, runs) == ("20261205T070000Z-rb-01-aaaa", "error", True)
+    runrecord.update(run, exit_code="?")
+    assert runrecord.find_by_receipt(RID, runs) == ("20261205T070000Z-rb-01-aaaa", "", True)
+    # Killed with its machine: no outcome, its process gone.
+    _receipt_run(runs, "20261205T070100Z-rb-01-bbbb", RID, pid=2**22 + 1)
+    assert runrecord.find_by_receipt(RID, runs) == ("20261205T070100Z-rb-01-bbbb", "", True)
+    # An outcome word that is not the vocabulary's is no outcome.
+    runrecord.update(runs / "20261205T070100Z-rb-01-bbbb", outcome="pwned")
+    assert runrecord.find_by_receipt(RID, runs) == ("20261205T070100Z-rb-01-bbbb", "", True)
+
+
+def test_find_by_receipt_takes_the_newest_and_looks_back_a_bounded_way(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _receipt_run(runs, "20261205T070000Z-rb-01-aaaa", RID, outcome="refused")
+    _receipt_run(runs, "20261205T070100Z-rb-01-bbbb", RID, outcome="recovered")
+    assert runrecord.find_by_receipt(RID, runs) == (
+        "20261205T070100Z-rb-01-bbbb",
+        "recovered",
+        True,
+    )
+    for n in range(3):
+        _receipt_run(runs, f"20261205T0702{n:02d}Z-rb-02-cccc", "other-000000")
+    assert runrecord.find_by_receipt(RID, runs, limit=3) is None
+    assert runrecord.find_by_receipt(RID, runs, limit=4) is not None
+    later = time.time() + runrecord.RECEIPT_MAX_AGE_S + 60
+    assert runrecord.find_by_receipt(RID, runs, now=later) is None
+
+
+def test_the_cli_records_the_receipt_and_refuses_a_malformed_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pflow_ops import cli
+
+    monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path / "home"))
+    # A protected environment without --yes is refused after the record is written: the
+    # record carries the receipt without Ansible running.
+    argv = ["alert", "BackendServiceDown", "--env", "prod", "--output", "json"]
+    assert cli.main([*argv, "--receipt", RID]) == 3
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert runrecord.find_by_receipt(RID) == (run_id, "refused", True)
+    for bad in ("--check", "../x-0a1b2c", "18a2-0a1b2", "18A2-0a1b2c", "{{ x }}-0a1b2c"):
+        assert cli.main([*argv, f"--receipt={bad}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "bad --receipt" in err and len(err.splitlines()) == 1
+    assert (
+        "--receipt"
+        not in subprocess.run(
+            [sys.executable, "-m", "pflow_ops", "alert", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        ).stdout
+    )
