@@ -30,8 +30,10 @@ from typing import Any
 
 from pflow_ops import outcome
 from pflow_ops.receiver import alertmanager, control, worker
+from pflow_ops.receiver.compaction import maybe_compact
 from pflow_ops.receiver.journal import Journal
 from pflow_ops.receiver.metrics import Metrics
+from pflow_ops.receiver.options import JOURNAL_MAX_BYTES
 from pflow_ops.receiver.payload import Notification
 from pflow_ops.receiver.policy import QUEUED, Attached, Decision, Item, Policy, replay
 
@@ -78,6 +80,7 @@ class Receiver:
         run_timeout: float = 1800.0,
         log: LogFn = log_line,
         alertmanager_url: str = "",
+        journal_max_bytes: int = JOURNAL_MAX_BYTES,
         check: CheckFn = alertmanager.check,
         pause_dir: Path | None = None,
     ) -> None:
@@ -91,6 +94,7 @@ class Receiver:
         self.run_timeout = run_timeout
         self.log = log
         self.alertmanager_url = alertmanager_url
+        self.journal_max_bytes = journal_max_bytes
         self.check = check
         self.pause_dir = pause_dir or journal.directory
         self.cond = threading.Condition()
@@ -121,11 +125,41 @@ class Receiver:
                 redecided=len(decisions),
                 paused=self.policy.paused is not None,
             )
+            self._compact()
+
+    def _compact(self) -> None:
+        """Under ``self.cond``, where every received alert has its decision journaled: the
+        policy's snapshot then stands for the whole journal."""
+        maybe_compact(
+            self.journal,
+            self.policy.snapshot_records,
+            self.journal_max_bytes,
+            metrics=self.metrics,
+            log=self.log,
+        )
 
     # -- receive: journal, decide, journal -----------------------------------------------
     def receive(self, note: Notification) -> list[dict[str, str]]:
         receipts = [(new_rid(), alert.to_record()) for alert in note.alerts]
         with self.cond:
+            if note.truncated_alerts:
+                # Alerts Alertmanager never sent (its max_alerts): on record, counted, said.
+                self.journal.append(
+                    {
+                        "event": "truncated",
+                        "groupKey": note.group_key,
+                        "truncatedAlerts": note.truncated_alerts,
+                        "received": len(receipts),
+                    }
+                )
+                self.metrics.inc("truncated_alerts_total", note.truncated_alerts)
+                self.log(
+                    "truncated_alerts",
+                    level="WARNING",
+                    count=note.truncated_alerts,
+                    received=len(receipts),
+                    group_key=note.group_key,
+                )
             self.journal.append(
                 *(
                     {"event": "received", "rid": rid, "groupKey": note.group_key, **rec}
@@ -146,6 +180,7 @@ class Receiver:
             self.journal.append(*(d.record() for d in decisions))
             for decision, (_, rec) in zip(decisions, receipts, strict=True):
                 self._account(decision, rec)
+            self._compact()
             self.cond.notify_all()
         return [_answer(d, rec) for d, (_, rec) in zip(decisions, receipts, strict=True)]
 
@@ -277,6 +312,7 @@ class Receiver:
             self.journal.append(
                 {**rec, "argv": argv, "check": verdict.check, "check_detail": verdict.detail}
             )
+            self._compact()
             self.log(
                 "started",
                 rid=item.rid,
@@ -308,6 +344,7 @@ class Receiver:
                     "detail": result.detail,
                 }
             )
+            self._compact()
             self.metrics.observe_run(item.runbook, result.outcome, result.duration_s)
             self.log(
                 "finished",

@@ -135,11 +135,16 @@ _COUNTERS = (
     ("alerts_attached_total", "Firing alerts that joined a queued run of their runbook"),
     ("alerts_skipped_total", "Queued alerts not run: silenced, inhibited or not active"),
     ("alertmanager_check_errors_total", "Pre-start Alertmanager checks that could not be made"),
+    # The journal: what Alertmanager left out, compactions.
+    ("truncated_alerts_total", "Alerts Alertmanager left out of its notifications (max_alerts)"),
+    ("journal_compactions_total", "Journal compactions (the old journal archived)"),
 )
 _UNLABELLED = {
     "alerts_deduplicated_total",
     "alerts_throttled_total",
     "alerts_cancelled_total",
     "alertmanager_check_errors_total",
+    "truncated_alerts_total",
+    "journal_compactions_total",
 }
 _POLICY_GAUGES = (("paused", "1 while `pflow-ops receiver pause` holds every run start"),)

@@ -133,6 +133,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ServeError(f"bad --port {args.port}")
     if args.max_body < 1:
         raise ServeError("--max-body must be positive")
+    if args.journal_max_bytes < 1:
+        raise ServeError("--journal-max-bytes must be positive")
     for name in ("throttle_window", "dedupe_window", "run_timeout", "drain_timeout"):
         if getattr(args, name) < 0:
             raise ServeError(f"--{name.replace('_', '-')} must not be negative")
@@ -204,6 +206,7 @@ def _serve(
         dry_run=args.dry_run,
         run_timeout=args.run_timeout,
         alertmanager_url=am_url,
+        journal_max_bytes=args.journal_max_bytes,
     )
     # Host and port only: a URL's user:password must not reach the log.
     where = urllib.parse.urlsplit(am_url).netloc.rpartition("@")[2] if am_url else "-"
@@ -223,6 +226,9 @@ def _serve(
         limits = http.Limits(args.max_body, args.header_timeout, args.max_connections)
         server = http.ReceiverServer(sock, app, source, limits, tls)
         app.metrics.gauge("connections", "Open client connections", lambda: server.open_connections)
+        app.metrics.gauge(
+            "journal_bytes", "Size of the live journal (replayed at start)", journal.size_bytes
+        )
         workers = [
             threading.Thread(target=app.work, args=(svc,), name=f"worker-{svc}", daemon=True)
             # Services of the catalogue, plus any a replayed item names (the catalogue may have

@@ -474,3 +474,51 @@ def test_a_failed_compaction_is_logged_not_raised(tmp_path: Path) -> None:
     assert metrics.value("journal_compactions_total") == 0
     assert (tmp_path / "r" / "journal.jsonl").read_bytes() == before
     j.close()
+
+
+# -- the receiver keeps its journal bounded, and says what Alertmanager left out ---------------
+def test_the_receiver_compacts_its_journal_and_a_restart_replays_the_same_state(
+    tmp_path: Path,
+) -> None:
+    """A small --journal-max-bytes: the live journal is compacted while alerts arrive, and a new
+    receiver replaying the compacted journal holds exactly the queue the first one held."""
+    launcher = RecordingLauncher()
+    app = _receiver(tmp_path, launcher)
+    app.journal_max_bytes = 4096
+    for i in range(60):
+        fp = f"{i:016x}"
+        body = notification(alert("BackendServiceDown", fp))
+        app.receive(payload.parse(json.dumps(body).encode()))
+    assert app.metrics.value("journal_compactions_total") >= 1
+    assert app.journal.archive_paths()
+    live = app.policy.snapshot_records()
+    app.journal.close()
+
+    j = Journal(tmp_path / "r")
+    j.open()
+    again = Receiver(
+        "local",
+        Policy(ROUTES, throttle_window=600, dedupe_window=600),
+        j,
+        launcher,
+        prefix=("pflow-alert",),
+        log=lambda *a, **k: None,
+    )
+    again.recover()
+    assert again.policy.snapshot_records() == live
+    assert again.policy.queue_depth() == 1  # one run, the other 59 alerts attached to it
+    j.close()
+
+
+def test_truncated_alerts_are_journaled_counted_and_said(tmp_path: Path) -> None:
+    lines: list[tuple[str, dict[str, Any]]] = []
+    app = _receiver(tmp_path, RecordingLauncher())
+    app.log = lambda event, **fields: lines.append((event, fields))
+    body = notification(alert("BackendServiceDown", "00000000000000aa"))
+    body["truncatedAlerts"] = 7
+    app.receive(payload.parse(json.dumps(body).encode()))
+    [rec] = [e for e in events(app.journal) if e["event"] == "truncated"]
+    assert (rec["truncatedAlerts"], rec["received"]) == (7, 1)
+    assert app.metrics.value("truncated_alerts_total") == 7
+    assert any(event == "truncated_alerts" and f["count"] == 7 for event, f in lines)
+    app.journal.close()
