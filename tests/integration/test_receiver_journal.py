@@ -87,7 +87,7 @@ def _kill_mid_run(receiver: Receiver) -> tuple[str, dict[str, Any]]:
     assert receiver.stop(signal.SIGKILL) == -signal.SIGKILL
     [rid] = [e["rid"] for e in receiver.journal() if e["event"] == "received"]
     [launch] = receiver.launches()
-    assert launch["argv"][-2:] == ["--receipt", rid]
+    assert launch["argv"][-4:-2] == ["--receipt", rid]
     return rid, launch
 
 
@@ -118,7 +118,7 @@ def test_an_orphan_that_died_too_is_run_again(receiver: Receiver) -> None:
     receiver.wait_for("the rerun", lambda: len(receiver.finished()) == 1)
     [done] = receiver.finished()
     [_, rerun] = receiver.launches()
-    assert done["rid"] == rid and rerun["argv"][-2:] == ["--receipt", rid]
+    assert done["rid"] == rid and rerun["argv"][-4:-2] == ["--receipt", rid]
     assert (done["run_id"], done["outcome"]) == (rerun["run_id"], "recovered")
     assert done["detail"] != ORPHAN_DETAIL
     assert receiver.stop() == 0
