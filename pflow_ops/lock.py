@@ -81,9 +81,10 @@ class RunLock:
         if store.name() != coordination.FILE:
             try:  # the file store checks it with its flock; this machine's processes count too
                 coordination.check_hold(self.hold_path, f"{self.env}-{self.service}")
-            except coordination.Held as exc:
+            except coordination.CoordinationError as exc:
                 lock.release()
-                raise LockHeld(str(exc)) from None
+                refused = LockHeld if isinstance(exc, coordination.Held) else RefusedError
+                raise refused(str(exc)) from None
         self._lock = lock
         log.info("run lock taken: %s %s (run %s)", store.name(), self.path.stem, self.run_id)
 

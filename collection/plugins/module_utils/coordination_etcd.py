@@ -192,8 +192,9 @@ class EtcdStore(object):
                 ops = [{"request_put": {"key": _b64(guard), "value": _b64(repr(stamp))}},
                        {"request_put": {"key": _b64("%s%.3f-%s" % (prefix, stamp, uuid.uuid4().hex)),
                                         "value": _b64(json.dumps(entry, sort_keys=True)), "lease": lease.id}}]
-                if view.unreadable:  # the override starts afresh: the bad values were kept aside
-                    ops += [{"request_delete_range": {"key": _b64(name)}} for name, _raw in bad]
+                if view.unreadable:  # the override starts afresh (the bad values were kept aside),
+                    # key by key: etcd refuses a put inside a range the same transaction deletes
+                    ops += [{"request_delete_range": {"key": kv["key"]}} for kv in kvs]
                 written = self._txn({"compare": [{"key": _b64(guard), "target": "MOD", "result": "EQUAL",
                                                   "mod_revision": mod_revision(txn_kvs(read, 0))}],
                                      "success": ops, "failure": []})

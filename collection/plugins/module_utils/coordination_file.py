@@ -111,10 +111,10 @@ def _record(fd):
     return data if isinstance(data, dict) else {}
 
 
-def _try_flock(path):
+def _try_flock(path, create=True):
     """An fd holding the exclusive flock of ``path``, or None (with the holder's record) when
     another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -127,7 +127,11 @@ def _try_flock(path):
 def check_hold(hold_path, what):
     """Refused (Held) while any process of an earlier run (its CLI dead or not) holds the hold
     lock; closing our fd drops our flock, so the watchdog can take it for the new run."""
-    fd, record = _try_flock(hold_path)
+    try:
+        os.makedirs(os.path.dirname(hold_path), mode=0o700, exist_ok=True)
+        fd, record = _try_flock(hold_path)
+    except OSError as exc:
+        raise co.CoordinationError("run lock %s: %s" % (hold_path, exc.strerror or exc))
     if fd is None:
         raise co.Held(co.hold_line(what, record), record)
     os.close(fd)
@@ -216,7 +220,12 @@ class FileStore(object):
 
     def holder(self, env, service):
         """The record of whoever holds the lock now; None when it is free."""
-        fd, record = _try_flock(self._path(env, service))
+        try:
+            fd, record = _try_flock(self._path(env, service), create=False)
+        except FileNotFoundError:
+            return None  # never taken here: free, and a read creates nothing
+        except OSError as exc:
+            raise co.CoordinationError("run lock %s: %s" % (self._path(env, service), exc.strerror or exc))
         if fd is None:
             return record
         os.close(fd)
