@@ -108,13 +108,33 @@ class Controller:
             cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
-    def budget(self, state: str = "consume", **extra: Any) -> dict[str, Any]:
-        task = {"key": KEY, "state": state, "max_restarts": MAX, "window_seconds": 600, **extra}
-        tasks = [
-            {"name": "Ask the budget", "pivotal.flow_ops.restart_budget": task, "register": "b"},
-            {"name": "Keep it", "ansible.builtin.set_fact": {"results": {"budget": "{{ b }}"}}},
-        ]
-        return dict(self.playbook(tasks)["budget"])
+    def budget(self, *asks: dict[str, Any]) -> list[dict[str, Any]]:
+        """One ansible-playbook run (a new controller process) asking the budget once per
+        ``asks`` item (restart_budget options over a consume of KEY); the results in order."""
+        tasks: list[dict[str, Any]] = []
+        for n, ask in enumerate(asks or ({},)):
+            options = {"key": KEY, "state": "consume", "max_restarts": MAX, "window_seconds": 600}
+            tasks += [
+                {
+                    "name": f"Ask the budget ({n})",
+                    "pivotal.flow_ops.restart_budget": {**options, **ask},
+                    "register": "b",
+                },
+                {
+                    "name": f"Keep answer {n}",
+                    "ansible.builtin.set_fact": {
+                        "results": "{{ results | default({}) | combine({'a%d': b}) }}" % n
+                    },
+                },
+            ]
+        got = self.playbook(tasks)
+        return [dict(got[f"a{n}"]) for n in range(len(asks or ({},)))]
+
+    def seed(self, count: int) -> None:
+        """``count`` restarts taken in-process (through the plugin's evaluate, as a run would)."""
+        rb = load_plugin("restart_budget", kind="action")
+        for _ in range(count):
+            assert rb.evaluate(self.store(), KEY, max_restarts=MAX, consume=True)["allowed"]
 
 
 def _project(root: Path, values: dict[str, Any]) -> Path:
@@ -189,20 +209,18 @@ def test_budget_refused_at_max_and_survives_a_controller_restart(
     controllers: tuple[Controller, Controller],
 ) -> None:
     one, _ = controllers
-    for used in range(1, MAX + 1):  # each ansible-playbook is a new controller process
-        taken = one.budget()
-        assert taken["allowed"] is True and taken["used"] == used, taken
-    spent = one.budget()
+    taken = one.budget({}, {}, {})
+    assert [t["allowed"] for t in taken] == [True] * MAX and [t["used"] for t in taken] == [1, 2, 3]
+    spent, check = one.budget({}, {"state": "check"})  # a new ansible-playbook process
     assert spent["allowed"] is False and spent["refusal"].startswith("restart budget spent: 3 of 3")
-    assert one.budget(state="check")["remaining"] == 0
+    assert check["remaining"] == 0 and check["allowed"] is False
     assert len(_entries(one)) == MAX
 
 
 def test_budget_is_shared_by_two_controllers(controllers: tuple[Controller, Controller]) -> None:
     one, two = controllers
-    for _ in range(MAX):
-        assert one.budget()["allowed"] is True
-    refused = two.budget()
+    assert all(t["allowed"] for t in one.budget({}, {}, {}))
+    [refused] = two.budget()
     assert refused["allowed"] is False and refused["used"] == MAX, refused
 
 
@@ -219,9 +237,8 @@ def test_two_homes_on_the_file_backend_do_not_share(tmp_path: Path) -> None:
 
 def test_override_is_recorded_in_the_store(controllers: tuple[Controller, Controller]) -> None:
     one, two = controllers
-    for _ in range(MAX):
-        one.budget()
-    over = two.budget(override=True, override_reason="INC-9 database down, restart by hand")
+    one.seed(MAX)
+    [over] = two.budget({"override": True, "override_reason": "INC-9 database down, by hand"})
     assert over["allowed"] is True and over["overridden"] is True, over
     recorded = [e for e in _entries(one) if e.get("override")]
     assert recorded == [
@@ -229,10 +246,10 @@ def test_override_is_recorded_in_the_store(controllers: tuple[Controller, Contro
             "ts": recorded[0]["ts"],
             "reason": None,
             "override": True,
-            "override_reason": "INC-9 database down, restart by hand",
+            "override_reason": "INC-9 database down, by hand",
         }
     ]
-    assert one.budget(state="check")["used"] == MAX + 1, "the override counts"
+    assert len(_entries(one)) == MAX + 1, "the override counts"
 
 
 def _consume(home: str, project: str, url: str, out: Any) -> None:
@@ -270,18 +287,17 @@ def test_unreachable_store_refuses_and_changes_nothing(
         dead = f"etcd://127.0.0.1:{free_ports(1)[0]}"
         project = _project(tmp_path / "dead", {"pflow_coordination_url": dead})
         ctl = Controller(tmp_path / "dead-home", project, dead)
-        refused = ctl.budget()
+        refused, override = ctl.budget({}, {"override": True, "override_reason": "INC-1"})
         assert refused["allowed"] is False and refused["changed"] is False
         assert refused["refusal"].startswith(f"coordination store {dead} unreachable (")
         assert "refused, nothing was changed" in refused["refusal"]
-        override = ctl.budget(override=True, override_reason="INC-1")
         assert override["allowed"] is False, "an override cannot be recorded: still refused"
         with pytest.raises(RefusedError, match=f"coordination store {dead} unreachable"):
             RunLock(ENV, SERVICE, "r", store=ctl.store()).acquire()
         assert not (ctl.home / "budget").exists() and not (ctl.home / "locks").exists()
     else:
         (one.home / "budget" / "restarts.json").mkdir(parents=True)  # EISDIR on read
-        refused = one.budget()
+        [refused] = one.budget()
         assert refused["allowed"] is False and "restart budget state unreadable" in refused["refusal"]
 
 
@@ -289,18 +305,17 @@ def test_corrupt_state_refuses_is_kept_aside_and_an_override_starts_afresh(
     backend: str, controllers: tuple[Controller, Controller]
 ) -> None:
     one, two = controllers
-    one.budget()
+    one.seed(1)
     if backend == "etcd":
         one.store().client.put(coordination._engine.budget_prefix(KEY) + "bad", "not json")
     else:
         (one.home / "budget" / "restarts.json").write_text("garbage")
-    refused = two.budget()
+    refused, again, fresh = two.budget({}, {}, {"override": True, "override_reason": "INC-3 lost"})
     assert refused["allowed"] is False and "restart budget state unreadable" in refused["refusal"]
     assert "kept as" in refused["refusal"]
-    assert two.budget()["refusal"] == refused["refusal"], "still refused, kept once"
-    fresh = two.budget(override=True, override_reason="INC-3 state lost")
+    assert again["refusal"] == refused["refusal"], "still refused, kept aside once"
     assert fresh["allowed"] is True and fresh["used"] == 1
-    assert [e["override_reason"] for e in _entries(one)] == ["INC-3 state lost"]
+    assert [e["override_reason"] for e in _entries(one)] == ["INC-3 lost"]
 
 
 # -- run lock ------------------------------------------------------------------------------
