@@ -86,3 +86,9 @@ def running(timeout: float = 60.0) -> Iterator[EtcdServer]:
             proc.wait()
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def version(server: EtcdServer) -> str:
+    """The running server's version, for the figures."""
+    with urllib.request.urlopen(server.http + "/version", timeout=5) as resp:
+        return str(json.loads(resp.read()).get("etcdserver", ""))

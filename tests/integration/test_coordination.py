@@ -103,7 +103,12 @@ class Controller:
     def ansible_playbook(self, book: Path) -> subprocess.Popen[str]:
         self.home.mkdir(parents=True, exist_ok=True)
         inventory = self.project / "inventories" / ENV / "hosts.yml"
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(book)]
+        cmd = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(book),
+        ]
         return subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -123,7 +128,7 @@ class Controller:
                 {
                     "name": f"Keep answer {n}",
                     "ansible.builtin.set_fact": {
-                        "results": "{{ results | default({}) | combine({'a%d': b}) }}" % n
+                        "results": "{{ results | default({}) | combine({'a" + str(n) + "': b}) }}"
                     },
                 },
             ]
@@ -298,7 +303,9 @@ def test_unreachable_store_refuses_and_changes_nothing(
     else:
         (one.home / "budget" / "restarts.json").mkdir(parents=True)  # EISDIR on read
         [refused] = one.budget()
-        assert refused["allowed"] is False and "restart budget state unreadable" in refused["refusal"]
+        assert (
+            refused["allowed"] is False and "restart budget state unreadable" in refused["refusal"]
+        )
 
 
 def test_corrupt_state_refuses_is_kept_aside_and_an_override_starts_afresh(

@@ -33,6 +33,7 @@ import re
 import signal
 import sys
 import threading
+import types
 
 from urllib.parse import quote, urlsplit
 
@@ -63,20 +64,33 @@ _VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class CoordinationError(Exception):
-    """A setting or a request the user can fix: one line, refused."""
+def _errors():
+    """The exception classes, one set per process however this file was loaded (the collection's
+    import path, pflow_ops by path): a store opened through one copy is understood by the other."""
+    shared = sys.modules.get(_ERRORS)
+    if shared is None:
+        shared = types.ModuleType(_ERRORS)
+
+        class CoordinationError(Exception):
+            """A setting or a request the user can fix: one line, refused."""
+
+        class Unavailable(CoordinationError):
+            """The store cannot be reached or answered wrongly: refused, never a silent fallback."""
+
+        class Held(CoordinationError):
+            """The lock is held by someone else; ``holder`` is its record (a dict, maybe empty)."""
+
+            def __init__(self, message, holder):
+                super(Held, self).__init__(message)
+                self.holder = holder
+
+        shared.CoordinationError, shared.Unavailable, shared.Held = CoordinationError, Unavailable, Held
+        sys.modules[_ERRORS] = shared
+    return shared
 
 
-class Unavailable(CoordinationError):
-    """The store cannot be reached or answered wrongly: refused, never a silent fallback."""
-
-
-class Held(CoordinationError):
-    """The lock is held by someone else; ``holder`` is its record (a dict, maybe empty)."""
-
-    def __init__(self, message, holder):
-        super(Held, self).__init__(message)
-        self.holder = holder
+_ERRORS = "pflow_ops_coordination_errors"
+CoordinationError, Unavailable, Held = _errors().CoordinationError, _errors().Unavailable, _errors().Held
 
 
 class Settings(object):

@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import contextlib
-import errno
 import fcntl
 import glob
 import json
@@ -33,8 +32,16 @@ import time
 # both share one set of exception classes however coordination itself was imported.
 co = sys.modules[__name__.rsplit("._", 1)[0]]
 policy = co.sibling("budget_policy")
-# The helper process that keeps a run_lock for a playbook (coordination.py run as a script).
-HOLDER_MARK = b"coordination.py"
+
+
+def is_holder_command(cmdline):
+    """True for the command line (/proc/PID/cmdline) of a run_lock holder process: exactly
+    ``PYTHON .../coordination.py``. Anything else (a reused pid, a test run whose arguments merely
+    mention the file) is never signalled."""
+    args = cmdline.split(b"\0")
+    if args and args[-1] == b"":
+        args = args[:-1]
+    return len(args) == 2 and os.path.basename(args[1]) == b"coordination.py"
 
 
 def keep_aside(path, raw, now):
@@ -235,14 +242,21 @@ class FileStore(object):
         """Release a lock held by another process of this machine: the run_lock holder process
         named by ``record`` (checked by its command line, so a reused pid is never signalled)
         is asked to stop, and we wait until the lock is free. False when it is not ours to end."""
-        pid = record.get("pid")
         try:
-            with open("/proc/%d/cmdline" % int(pid), "rb") as fh:
-                if HOLDER_MARK not in fh.read():
+            pid = int(record.get("pid"))
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                if not is_holder_command(fh.read()):
                     return False
-            os.kill(int(pid), signal.SIGTERM)
-        except (OSError, TypeError, ValueError) as exc:
-            if getattr(exc, "errno", None) not in (None, errno.ENOENT, errno.ESRCH):
+        except (TypeError, ValueError):
+            return False
+        except OSError:
+            pass  # the holder is gone already: its flock went with it
+        else:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            except OSError as exc:
                 raise co.CoordinationError("run lock: cannot stop its holder pid %s: %s" % (pid, exc))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
