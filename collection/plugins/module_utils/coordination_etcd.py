@@ -32,7 +32,12 @@ import threading
 import time
 import uuid
 
-co = sys.modules[__name__.rsplit("._", 1)[0]]  # see coordination_file.py
+# The coordination module that loaded this file (coordination.sibling names us after it),
+# or, imported on its own, the collection's.
+if __name__.rsplit("._", 1)[0] in sys.modules and "._" in __name__:
+    co = sys.modules[__name__.rsplit("._", 1)[0]]
+else:
+    from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination as co
 policy = co.sibling("budget_policy")
 
 try:

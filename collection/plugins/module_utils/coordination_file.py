@@ -28,9 +28,12 @@ import sys
 import tempfile
 import time
 
-# The coordination module that loaded this file (coordination.sibling names us after it), so
-# both share one set of exception classes however coordination itself was imported.
-co = sys.modules[__name__.rsplit("._", 1)[0]]
+# The coordination module that loaded this file (coordination.sibling names us after it),
+# or, imported on its own, the collection's.
+if __name__.rsplit("._", 1)[0] in sys.modules and "._" in __name__:
+    co = sys.modules[__name__.rsplit("._", 1)[0]]
+else:
+    from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination as co
 policy = co.sibling("budget_policy")
 
 
