@@ -57,7 +57,8 @@ def start_holder(request: dict) -> dict:
     script = os.path.join(os.path.dirname(os.path.abspath(coordination.__file__)), "coordination.py")
     proc = subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, close_fds=True)
-    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen with PIPE gives both
+        raise RuntimeError("run lock: no pipe to its holder process")
     proc.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
     proc.stdin.close()
     ready, _w, _x = select.select([proc.stdout], [], [], ANSWER_TIMEOUT_S)

@@ -150,8 +150,8 @@ def lock_ttl(value):
     except (TypeError, ValueError):
         raise CoordinationError("%s must be a whole number of seconds, not %r" % (LOCK_TTL_VAR, value))
     if isinstance(value, bool) or not MIN_TTL <= ttl <= MAX_LOCK_TTL:
-        raise CoordinationError("%s must be between %d and %d seconds, not %r" % (LOCK_TTL_VAR, MIN_TTL,
-                                                                                 MAX_LOCK_TTL, value))
+        raise CoordinationError("%s must be between %d and %d seconds, not %r"
+                                % (LOCK_TTL_VAR, MIN_TTL, MAX_LOCK_TTL, value))
     return ttl
 
 
@@ -254,7 +254,7 @@ def short_reason(text):
     urllib3's retry chatter, ``timed out``, or the first 200 characters."""
     text = " ".join(str(text).split())
     if "[Errno" in text:
-        return text[text.index("[Errno"):].split("'")[0].split('"')[0].rstrip(") ")
+        return re.split("['\"]", text[text.index("[Errno"):], maxsplit=1)[0].rstrip(") ")
     if "timed out" in text.lower():
         return "timed out"
     return text[:200]
@@ -352,4 +352,4 @@ def hold(stdin=None, stdout=None):
 
 
 if __name__ == "__main__":
-    sys.exit(hold())
+    raise SystemExit(hold())

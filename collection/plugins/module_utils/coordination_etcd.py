@@ -40,6 +40,7 @@ else:
     from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination as co
 policy = co.sibling("budget_policy")
 
+_IMPORT_ERROR = ""
 try:
     import etcd3gw
     import requests

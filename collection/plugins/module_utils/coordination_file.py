@@ -193,8 +193,8 @@ class FileStore(object):
         return view
 
     def _path(self, env, service):
-        return os.path.join(self.locks_dir, "%s-%s.lock" % (co.checked_name("env", env),
-                                                           co.checked_name("service", service)))
+        name = "%s-%s.lock" % (co.checked_name("env", env), co.checked_name("service", service))
+        return os.path.join(self.locks_dir, name)
 
     def acquire(self, env, service, record, ttl=None):
         """The run lock of env and service, or Held naming its holder. ``ttl`` is etcd's: a
