@@ -157,13 +157,11 @@ def matching(source: Path, groups: tuple[str, ...], limit: str) -> tuple[str, ..
 COORDINATION_PREFIX = "pflow_coordination_"
 
 
-def _plain(value: Any) -> Any:
-    """A vault-encrypted value decrypted (``str()``), anything else as is: never templated."""
-    return (
-        str(value)
-        if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
-        else value
-    )
+def _compared(value: Any) -> Any:
+    """What two hosts' values are compared by: a vault value decrypted (its object differs per
+    host), anything else as it is. The values themselves are handed on raw."""
+    vault = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
+    return str(value) if type(value).__name__ in vault else value
 
 
 @functools.cache
@@ -177,10 +175,8 @@ def coordination_settings(source: Path) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     for host in inv.get_hosts("all"):
         hostvars = variables.get_vars(host=host, include_hostvars=False)
-        seen[host.name] = {
-            k: _plain(v) for k, v in hostvars.items() if k.startswith(COORDINATION_PREFIX)
-        }
-    distinct = {repr(sorted(v.items())) for v in seen.values()}
+        seen[host.name] = {k: v for k, v in hostvars.items() if k.startswith(COORDINATION_PREFIX)}
+    distinct = {repr(sorted((k, _compared(v)) for k, v in s.items())) for s in seen.values()}
     if len(distinct) > 1:
         urls = sorted({str(v.get(COORDINATION_PREFIX + "url", "file")) for v in seen.values()})
         raise ValueError(

@@ -92,3 +92,17 @@ def version(server: EtcdServer) -> str:
     """The running server's version, for the figures."""
     with urllib.request.urlopen(server.http + "/version", timeout=5) as resp:
         return str(json.loads(resp.read()).get("etcdserver", ""))
+
+
+def enable_auth(server: EtcdServer, user: str, password: str) -> None:
+    """Turn authentication on with a root user (etcd's own API, through etcd3gw)."""
+    import etcd3gw
+
+    client = etcd3gw.Etcd3Client(host=HOST, port=server.client_port, api_path="/v3/")
+    for path, body in (
+        ("/auth/role/add", {"name": "root"}),
+        ("/auth/user/add", {"name": user, "password": password}),
+        ("/auth/user/grant", {"user": user, "role": "root"}),
+        ("/auth/enable", {}),
+    ):
+        client.post(client.get_url(path), json=body)

@@ -451,3 +451,115 @@ def test_a_playbook_takes_the_cli_lock_and_lets_go(
         if play.poll() is None:
             play.kill()
         play.wait()
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+AUTH_PASSWORD = "s3cret {{ not a template }}"  # a vault value is the secret as it is
+
+
+@pytest.fixture(scope="module")
+def etcd_auth() -> Iterator[etcd_server.EtcdServer]:
+    """An etcd of its own with authentication on (a global switch: not the shared one)."""
+    with etcd_server.running() as server:
+        etcd_server.enable_auth(server, "root", AUTH_PASSWORD)
+        yield server
+
+
+def _vault(tmp_path: Path, name: str, secret: str) -> tuple[Path, str]:
+    """A vault password file and ``name: !vault |...`` for ``secret`` (ansible-vault itself)."""
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("vault-test-pass\n")
+    password_file.chmod(0o600)
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-vault"),
+            "encrypt_string",
+            "--vault-password-file",
+            str(password_file),
+            "--name",
+            name,
+            secret,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return password_file, out.stdout
+
+
+LOCK_PROBE = textwrap.dedent(
+    """
+    import sys
+    from pflow_ops.errors import RefusedError
+    from pflow_ops.lock import RunLock
+    lock = RunLock(sys.argv[1], sys.argv[2], "probe")
+    try:
+        lock.acquire()
+    except RefusedError as exc:
+        print("refused:", exc)
+    else:
+        print("held:", lock.store().holder(sys.argv[1], sys.argv[2])["run_id"])
+        lock.release()
+    """
+)
+
+
+def test_credentials_from_a_vault_var_work_and_bad_ones_refuse(
+    etcd_auth: etcd_server.EtcdServer, tmp_path: Path
+) -> None:
+    """The password as an inline vault value in group_vars: the CLI's inventory reader and the
+    action plugin both decrypt it, never template it, never pass it on argv. No credentials or
+    a wrong password refuse with etcd's own reason."""
+    password_file, vaulted = _vault(tmp_path, "pflow_coordination_password", AUTH_PASSWORD)
+    project = _project(tmp_path, {})
+    group_vars = project / "inventories" / ENV / "group_vars"
+    group_vars.mkdir()
+    (group_vars / "all.yml").write_text(
+        f"pflow_coordination_url: {etcd_auth.url}\npflow_coordination_user: root\n{vaulted}"
+    )
+    ctl = Controller(tmp_path / "home", project, etcd_auth.url)
+    env = {**ctl.env, "ANSIBLE_VAULT_PASSWORD_FILE": str(password_file)}
+    probe = [sys.executable, "-c", LOCK_PROBE, ENV, SERVICE]
+    said = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120)
+    assert said.stdout.strip() == "held: probe", said.stdout + said.stderr
+    lock = {"env": ENV, "service": SERVICE}
+    tasks = [
+        {
+            "name": "Lock",
+            "pivotal.flow_ops.run_lock": {"state": "acquired", **lock},
+            "register": "a",
+        },
+        {
+            "name": "Unlock",
+            "pivotal.flow_ops.run_lock": {"state": "released", **lock},
+            "register": "r",
+        },
+        {"name": "Keep", "ansible.builtin.set_fact": {"results": {"a": "{{ a }}", "r": "{{ r }}"}}},
+    ]
+    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(password_file)
+    try:
+        [taken] = ctl.budget()
+        locked = ctl.playbook(tasks, name="lock")
+    finally:
+        del os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]
+    assert taken["allowed"] is True and taken["path"].startswith(etcd_auth.url), taken
+    assert locked["a"]["acquired"] is True and locked["a"]["changed"] is True, locked
+    assert locked["r"]["changed"] is True and locked["r"]["holder_record"]["by"] == "run_lock"
+    assert AUTH_PASSWORD not in json.dumps(locked), "the secret is in no result"
+    # no credentials at all, then a wrong password from the environment
+    (group_vars / "all.yml").write_text(
+        f"pflow_coordination_url: {etcd_auth.url}\npflow_coordination_user: root\n"
+    )
+    for extra, reason in (
+        ({"PFLOW_COORDINATION_PASSWORD": ""}, "need both a user and a password"),
+        ({"PFLOW_COORDINATION_PASSWORD": "wrong"}, "authentication failed"),
+    ):
+        said = subprocess.run(
+            probe, env={**ctl.env, **extra}, capture_output=True, text=True, timeout=120
+        )
+        assert said.stdout.startswith("refused:") and reason in said.stdout, said.stdout
+    (group_vars / "all.yml").write_text(f"pflow_coordination_url: {etcd_auth.url}\n")
+    said = subprocess.run(probe, env=ctl.env, capture_output=True, text=True, timeout=120)
+    assert said.stdout.startswith(f"refused: coordination store {etcd_auth.url} answered with")
+    assert "user name is empty" in said.stdout

@@ -47,11 +47,6 @@ def holder_name(args: dict, task_vars: dict, playbook_pid: int) -> str:
     return "ansible-playbook-%d@%s" % (playbook_pid, socket.gethostname())
 
 
-def _plain(values: dict) -> dict:
-    """The settings as JSON for the holder's stdin (vault values decrypted, never templated)."""
-    return {name: value if isinstance(value, (int, bool)) else str(value) for name, value in values.items()}
-
-
 def start_holder(request: dict) -> dict:
     """Start the holder process and return its first answer ({"ok": ...})."""
     script = os.path.join(os.path.dirname(os.path.abspath(coordination.__file__)), "coordination.py")
@@ -90,12 +85,11 @@ class ActionModule(ActionBase):
         playbook_pid = os.getppid()  # a task's worker is forked by ansible-playbook's main process
         holder = holder_name(args, task_vars, playbook_pid)
         try:
-            values = coordination.settings_values(task_vars)
-            settings = coordination.parse(values)
+            settings = coordination.parse(coordination.settings_values(task_vars))
             store = coordination.open_store(settings, coordination.state_home())
             current = store.holder(args["env"], args["service"])
             if args["state"] == "acquired":
-                outcome = self._acquire(args, store, current, holder, values, playbook_pid)
+                outcome = self._acquire(args, store, current, holder, settings, playbook_pid)
             else:
                 outcome = self._release(args, store, current, holder)
         except coordination.CoordinationError as exc:
@@ -103,7 +97,7 @@ class ActionModule(ActionBase):
         result.update(outcome, holder=holder, env=args["env"], service=args["service"])
         return result
 
-    def _acquire(self, args, store, current, holder, values, playbook_pid):  # type: ignore[no-untyped-def]
+    def _acquire(self, args, store, current, holder, settings, playbook_pid):  # type: ignore[no-untyped-def]
         what = "%s-%s" % (args["env"], args["service"])
         if current is not None and current.get("run_id") == holder:
             return {"changed": False, "acquired": True, "store": store.name(), "holder_record": current,
@@ -115,7 +109,7 @@ class ActionModule(ActionBase):
             return {"changed": True, "acquired": False, "store": store.name(),
                     "msg": "run lock %s is free: a real run takes it" % what}
         answer = start_holder({
-            "settings": _plain(values), "home": coordination.state_home(), "env": args["env"],
+            "settings": settings.fields(), "home": coordination.state_home(), "env": args["env"],
             "service": args["service"], "watch": playbook_pid,
             "record": {"run_id": holder, "host": socket.gethostname(), "by": "run_lock"}})
         if not answer.get("ok"):

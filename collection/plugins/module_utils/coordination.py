@@ -117,6 +117,10 @@ class Settings(object):
         host = "[%s]" % self.host if ":" in self.host else self.host
         return "%s://%s:%d" % (self.scheme, host, self.port)
 
+    def fields(self):
+        """Every field (the password too): for the run_lock holder's stdin only, never logged."""
+        return dict((name, getattr(self, name)) for name in self.__slots__)
+
     def __repr__(self):
         return "Settings(%s%s)" % (self.name(), ", user=%s" % self.user if self.user else "")
 
@@ -125,20 +129,22 @@ def _is_template(value):
     return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
 
 
-def _literal(name, value):
+def _literal(name, value, secret=False):
     """A setting's value as a plain string, None when unset; a template or a non-string refuses:
-    the settings are configuration read raw, never templated (nothing from an event reaches them)."""
+    the settings are configuration read raw, never templated (nothing from an event reaches them).
+    A vault value is the secret itself once decrypted, whatever it looks like; a secret is not
+    stripped."""
     if type(value).__name__ in _VAULT_TYPES:
         value = str(value)  # decrypts; never templated
+        return value if secret else value.strip()
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        # vault-encrypted values are str subclasses (decrypted by str()); anything else is a typo
         raise CoordinationError("%s must be a string, not %s" % (name, type(value).__name__))
     if _is_template(value):
         raise CoordinationError("%s is a template; coordination settings are read literally: put the value "
                                 "itself (an inline !vault string for a secret) in the inventory" % name)
-    return str(value).strip()
+    return str(value) if secret else str(value).strip()
 
 
 def lock_ttl(value):
@@ -188,7 +194,7 @@ def parse(values, environ=None):
     if bool(tls[CLIENT_CERT_VAR]) != bool(tls[CLIENT_KEY_VAR]):
         raise CoordinationError("%s and %s go together" % (CLIENT_CERT_VAR, CLIENT_KEY_VAR))
     user = _literal(USER_VAR, values.get(USER_VAR)) or environ.get(USER_ENV) or None
-    password = _literal(PASSWORD_VAR, values.get(PASSWORD_VAR)) or environ.get(PASSWORD_ENV) or None
+    password = _literal(PASSWORD_VAR, values.get(PASSWORD_VAR), secret=True) or environ.get(PASSWORD_ENV) or None
     if bool(user) != bool(password):
         raise CoordinationError("etcd credentials need both a user and a password (%s/%s or $%s/$%s)"
                                 % (USER_VAR, PASSWORD_VAR, USER_ENV, PASSWORD_ENV))
@@ -250,9 +256,15 @@ def hold_line(what, record):
 
 
 def short_reason(text):
-    """The part of a client's error a human needs: ``[Errno 111] Connection refused`` out of
-    urllib3's retry chatter, ``timed out``, or the first 200 characters."""
+    """The part of a client's error a human needs: etcd's own message, ``[Errno 111] Connection
+    refused`` out of urllib3's retry chatter, ``timed out``, or the first 200 characters."""
     text = " ".join(str(text).split())
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("message"):  # etcd's own error (auth, permission)
+        return str(answer["message"])[:200]
     if "[Errno" in text:
         return re.split("['\"]", text[text.index("[Errno"):], maxsplit=1)[0].rstrip(") ")
     if "timed out" in text.lower():
@@ -260,10 +272,12 @@ def short_reason(text):
     return text[:200]
 
 
-def unavailable_line(settings, why):
-    """The one line an unreachable store refuses with."""
-    return "coordination store %s unreachable (%s): refused, nothing was changed; %s" % (
-        settings.name(), why, OVERRIDE_HINT)
+def unavailable_line(settings, why, reached=False):
+    """The one line a store that cannot serve us refuses with: unreachable, or reached but
+    answering with an error (credentials, permissions)."""
+    state = "answered with an error" if reached else "unreachable"
+    return "coordination store %s %s (%s): refused, nothing was changed; %s" % (
+        settings.name(), state, why, OVERRIDE_HINT)
 
 
 class BudgetView(object):
@@ -335,7 +349,7 @@ def hold(stdin=None, stdout=None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())
     try:
-        settings = parse(request["settings"])
+        settings = Settings(**request["settings"])  # validated by the plugin that started us
         store = open_store(settings, request["home"])
         record = dict(request["record"], pid=os.getpid())
         lock = store.acquire(request["env"], request["service"], record, ttl=settings.lock_ttl)

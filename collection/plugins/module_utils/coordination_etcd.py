@@ -166,7 +166,9 @@ class EtcdStore(object):
             return fn(*args, **kwargs)
         except (etcd_exceptions.Etcd3Exception, requests.RequestException, ValueError, KeyError) as exc:
             detail = getattr(exc, "detail_text", None) or str(exc) or type(exc).__name__
-            raise co.Unavailable(co.unavailable_line(self.settings, co.short_reason(detail)))
+            reached = not isinstance(exc, (etcd_exceptions.ConnectionFailedError, etcd_exceptions.ConnectionTimeoutError,
+                                           requests.ConnectionError, requests.Timeout))
+            raise co.Unavailable(co.unavailable_line(self.settings, co.short_reason(detail), reached))
 
     def _txn(self, body):
         return self._call(self.client.transaction, body)

@@ -95,11 +95,19 @@ def test_credentials_from_vars_or_the_environment_never_shown() -> None:
 
 def test_a_vault_value_is_decrypted_by_str_not_templated() -> None:
     class EncryptedString:  # stands for Ansible 2.19's vault type (not a str subclass)
-        def __str__(self) -> str:
-            return "s3cret"
+        def __init__(self, text: str) -> None:
+            self.text = text
 
-    s = co.parse({URL: "etcd://h", co.USER_VAR: "ops", co.PASSWORD_VAR: EncryptedString()}, {})
-    assert s.password == "s3cret"
+        def __str__(self) -> str:
+            return self.text
+
+    for secret in ("s3cret", " s3cret {{ looks like a template }} "):
+        s = co.parse(
+            {URL: "etcd://h", co.USER_VAR: "ops", co.PASSWORD_VAR: EncryptedString(secret)}, {}
+        )
+        assert s.password == secret, "the decrypted secret, as it is"
+    s = co.parse({URL: "etcd://h", co.USER_VAR: "ops", co.PASSWORD_VAR: " pw "}, {})
+    assert s.password == " pw ", "a password is never stripped"
 
 
 def test_settings_values_reads_only_the_coordination_vars_raw() -> None:
@@ -171,6 +179,9 @@ def test_refusal_lines_name_what_and_who() -> None:
         "coordination store etcds://h:1 unreachable ([Errno 111] Connection refused)"
     )
     assert "refused, nothing was changed" in line and co.URL_VAR in line
+    assert co.unavailable_line(s, "etcdserver: permission denied", reached=True).startswith(
+        "coordination store etcds://h:1 answered with an error (etcdserver: permission denied)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -183,7 +194,12 @@ def test_refusal_lines_name_what_and_who() -> None:
             "[Errno 111] Connection refused",
         ),
         ("HTTPConnectionPool(host='h', port=1): Read timed out. (read timeout=5.0)", "timed out"),
-        ("etcdserver: user name is empty", "etcdserver: user name is empty"),
+        (
+            '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty",'
+            '"code":3}',
+            "etcdserver: user name is empty",
+        ),
+        ("etcdserver: plain text", "etcdserver: plain text"),
         ("x" * 300, "x" * 200),
     ],
 )
