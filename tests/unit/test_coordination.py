@@ -120,11 +120,11 @@ def test_file_release_never_signals_a_process_that_is_not_a_holder(tmp_path: Pat
 @pytest.mark.parametrize(
     ("cmdline", "holder"),
     [
-        (b"/usr/bin/python3\0/c/plugins/module_utils/coordination.py\0", True),
-        (b"python\0coordination.py", True),
-        (b"python\0-m\0pytest\0tests/unit/test_coordination.py\0", False),
-        (b"python\0/x/coordination.py\0--other\0", False),
-        (b"python\0/x/not_coordination.py.bak\0", False),
+        (b"/usr/bin/python3\0/c/plugins/module_utils/coordination_hold.py\0", True),
+        (b"python\0coordination_hold.py", True),
+        (b"python\0-m\0pytest\0tests/unit/test_coordination_hold.py\0", False),
+        (b"python\0/x/coordination_hold.py\0--other\0", False),
+        (b"python\0/x/coordination.py\0", False),
         (b"", False),
     ],
 )

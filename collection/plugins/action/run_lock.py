@@ -6,12 +6,13 @@ for a playbook started without the pflow-ops CLI (an AWX job, plain ansible-play
 The lock lives in the environment's coordination store (module_utils/coordination.py), the one
 the CLI uses: the file backend's flock under $PFLOW_OPS_HOME/locks, or etcd's lease lock. A task
 runs in a worker process that ends with the task, and a flock or a lease's keep-alive thread
-would end with it; so the lock is held by a small holder process (coordination.py run as a
-script) that keeps it while the playbook's main process lives and lets go when it ends, is
-released by state=released, or is killed (then the kernel frees the flock, or the lease expires
-within pflow_coordination_lock_ttl). Its settings, credentials included, reach it on stdin, never
-on argv. A run started by the CLI already holds the lock under its run id (pflow_run_id): the
-task sees that and leaves it to the CLI.
+would end with it; so the lock is held by a small holder process
+(module_utils/coordination_hold.py run as a script) that keeps it while the playbook's main
+process lives and lets go when it ends, is released by state=released, or is killed (then the
+kernel frees the flock, or the lease expires within pflow_coordination_lock_ttl). Its validated
+settings, credentials included, reach it on stdin, never on argv. A run started by the CLI
+already holds the lock under its run id (pflow_run_id): the task sees that and leaves it to
+the CLI.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def holder_name(args: dict, task_vars: dict, playbook_pid: int) -> str:
 
 def start_holder(request: dict) -> dict:
     """Start the holder process and return its first answer ({"ok": ...})."""
-    script = os.path.join(os.path.dirname(os.path.abspath(coordination.__file__)), "coordination.py")
+    script = os.path.join(os.path.dirname(os.path.abspath(coordination.__file__)), "coordination_hold.py")
     proc = subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, close_fds=True)
     if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen with PIPE gives both

@@ -30,9 +30,7 @@ import json
 import math
 import os
 import re
-import signal
 import sys
-import threading
 import types
 
 from urllib.parse import quote, urlsplit
@@ -326,44 +324,3 @@ def state_home(environ=None):
 def settings_values(variables):
     """The coordination variables of ``variables`` (task vars, host vars), raw: never templated."""
     return dict((name, variables.get(name)) for name in SETTING_VARS if variables.get(name) is not None)
-
-
-def _gone(pid):
-    """True when ``pid`` has exited (a zombie, exited but not reaped, counts as gone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-def hold(stdin=None, stdout=None):
-    """The run_lock holder: run as a script (``python coordination.py``) by the run_lock action
-    plugin, because a task's worker process ends with the task and its flock or keep-alive
-    thread with it. Reads one JSON request on stdin (settings, credentials included: never on
-    argv), takes the lock, answers one JSON line on stdout, then keeps the lock while the
-    playbook's process (``watch``) lives, until SIGTERM or SIGINT (release), or the lease is lost."""
-    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    request = json.loads(stdin.readline())
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_args: stop.set())
-    try:
-        settings = Settings(**request["settings"])  # validated by the plugin that started us
-        store = open_store(settings, request["home"])
-        record = dict(request["record"], pid=os.getpid())
-        lock = store.acquire(request["env"], request["service"], record, ttl=settings.lock_ttl)
-    except CoordinationError as exc:
-        stdout.write(json.dumps({"ok": False, "msg": str(exc), "held": isinstance(exc, Held)}) + "\n")
-        stdout.flush()
-        return 3
-    stdout.write(json.dumps({"ok": True, "record": record}) + "\n")
-    stdout.flush()
-    while not stop.wait(0.2) and not lock.lost and not _gone(int(request["watch"])):
-        pass
-    lock.release()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(hold())

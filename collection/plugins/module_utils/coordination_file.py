@@ -39,12 +39,12 @@ policy = co.sibling("budget_policy")
 
 def is_holder_command(cmdline):
     """True for the command line (/proc/PID/cmdline) of a run_lock holder process: exactly
-    ``PYTHON .../coordination.py``. Anything else (a reused pid, a test run whose arguments merely
-    mention the file) is never signalled."""
+    ``PYTHON .../coordination_hold.py``. Anything else (a reused pid, a test run whose arguments
+    merely mention the file) is never signalled."""
     args = cmdline.split(b"\0")
     if args and args[-1] == b"":
         args = args[:-1]
-    return len(args) == 2 and os.path.basename(args[1]) == b"coordination.py"
+    return len(args) == 2 and os.path.basename(args[1]) == b"coordination_hold.py"
 
 
 def keep_aside(path, raw, now):
