@@ -563,3 +563,42 @@ def test_credentials_from_a_vault_var_work_and_bad_ones_refuse(
     said = subprocess.run(probe, env=ctl.env, capture_output=True, text=True, timeout=120)
     assert said.stdout.startswith(f"refused: coordination store {etcd_auth.url} answered with")
     assert "user name is empty" in said.stdout
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+def test_etcds_with_a_ca_and_a_client_certificate(tmp_path: Path) -> None:
+    """An etcd serving TLS only and requiring client certificates: etcds:// with the CA and the
+    client pair works through ansible-playbook and the CLI's lock; without the client pair, or
+    over plain etcd://, it refuses naming the store."""
+    with etcd_server.running(tls=True) as server:
+        pki = server.pki
+        assert pki is not None
+        tls = {
+            "pflow_coordination_url": server.url,
+            "pflow_coordination_ca_cert": str(pki.ca),
+            "pflow_coordination_client_cert": str(pki.client_cert),
+            "pflow_coordination_client_key": str(pki.client_key),
+        }
+        ctl = Controller(tmp_path / "home", _project(tmp_path, tls), server.url)
+        [taken] = ctl.budget()
+        assert taken["allowed"] is True and taken["path"].startswith(server.url), taken
+        probe = [sys.executable, "-c", LOCK_PROBE, ENV, SERVICE]
+        said = subprocess.run(probe, env=ctl.env, capture_output=True, text=True, timeout=120)
+        assert said.stdout.strip() == "held: probe", said.stdout + said.stderr
+        for n, values in enumerate(
+            (
+                {k: v for k, v in tls.items() if "client" not in k},
+                {"pflow_coordination_url": f"etcd://127.0.0.1:{server.client_port}"},
+            )
+        ):
+            other = Controller(tmp_path / f"h{n}", _project(tmp_path / str(n), values), "")
+            [refused] = other.budget()
+            store = values["pflow_coordination_url"]
+            assert refused["allowed"] is False, refused
+            assert refused["refusal"].startswith(f"coordination store {store} unreachable ("), (
+                refused
+            )
+            assert "refused, nothing was changed" in refused["refusal"]
+            assert n or "[SSL: " in refused["refusal"], "no client certificate: the TLS verdict"

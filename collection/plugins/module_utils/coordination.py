@@ -254,8 +254,9 @@ def hold_line(what, record):
 
 
 def short_reason(text):
-    """The part of a client's error a human needs: etcd's own message, ``[Errno 111] Connection
-    refused`` out of urllib3's retry chatter, ``timed out``, or the first 200 characters."""
+    """The part of a client's error a human needs: etcd's own message, the TLS verdict or
+    ``[Errno 111] Connection refused`` out of urllib3's retry chatter, ``timed out``, or the
+    first 200 characters."""
     text = " ".join(str(text).split())
     try:
         answer = json.loads(text)
@@ -263,8 +264,9 @@ def short_reason(text):
         answer = None
     if isinstance(answer, dict) and answer.get("message"):  # etcd's own error (auth, permission)
         return str(answer["message"])[:200]
-    if "[Errno" in text:
-        return re.split("['\"]", text[text.index("[Errno"):], maxsplit=1)[0].rstrip(") ")
+    for marker in ("[SSL", "[Errno"):  # the TLS verdict first: it also comes with an errno
+        if marker in text:
+            return re.split("['\"]", text[text.index(marker):], maxsplit=1)[0].rstrip(") ")
     if "timed out" in text.lower():
         return "timed out"
     return text[:200]

@@ -143,6 +143,10 @@ class EtcdStore(object):
                                        % (settings.name(), _IMPORT_ERROR))
         self.settings = settings
         session = requests.Session()
+        # The inventory alone configures the connection: environment variables (REQUESTS_CA_BUNDLE,
+        # proxies) differ between the CLI, an AWX pod and a receiver, and requests would let
+        # them override the CA set here.
+        session.trust_env = False
         if settings.ca_cert:
             session.verify = settings.ca_cert
         if settings.client_cert:

@@ -195,6 +195,14 @@ def test_refusal_lines_name_what_and_who() -> None:
         ),
         ("HTTPConnectionPool(host='h', port=1): Read timed out. (read timeout=5.0)", "timed out"),
         (
+            "HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: "
+            "/v3/kv/txn (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
+            "CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
+            "in certificate chain (_ssl.c:1006)')))",
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
+            "certificate in certificate chain (_ssl.c:1006",
+        ),
+        (
             '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty",'
             '"code":3}',
             "etcdserver: user name is empty",
