@@ -269,6 +269,9 @@ def short_reason(text):
             return re.split("['\"]", text[text.index(marker):], maxsplit=1)[0].rstrip(") ")
     if "timed out" in text.lower():
         return "timed out"
+    caused = re.findall(r"(\w+)\((?:\d+, )?'([^']+)'", text)  # urllib3's innermost cause
+    if caused:
+        return ("%s: %s" % caused[-1])[:200]
     return text[:200]
 
 

@@ -208,6 +208,17 @@ def test_refusal_lines_name_what_and_who() -> None:
             "etcdserver: user name is empty",
         ),
         ("etcdserver: plain text", "etcdserver: plain text"),
+        (
+            "HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: "
+            "/v3/kv/txn (Caused by SSLError(SSLEOFError(8, 'EOF occurred in violation of "
+            "protocol (_ssl.c:2427)')))",
+            "SSLEOFError: EOF occurred in violation of protocol (_ssl.c:2427)",
+        ),
+        (
+            "('Connection aborted.', RemoteDisconnected('Remote end closed connection without "
+            "response'))",
+            "RemoteDisconnected: Remote end closed connection without response",
+        ),
         ("x" * 300, "x" * 200),
     ],
 )
