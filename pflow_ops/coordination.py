@@ -81,6 +81,18 @@ def open_store(config: Any, home: Path | None = None) -> Store:
     return store
 
 
+def for_env(env: str, locks: Path | None = None) -> tuple[Store, int]:
+    """The store of environment ``env`` (from its inventory) and its lock TTL; the file store
+    keeps its locks in ``locks`` (default ``$PFLOW_OPS_HOME/locks``). Raises
+    :class:`CoordinationError` (or UsageError for an unknown environment)."""
+    from pflow_ops import environments  # reads the inventory: Ansible, run commands only
+
+    config = settings_for(environments.get(env).inventory)
+    if config.is_file:
+        return file_store(state_home(), locks), int(config.lock_ttl)
+    return open_store(config), int(config.lock_ttl)
+
+
 def file_store(home: Path, locks: Path | None = None) -> Store:
     """The file backend under ``home`` (its locks in ``locks``, default ``home/locks``)."""
     module = _engine.sibling("coordination_file")

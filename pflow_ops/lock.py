@@ -26,7 +26,7 @@ from typing import Any
 
 from pflow_ops import coordination
 from pflow_ops.errors import RefusedError
-from pflow_ops.paths import locks_dir, state_home
+from pflow_ops.paths import locks_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,7 @@ class RunLock:
         """The environment's store (read from its inventory once); the file store keeps its
         locks in this lock's directory."""
         if self._store is None:
-            from pflow_ops import environments  # reads the inventory: Ansible, run commands only
-
-            config = coordination.settings_for(environments.get(self.env).inventory)
-            self._ttl = int(config.lock_ttl)
-            if config.is_file:
-                self._store = coordination.file_store(state_home(), self.path.parent)
-            else:
-                self._store = coordination.open_store(config)
+            self._store, self._ttl = coordination.for_env(self.env, self.path.parent)
         return self._store
 
     def acquire(self) -> None:
