@@ -100,15 +100,11 @@ class Controller:
         data: dict[str, Any] = json.loads(out.read_text())["results"]
         return data
 
-    def ansible_playbook(self, book: Path) -> subprocess.Popen[str]:
+    def ansible_playbook(self, book: Path, *extra: str) -> subprocess.Popen[str]:
         self.home.mkdir(parents=True, exist_ok=True)
         inventory = self.project / "inventories" / ENV / "hosts.yml"
-        cmd = [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(book),
-        ]
+        ansible_playbook = str(Path(sys.executable).parent / "ansible-playbook")
+        cmd = [ansible_playbook, "-i", str(inventory), *extra, str(book)]
         return subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -602,3 +598,17 @@ def test_etcds_with_a_ca_and_a_client_certificate(tmp_path: Path) -> None:
             )
             assert "refused, nothing was changed" in refused["refusal"]
             assert "Pool(" not in refused["refusal"], "the cause, not urllib3's retry chatter"
+
+
+def test_a_per_run_environment_cannot_move_the_lock(
+    controllers: tuple[Controller, Controller], tmp_path: Path
+) -> None:
+    """-e pflow_env=elsewhere would lock another key and overlap this environment's runs."""
+    one, _ = controllers
+    gate = tmp_path / "gate"
+    gate.touch()
+    play = one.ansible_playbook(_lock_play(one, gate), "-e", "pflow_env=elsewhere")
+    out = play.communicate(timeout=180)[0]
+    assert play.returncode != 0
+    assert "run lock environment cannot be set per run (-e pflow_env)" in out
+    assert one.store().holder(ENV, SERVICE) is None

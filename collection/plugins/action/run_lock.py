@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
 
 ARGUMENT_SPEC = {
@@ -86,6 +87,9 @@ class ActionModule(ActionBase):
         playbook_pid = os.getppid()  # a task's worker is forked by ansible-playbook's main process
         holder = holder_name(args, task_vars, playbook_pid)
         try:
+            refusal = coordination.per_run_env_refusal(self._extra_var_names())
+            if refusal:
+                raise coordination.CoordinationError(refusal)
             settings = coordination.parse(coordination.settings_values(task_vars))
             store = coordination.open_store(settings, coordination.state_home())
             current = store.holder(args["env"], args["service"])
@@ -97,6 +101,14 @@ class ActionModule(ActionBase):
             outcome = {"failed": True, "changed": False, "msg": str(exc)}
         result.update(outcome, holder=holder, env=args["env"], service=args["service"])
         return result
+
+    def _extra_var_names(self) -> list:
+        """This play's extra vars (-e, -e @file, AWX survey answers), read as restart_budget reads
+        them; one that cannot be read refuses (a lock key that cannot be checked is not trusted)."""
+        try:
+            return list(load_extra_vars(self._loader))
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise coordination.CoordinationError("cannot read this run's extra vars to check the run lock: %s" % exc)
 
     def _acquire(self, args, store, current, holder, settings, playbook_pid):  # type: ignore[no-untyped-def]
         what = "%s-%s" % (args["env"], args["service"])

@@ -223,6 +223,19 @@ def budget_prefix(key):
     return "%sbudget/%s/" % (PREFIX, quote(key, safe=""))
 
 
+ENV_VARS = ("pflow_env", "backend_env", "database_env", "cache_env")
+
+
+def per_run_env_refusal(extra_var_names):
+    """The line refusing a run lock whose environment an extra var could set (``-e pflow_env=x``
+    would lock another environment's key and overlap this one's runs); empty when none does."""
+    names = sorted(name for name in extra_var_names or () if name in ENV_VARS)
+    if not names:
+        return ""
+    return ("run lock environment cannot be set per run (-e %s): it comes from the inventory; "
+            "drop the -e" % ", ".join(names))
+
+
 def lease_ttl(seconds):
     """A lease TTL (whole seconds, etcd's unit) that never ends before ``seconds``."""
     return max(int(math.ceil(seconds)), MIN_TTL)

@@ -260,3 +260,18 @@ def test_record_of_a_lock_value() -> None:
     assert etcd._record([{"value": _b64("garbage")}]) == {}
     assert etcd._record([{"value": _b64("[1]")}]) == {}
     assert etcd._record([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("names", "refusal"),
+    [
+        ([], ""),
+        (None, ""),
+        (["database_soak_seconds", "pflow_run_id"], ""),
+        (["pflow_env"], "run lock environment cannot be set per run (-e pflow_env)"),
+        (["database_env", "pflow_env", "x"], "(-e database_env, pflow_env)"),
+    ],
+)
+def test_per_run_env_refusal(names: Any, refusal: str) -> None:
+    line = co.per_run_env_refusal(names)
+    assert (refusal in line) if refusal else line == ""
