@@ -12,7 +12,9 @@ process lives and lets go when it ends, is released by state=released, or is kil
 kernel frees the flock, or the lease expires within pflow_coordination_lock_ttl). Its validated
 settings, credentials included, reach it on stdin, never on argv. A run started by the CLI
 already holds the lock under its run id (pflow_run_id): the task sees that and leaves it to
-the CLI.
+the CLI. It reports changed=false: the lock is the run's own bookkeeping, gone when the run ends,
+so a second run on a healthy system still reports changed=0 (``taken``/``released`` say what the
+task did).
 """
 
 from __future__ import annotations
@@ -113,13 +115,14 @@ class ActionModule(ActionBase):
     def _acquire(self, args, store, current, holder, settings, playbook_pid):  # type: ignore[no-untyped-def]
         what = "%s-%s" % (args["env"], args["service"])
         if current is not None and current.get("run_id") == holder:
-            return {"changed": False, "acquired": True, "store": store.name(), "holder_record": current,
+            return {"changed": False, "acquired": True, "taken": False, "store": store.name(),
+                    "holder_record": current,
                     "msg": "run lock %s already held by this run (%s)" % (what, coordination.holder_line(current))}
         if current is not None:
             return {"failed": True, "changed": False, "acquired": False, "store": store.name(),
                     "holder_record": current, "msg": coordination.held_line(what, current)}
         if self._task.check_mode:
-            return {"changed": True, "acquired": False, "store": store.name(),
+            return {"changed": False, "acquired": False, "store": store.name(),
                     "msg": "run lock %s is free: a real run takes it" % what}
         answer = start_holder({
             "settings": settings.fields(), "home": coordination.state_home(), "env": args["env"],
@@ -128,12 +131,14 @@ class ActionModule(ActionBase):
         if not answer.get("ok"):
             return {"failed": True, "changed": False, "acquired": False, "store": store.name(),
                     "msg": answer.get("msg") or "run lock %s refused" % what}
-        return {"changed": True, "acquired": True, "store": store.name(), "holder_record": answer["record"],
+        return {"changed": False, "acquired": True, "taken": True, "store": store.name(),
+                "holder_record": answer["record"],
                 "msg": "run lock %s taken in %s by %s" % (what, store.name(), holder)}
 
     def _release(self, args, store, current, holder):  # type: ignore[no-untyped-def]
         what = "%s-%s" % (args["env"], args["service"])
-        base = {"changed": False, "acquired": False, "store": store.name(), "holder_record": current}
+        base = {"changed": False, "acquired": False, "released": False, "store": store.name(),
+                "holder_record": current}
         if current is None:
             return dict(base, msg="run lock %s is not held" % what)
         if current.get("run_id") != holder:
@@ -143,7 +148,7 @@ class ActionModule(ActionBase):
             return dict(base, acquired=True, msg="run lock %s is held by the pflow-ops CLI for this run: "
                                                  "it lets go when the run ends" % what)
         if self._task.check_mode:
-            return dict(base, changed=True, msg="run lock %s is held by this run: a real run releases it" % what)
+            return dict(base, acquired=True, msg="run lock %s is held by this run: a real run releases it" % what)
         if not store.release_for(args["env"], args["service"], current):
             return dict(base, acquired=True, warnings=["run lock %s: its holder changed meanwhile: left alone" % what])
-        return dict(base, changed=True, msg="run lock %s released" % what)
+        return dict(base, released=True, msg="run lock %s released" % what)

@@ -31,6 +31,9 @@ description:
     store that cannot be reached fails the task naming the store (never a fallback to C(file)).
   - A run started by the CLI already holds the lock under its run id (C(pflow_run_id)); then
     I(state=acquired) reports C(changed=false) and I(state=released) leaves it to the CLI.
+  - Always reports C(changed=false). The lock is the run's own bookkeeping and is gone when the run
+    ends, so a second run on a healthy system still reports C(changed=0); C(taken) and C(released)
+    say what the task did.
   - This is an action plugin; it runs on the controller and never contacts the target host.
 author:
   - pflow-ops team (@pivotal-flow)
@@ -95,6 +98,14 @@ acquired:
   description: Whether the lock is held by this run after the task.
   type: bool
   returned: always
+taken:
+  description: True when this task took the lock; false when this run (the CLI) already held it.
+  type: bool
+  returned: when I(state=acquired) and the lock is held by this run after the task
+released:
+  description: True when this task released the lock.
+  type: bool
+  returned: when I(state=released)
 holder:
   description: The holder name this task used.
   type: str
