@@ -613,3 +613,20 @@ def test_a_per_run_environment_cannot_move_the_lock(
     assert play.returncode != 0
     assert "run lock environment cannot be set per run (-e pflow_env)" in out
     assert one.store().holder(ENV, SERVICE) is None
+
+
+def test_a_stopped_etcd_refuses_and_its_holders_know_their_lock_is_lost(tmp_path: Path) -> None:
+    """etcd stops while a lock is held and after a restart was taken: the holder's lease is
+    marked lost (it may belong to someone else by now), and the budget refuses, never allows."""
+    rb = load_plugin("restart_budget", kind="action")
+    with etcd_server.running() as server:
+        store = Controller(tmp_path, tmp_path, server.url).store()
+        lock = store.acquire(ENV, SERVICE, {"run_id": "r1", "pid": os.getpid()}, 2)
+        assert rb.evaluate(store, KEY, max_restarts=MAX, consume=True)["allowed"] is True
+        server.proc.terminate()
+        server.proc.wait(30)
+        _wait_for(lambda: bool(lock.lost), "the holder sees its lease lost")
+        refused = rb.evaluate(store, KEY, max_restarts=MAX, consume=True)
+        assert refused["allowed"] is False and refused["changed"] is False
+        assert refused["refusal"].startswith(f"coordination store {server.url} unreachable (")
+        lock.release()  # nothing to reach: the lease expires on its own, no error

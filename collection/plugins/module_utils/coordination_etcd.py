@@ -45,6 +45,7 @@ try:
     import etcd3gw
     import requests
     from etcd3gw import exceptions as etcd_exceptions
+    from etcd3gw.lease import Lease
 except ImportError as _exc:  # the EE or the controller lacks the client: said when etcd is chosen
     etcd3gw = None
     _IMPORT_ERROR = str(_exc)
@@ -108,19 +109,24 @@ class EtcdLock(object):
         self._store, self.key, self._value, self._lease = store, key, value, lease
         self._stop = threading.Event()
         self.lost = False  # the lease could not be kept: another holder may have the lock now
-        self._thread = threading.Thread(target=self._keepalive, args=(co.keepalive_interval(ttl),),
+        self._thread = threading.Thread(target=self._keepalive, args=(co.keepalive_interval(ttl), ttl),
                                         name="pflow-lock-keepalive", daemon=True)
         self._thread.start()
 
-    def _keepalive(self, every):
+    def _keepalive(self, every, ttl):
+        """Refresh every TTL/3. A refresh etcd answers with no TTL means the lease is gone; no
+        answer for a whole TTL means it may be gone (another holder may have the lock): lost."""
+        last_ok = time.monotonic()
         while not self._stop.wait(every):
             try:
-                alive = self._lease.refresh() > 0
+                if self._lease.refresh() <= 0:
+                    self.lost = True
+                    return
+                last_ok = time.monotonic()
             except Exception:  # pylint: disable=broad-exception-caught
-                alive = True  # a blip: try again; the lease outlives two missed refreshes
-            if not alive:
-                self.lost = True
-                return
+                if time.monotonic() - last_ok >= ttl:
+                    self.lost = True
+                    return
 
     def release(self):
         """Delete the key if it is still ours and revoke the lease; if etcd cannot be reached the
@@ -130,9 +136,9 @@ class EtcdLock(object):
         self._stop.set()
         try:
             self._store.delete_if(self.key, self._value)
-            self._lease.revoke()
         except co.CoordinationError:
             pass
+        self._store.revoke(self._lease.id)
 
 
 class EtcdStore(object):
@@ -251,19 +257,20 @@ class EtcdStore(object):
                 "success": [{"request_put": {"key": _b64(key), "value": _b64(value), "lease": lease.id}}],
                 "failure": [{"request_range": {"key": _b64(key)}}]})
         except co.Unavailable:
-            self._revoke(lease.id)
+            self.revoke(lease.id)
             raise
         if result.get("succeeded"):
             return EtcdLock(self, key, value, lease, ttl)
-        self._revoke(lease.id)
+        self.revoke(lease.id)
         holder = _record(txn_kvs(result, 0))
         raise co.Held(co.held_line(what, holder), holder)
 
-    def _revoke(self, lease_id):
+    def revoke(self, lease_id):
+        """Revoke a lease (its keys go with it); one that cannot be revoked expires on its own."""
         try:
-            self._call(self.client.post, self.client.get_url("/kv/lease/revoke"), json={"ID": lease_id})
-        except co.Unavailable:
-            pass  # it expires on its own
+            self._call(Lease(int(lease_id), self.client).revoke)
+        except (co.Unavailable, TypeError, ValueError):
+            pass
 
     def delete_if(self, key, value):
         """Delete ``key`` only while it still holds ``value`` (never another holder's lock)."""
@@ -286,7 +293,7 @@ class EtcdStore(object):
         if not kvs or _record(kvs) != record:
             return False
         self.delete_if(key, _text(kvs[0].get("value")))
-        self._revoke(record.get("lease"))
+        self.revoke(record.get("lease"))
         return True
 
 
