@@ -152,3 +152,35 @@ def matching(source: Path, groups: tuple[str, ...], limit: str) -> tuple[str, ..
     finally:
         C.HOST_PATTERN_MISMATCH = mismatch
     return tuple(seen)
+
+
+COORDINATION_PREFIX = "pflow_coordination_"
+
+
+def _compared(value: Any) -> Any:
+    """What two hosts' values are compared by: a vault value decrypted (its object differs per
+    host), anything else as it is. The values themselves are handed on raw."""
+    vault = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
+    return str(value) if type(value).__name__ in vault else value
+
+
+@functools.cache
+def coordination_settings(source: Path) -> dict[str, Any]:
+    """The environment's ``pflow_coordination_*`` variables (URL, TLS files, credentials, lock
+    TTL), as Ansible reads them for the hosts of ``source`` (group_vars and vault included),
+    raw: :mod:`pflow_ops.coordination` validates them and refuses a template. Every host must
+    agree (one environment, one store): hosts that disagree, or name a store for some hosts
+    and none for others, are a configuration error (ValueError), never a guess."""
+    inv, variables = _manager(source)
+    seen: dict[str, dict[str, Any]] = {}
+    for host in inv.get_hosts("all"):
+        hostvars = variables.get_vars(host=host, include_hostvars=False)
+        seen[host.name] = {k: v for k, v in hostvars.items() if k.startswith(COORDINATION_PREFIX)}
+    distinct = {repr(sorted((k, _compared(v)) for k, v in s.items())) for s in seen.values()}
+    if len(distinct) > 1:
+        urls = sorted({str(v.get(COORDINATION_PREFIX + "url", "file")) for v in seen.values()})
+        raise ValueError(
+            f"hosts of {source} disagree on their {COORDINATION_PREFIX}* settings "
+            f"({', '.join(urls)}): set them once for the environment (group_vars/all)"
+        )
+    return next(iter(seen.values()), {})

@@ -1,25 +1,30 @@
-"""One recovery per environment and service at a time.
+"""One recovery per environment and service at a time, in the environment's coordination store.
 
-An exclusive ``flock`` on ``$PFLOW_OPS_HOME/locks/<env>-<service>.lock``: the kernel releases
-it when the holder exits, however it exits (SIGKILL included), so a killed run never leaves a
-stale lock behind. The file records who holds it, for the refusal message only.
+With the ``file`` store (the default) this is an exclusive ``flock`` on
+``$PFLOW_OPS_HOME/locks/<env>-<service>.lock``: the kernel releases it when the holder exits,
+however it exits (SIGKILL included), so a killed run never leaves a stale lock behind. With the
+``etcd`` store (``pflow_coordination_url`` in the inventory) it is a key bound to a lease that a
+thread of this process keeps alive: every controller, AWX job and receiver naming that etcd sees
+it, and a killed holder frees it within the lease TTL (``pflow_coordination_lock_ttl``, 15 s).
+The record names who holds it, for the refusal message only.
 
 The CLI's lock ends with the CLI, but a run is more than the CLI: ansible-playbook and its workers
 hold a second lock, ``<env>-<service>.lock.hold``, taken by :mod:`pflow_ops.watchdog` and
-inherited by every process of the playbook. A new run needs both free, so a run whose CLI was
-killed keeps the service locked until its last process is gone.
+inherited by every process of the playbook. A new run needs it free too (with either store: those
+processes live on this machine), so a run whose CLI was killed keeps the service locked until its
+last process is gone.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
-import time
+import socket
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from pflow_ops import coordination
 from pflow_ops.errors import RefusedError
 from pflow_ops.paths import locks_dir
 
@@ -31,62 +36,60 @@ class LockHeld(RefusedError):
 
 
 class RunLock:
-    def __init__(self, env: str, service: str, run_id: str, directory: Path | None = None):
+    def __init__(
+        self,
+        env: str,
+        service: str,
+        run_id: str,
+        directory: Path | None = None,
+        store: coordination.Store | None = None,
+        ttl: int = 15,
+    ):
+        self.env, self.service, self.run_id = env, service, run_id
         self.path = (directory or locks_dir()) / f"{env}-{service}.lock"
         self.hold_path = self.path.with_name(self.path.name + ".hold")
-        self.run_id = run_id
-        self._fd: int | None = None
+        self._store, self._ttl = store, ttl
+        self._lock: coordination.Lock | None = None
+
+    def store(self) -> coordination.Store:
+        """The environment's store (read from its inventory once); the file store keeps its
+        locks in this lock's directory."""
+        if self._store is None:
+            self._store, self._ttl = coordination.for_env(self.env, self.path.parent)
+        return self._store
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._read_holder(fd)
-            os.close(fd)
-            raise LockHeld(
-                f"another recovery is running for {self.path.stem} ({holder}); "
-                "wait for it to finish or check `pflow-ops history`"
-            ) from None
-        try:
-            self._check_hold()
-        except LockHeld:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        record = {"run_id": self.run_id, "pid": os.getpid(), "since": time.time()}
-        os.write(fd, json.dumps(record).encode())
-        self._fd = fd
-        log.info("run lock taken: %s (run %s)", self.path, self.run_id)
+            store = self.store()
+            lock = store.acquire(self.env, self.service, record, self._ttl)
+        except coordination.Held as exc:
+            raise LockHeld(str(exc)) from None
+        except coordination.CoordinationError as exc:  # unreachable or misconfigured: refused
+            raise RefusedError(str(exc)) from None
+        if store.name() != coordination.FILE:
+            try:  # the file store checks it with its flock; this machine's processes count too
+                coordination.check_hold(self.hold_path, f"{self.env}-{self.service}")
+            except coordination.CoordinationError as exc:
+                lock.release()
+                refused = LockHeld if isinstance(exc, coordination.Held) else RefusedError
+                raise refused(str(exc)) from None
+        self._lock = lock
+        log.info("run lock taken: %s %s (run %s)", store.name(), self.path.stem, self.run_id)
 
-    def _check_hold(self) -> None:
-        """Refused while any process of an earlier run (its CLI dead or not) still lives."""
-        fd = os.open(self.hold_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._read_holder(fd)
-            raise LockHeld(
-                f"processes of an earlier run still act on {self.path.stem} ({holder}); "
-                "wait for them to end or check `pflow-ops history`"
-            ) from None
-        finally:
-            os.close(fd)  # closing drops our flock: the watchdog takes it for the new run
-
-    @staticmethod
-    def _read_holder(fd: int) -> str:
-        try:
-            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            return f"run {data.get('run_id', '?')}, pid {data.get('pid', '?')}"
-        except (OSError, ValueError):
-            return "holder unknown"
+    @property
+    def lost(self) -> bool:
+        """True when an etcd lease could not be kept while this run held it."""
+        return bool(self._lock is not None and self._lock.lost)
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
             log.debug("run lock released: %s", self.path)
 
     def __enter__(self) -> RunLock:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything pflow-ops needs on a Debian/Ubuntu machine, idempotently:
 #   - Debian packages: PostgreSQL server (15 preferred), redis-server, Docker, Prometheus,
-#     Alertmanager and the postgres/redis exporters, a Java runtime (ansible-rulebook), a Python venv
+#     Alertmanager and the postgres/redis exporters, etcd-server (coordination tests), a Java
+#     runtime (ansible-rulebook), a Python venv
 #   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
 set -euo pipefail
@@ -28,6 +29,9 @@ have_dockerd || need_pkgs+=(docker.io)
 for pkg in prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter; do
   [ -x "/usr/bin/$pkg" ] || need_pkgs+=("$pkg")
 done
+# etcd v3 (Debian's etcd-server, /usr/bin/etcd): the coordination tests and bench/coordination.py
+# start their own on free loopback ports; a service the package may start is left alone.
+[ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
 # ansible-rulebook (the tests run the collection's EDA rulebook) embeds the Drools engine: Java 17+.
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 PY=${PYTHON:-python3}

@@ -1,33 +1,31 @@
 # Copyright: (c) 2026, pflow-ops team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Restart budget: at most N restarts per key per sliding window, persisted on the controller.
+"""Restart budget: at most N restarts per key per sliding window, in the coordination store.
 
 The budget is bookkeeping about the controller's own decisions, so it runs here (no module is sent
-to the target and no connection is opened). Every entry point (CLI, ansible-playbook, AWX) shares
-one file, $PFLOW_OPS_HOME/budget/restarts.json; a flock on a sibling lock file serialises the
-read-decide-write so that two concurrent runs cannot both take the last slot.
+to the target and no connection is opened). Where it lives is the environment's coordination
+store (module_utils/coordination.py, chosen by pflow_coordination_url in the inventory): the
+``file`` backend (the default) is $PFLOW_OPS_HOME/budget/restarts.json under a flock, shared by
+every entry point of one machine; the ``etcd`` backend is shared by every controller and AWX job
+that names it. Either way the read-decide-write is one transaction, so two concurrent runs cannot
+both take the last slot, and a store that cannot be reached refuses (never a fallback).
 
-The decisions are module_utils/budget_policy.py (pure, unit-tested); this file does the I/O and
-fails closed: an unreadable file is kept aside and refuses (never read as empty), entries are
-kept for a fixed retention (no caller's window prunes another's history), a policy (max, window)
-given as an extra var is refused (the play's extra vars are visible here, on the controller), and
-an override needs a reason, recorded in the entry.
+The decisions are module_utils/budget_policy.py (pure, unit-tested); this file asks the store and
+fails closed: unreadable state is kept aside and refuses (never read as empty), entries are kept
+for a fixed retention (no caller's window prunes another's history), a policy (max, window) given
+as an extra var is refused (the play's extra vars are visible here, on the controller), and an
+override needs a reason, recorded in the entry.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import glob
-import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import budget_policy as policy
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
 
 ENV_HOME = "PFLOW_OPS_HOME"
 DEFAULT_HOME = "~/.pflow-ops"
@@ -59,74 +57,10 @@ def budget_path(state_dir: str | None, environ: dict[str, str] | None = None) ->
     return os.path.join(os.path.realpath(os.path.expanduser(home)), "budget", "restarts.json")
 
 
-def keep_aside(path: str, raw: bytes, now: float) -> str:
-    """Copy an unreadable budget file to PATH.corrupt-<epoch> (once per content) and return the
-    copy's name. The original stays in place, so every later run refuses too until a human
-    overrides (which starts a fresh file)."""
-    for existing in sorted(glob.glob(glob.escape(path) + ".corrupt-*")):
-        with contextlib.suppress(OSError), open(existing, "rb") as fh:
-            if fh.read() == raw:
-                return existing
-    backup, n = f"{path}.corrupt-{int(now)}", 1
-    while os.path.exists(backup):
-        backup, n = f"{path}.corrupt-{int(now)}-{n}", n + 1
-    _write_atomic(backup, raw)
-    return backup
-
-
-def load(path: str, now: float, dry_run: bool) -> tuple[dict | None, str, str]:
-    """(data, "", "") for a readable budget file (a missing one is empty); (None, refusal, why)
-    when it cannot be read: a corrupt one is kept aside first (not in dry_run)."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        return {"version": FORMAT_VERSION, "keys": {}}, "", ""
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        return None, policy.unreadable_refusal(path, "", why), why
-    data, why = policy.parse_state(raw.decode("utf-8", errors="replace"))
-    if data is not None:
-        return data, "", ""
-    if dry_run:
-        kept = f"left in place in check mode; a real run keeps a copy as {path}.corrupt-{int(now)}"
-        return None, policy.unreadable_refusal(path, "", kept), why
-    return None, policy.unreadable_refusal(path, keep_aside(path, raw, now)), why
-
-
-def _write_atomic(path: str, content: bytes) -> None:
-    """A reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".restarts.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def save(path: str, data: dict) -> None:
-    _write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-
-
-@contextlib.contextmanager
-def locked(path: str, create: bool) -> Iterator[None]:
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        if not create:
-            yield  # nothing to read and nothing will be written
-            return
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+def file_store(path: str):  # type: ignore[no-untyped-def]
+    """The file backend with its budget at ``path`` (the locks beside it, as under a home)."""
+    home = os.path.dirname(os.path.dirname(path))
+    return coordination.sibling("coordination_file").FileStore(path, os.path.join(home, "locks"))
 
 
 def _check_params(key: str, max_restarts: int, window_seconds: int) -> None:
@@ -145,51 +79,56 @@ def _unreadable_warning(refusal: str, why: str, fresh: bool, dry_run: bool) -> s
     return line
 
 
-def evaluate(path: str, key: str, max_restarts: int = 3, window_seconds: int = 1800, consume: bool = False,
+def evaluate(store, key: str, max_restarts: int = 3, window_seconds: int = 1800, consume: bool = False,
              override: bool = False, reason: str | None = None, run_id: str | None = None,
              dry_run: bool = False, now: float | None = None, override_reason: str | None = None,
              per_run_vars: tuple[str, ...] | list[str] = ()) -> dict:
     """Decide (and with consume, record) one restart against the budget of `key`.
 
-    The numbers returned describe the window after this call: with consume and allowed they
-    include the new entry (in dry_run, the entry that would be written). per_run_vars: this
-    run's extra vars that would set the policy; any of them refuses before the file is read.
+    store: a coordination store, or the path of a budget file (the file backend). The numbers
+    returned describe the window after this call: with consume and allowed they include the
+    new entry (in dry_run, the entry that would be written). per_run_vars: this run's extra
+    vars that would set the policy; any of them refuses before the store is read.
     """
     _check_params(key, max_restarts, window_seconds)
+    store = file_store(store) if isinstance(store, str) else store
     warnings: list[str] = []
     refused_per_run = policy.per_run_refusal(list(per_run_vars))
-    if refused_per_run:  # before the file is read: nothing of it is shown or changed
+    if refused_per_run:  # before the store is read: nothing of it is shown or changed
         assessed = {"allowed": False, "overridden": False, "refusal": refused_per_run, "entries": []}
-        return _result(path, key, max_restarts, window_seconds, time.time() if now is None else now,
+        where = store.budget_path if hasattr(store, "budget_path") else store.name()
+        return _result(where, key, max_restarts, window_seconds, time.time() if now is None else now,
                        assessed, False, override, override_reason, warnings)
-    lock = contextlib.nullcontext() if dry_run else locked(path, create=consume)
+    decided: dict = {}
+
+    def decide(view):  # type: ignore[no-untyped-def]
+        """The policy's verdict on the entries the store's transaction read; the entry to write."""
+        clock = policy.clock_warning(view.entries, view.now, view.where)
+        assessed = policy.assess(view.entries, view.now, max_restarts, window_seconds, override,
+                                 override_reason, view.unreadable)
+        decided.update(assessed=assessed, clock=clock, changed=consume and assessed["allowed"])
+        if not decided["changed"]:
+            return None
+        entry = policy.new_entry(view.now, reason, override, policy.override_reason_of(override, override_reason),
+                                 run_id)
+        assessed["entries"].append(entry)
+        return entry
+
     try:
-        with lock:
-            now = time.time() if now is None else now
-            data, unreadable, why = load(path, now, dry_run)
-            entries = data["keys"].get(key, []) if data else []
-            clock = policy.clock_warning(entries, now, path)
-            if clock:
-                warnings.append(clock)
-            assessed = policy.assess(entries, now, max_restarts, window_seconds, override, override_reason,
-                                     unreadable)
-            changed = consume and assessed["allowed"]
-            if changed:
-                entry = policy.new_entry(now, reason, override, policy.override_reason_of(override, override_reason),
-                                         run_id)
-                assessed["entries"].append(entry)
-                if unreadable:
-                    data = {"keys": {}}  # the override starts a fresh file; the old one was kept aside
-                if not dry_run:
-                    keys = {**data["keys"], key: entries + [entry]}
-                    save(path, {"version": FORMAT_VERSION,
-                                "keys": policy.pruned(keys, now, policy.retention(window_seconds))})
-    except OSError as exc:
-        raise BudgetError(f"restart budget {path}: {exc.strerror or exc}") from exc
-    if unreadable:
-        warnings.insert(0, _unreadable_warning(unreadable, why, changed, dry_run))
-    return _result(path, key, max_restarts, window_seconds, now, assessed, changed, override,
-                   override_reason, warnings)
+        view = store.budget(key, decide, now=now, dry_run=dry_run, consume=consume,
+                            keep_seconds=policy.retention(window_seconds))
+    except coordination.Unavailable as exc:  # fail closed: refused, never allowed
+        assessed = {"allowed": False, "overridden": False, "refusal": str(exc), "entries": []}
+        return _result(store.name(), key, max_restarts, window_seconds, time.time() if now is None else now,
+                       assessed, False, override, override_reason, [])
+    except coordination.CoordinationError as exc:
+        raise BudgetError(str(exc)) from exc
+    if decided["clock"]:
+        warnings.append(decided["clock"])
+    if view.unreadable:
+        warnings.insert(0, _unreadable_warning(view.unreadable, view.why, decided["changed"], dry_run))
+    return _result(view.where, key, max_restarts, window_seconds, view.now, decided["assessed"],
+                   decided["changed"], override, override_reason, warnings)
 
 
 def _result(path: str, key: str, max_restarts: int, window_seconds: int, now: float, assessed: dict,
@@ -212,6 +151,12 @@ def _result(path: str, key: str, max_restarts: int, window_seconds: int, now: fl
         "path": path,
         "budget_warnings": warnings,
     }
+
+
+def _refused_unavailable(args: dict, line: str) -> dict:
+    assessed = {"allowed": False, "overridden": False, "refusal": line, "entries": []}
+    return _result("", args["key"], args["max_restarts"], args["window_seconds"], time.time(), assessed, False,
+                   args["override"], args["override_reason"], [])
 
 
 class ActionModule(ActionBase):
@@ -238,6 +183,22 @@ class ActionModule(ActionBase):
         value = (task_vars or {}).get(OVERRIDE_REASON_VAR)
         return value if isinstance(value, str) else None
 
+    def _store(self, args: dict, task_vars: dict):  # type: ignore[no-untyped-def]
+        """The environment's coordination store, from its inventory variables read raw (config,
+        never a template); state_dir (tests, one-off runs) names a budget file directly."""
+        try:
+            settings = coordination.parse(coordination.settings_values(task_vars))
+            if args["state_dir"] is not None:
+                if not settings.is_file:
+                    raise BudgetError("state_dir applies to the file coordination backend only, not %s"
+                                      % settings.name())
+                return file_store(budget_path(args["state_dir"]))
+            return coordination.open_store(settings, os.path.dirname(os.path.dirname(budget_path(None))))
+        except coordination.Unavailable:
+            raise
+        except coordination.CoordinationError as exc:
+            raise BudgetError(str(exc)) from exc
+
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
         del tmp
@@ -245,7 +206,7 @@ class ActionModule(ActionBase):
         try:
             per_run_vars = self._per_run_policy_vars()
             outcome = evaluate(
-                budget_path(args["state_dir"]),
+                self._store(args, task_vars or {}),
                 args["key"],
                 max_restarts=args["max_restarts"],
                 window_seconds=args["window_seconds"],
@@ -257,6 +218,8 @@ class ActionModule(ActionBase):
                 dry_run=bool(self._task.check_mode),
                 per_run_vars=per_run_vars,
             )
+        except coordination.Unavailable as exc:  # the store could not even be opened: refused
+            outcome = _refused_unavailable(args, str(exc))
         except BudgetError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result

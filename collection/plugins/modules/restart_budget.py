@@ -12,8 +12,15 @@ module: restart_budget
 short_description: Allow at most N restarts per service per time window
 version_added: 0.1.0
 description:
-  - Keeps a sliding-window count of restarts per I(key) in C($PFLOW_OPS_HOME/budget/restarts.json) on
-    the controller, shared by every entry point (the pflow-ops CLI, plain C(ansible-playbook), AWX).
+  - Keeps a sliding-window count of restarts per I(key) in the environment's coordination store,
+    shared by every entry point (the pflow-ops CLI, plain C(ansible-playbook), AWX). The store is
+    the inventory variable C(pflow_coordination_url), read raw (never templated). C(file) (the
+    default) is C($PFLOW_OPS_HOME/budget/restarts.json) on the controller; C(etcd://HOST:PORT) or
+    C(etcds://HOST:PORT) is an etcd shared by several controllers and AWX jobs, where each restart
+    is a key with a lease (TTL = the retention below) and the read-decide-write is one
+    transaction. TLS and credentials are described in M(pivotal.flow_ops.run_lock).
+  - An etcd that cannot be reached refuses (C(allowed=false), the refusal naming the store), even
+    with I(override), since the override could not be recorded. There is no fallback to C(file).
   - With I(state=check) it only reports whether a restart is allowed. With I(state=consume) it
     records a restart when one is allowed. Every refusal (budget spent, unreadable state, a
     per-run policy, an override without a reason) returns C(allowed=false) without failing, with
@@ -96,6 +103,7 @@ options:
     description:
       - The pflow-ops home directory. Defaults to the controller's C(PFLOW_OPS_HOME) environment
         variable, else C(~/.pflow-ops). The file is C(<state_dir>/budget/restarts.json).
+      - For the C(file) store only; with an etcd C(pflow_coordination_url) the task fails.
     type: path
 """
 
@@ -188,7 +196,7 @@ key:
   type: str
   returned: always
 path:
-  description: The budget file on the controller.
+  description: Where the key's entries live, the budget file on the controller or the etcd key prefix.
   type: str
   returned: always
   sample: /home/ops/.pflow-ops/budget/restarts.json
