@@ -552,3 +552,20 @@ def test_surveys_never_widen_the_restart_budget_and_ask_a_reason_to_override(
     assert override["variable"] == "pflow_restart_budget_override_reason"
     assert (override["type"], override["required"], override["default"]) == ("text", False, "")
     assert not [q for q in diagnose if "override" in q["variable"]]
+
+
+@pytest.mark.parametrize("rb", _runbooks(), ids=lambda rb: rb["id"])
+def test_recover_templates_take_the_alert_the_eda_controller_rulebook_passes(
+    objects: dict[str, Any], rb: dict[str, Any]
+) -> None:
+    """The controller rulebook launches the recover template with pflow_alert_name and
+    pflow_alert_fingerprint; AWX drops (or refuses) extra vars no survey question declares, so
+    both are questions, bounded like the playbook's alert_input guard bounds them."""
+    recover = _templates(objects)[f"{rb['id']} {rb['title']}"]["survey_spec"]["spec"]
+    questions = {q["variable"]: q for q in recover}
+    assert (questions["pflow_alert_name"]["max"], questions["pflow_alert_fingerprint"]["max"]) == (
+        128,
+        32,
+    )
+    for var in ("pflow_alert_name", "pflow_alert_fingerprint"):
+        assert (questions[var]["required"], questions[var]["default"]) == (False, "")
