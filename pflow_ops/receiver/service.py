@@ -1,8 +1,10 @@
 """``pflow-ops serve``: start-up guards, the server and its workers, a clean SIGTERM.
 
-Exit codes: 0 stopped cleanly (SIGTERM/SIGINT); 1 internal error; 2 bad usage (no token, unknown
-environment, address in use); 3 refused by a guard (protected environment without --yes,
-another receiver already serving this environment from this state directory).
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT); 1 internal error, or the leadership was lost
+(the store could not be reached for a whole lease TTL: it stops so that two receivers never run
+the same alerts); 2 bad usage (no token, unknown environment, address in use); 3 refused by a
+guard (protected environment without --yes, another receiver already serving this environment:
+from this state directory, or anywhere the environment's coordination store reaches).
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import os
 import resource
 import shlex
 import signal
+import socket
 import ssl
 import stat
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pflow_ops import catalogue, environments, inventory, routing
-from pflow_ops.errors import OK, REFUSED, USAGE, PflowError
+from pflow_ops import catalogue, coordination, environments, inventory, routing
+from pflow_ops.errors import INTERNAL, OK, REFUSED, USAGE, PflowError
 from pflow_ops.paths import project_root, state_home
 from pflow_ops.receiver import server as http
 from pflow_ops.receiver import tokens, worker
@@ -31,6 +34,13 @@ from pflow_ops.receiver.core import Receiver, log_line
 from pflow_ops.receiver.journal import Journal, JournalBusy
 from pflow_ops.receiver.options import TOKEN_ENV, add_serve_args
 from pflow_ops.receiver.policy import Policy
+
+LEADERSHIP_POLL = 1.0  # seconds between two looks at the leader lease
+LEADERSHIP_LOST = (
+    "the coordination store's leader lease was lost (store unreachable past its TTL): "
+    "stopped, so that a second receiver cannot run the same alerts; the service manager "
+    "restarts it and it campaigns again"
+)
 
 # Open files beside the client connections: the listening socket, the journal and its lock,
 # the runs' pipes, the state files, stdio.
@@ -194,6 +204,11 @@ def _serve(
         journal.open()
     except JournalBusy as exc:
         raise ServeError(str(exc), REFUSED) from None
+    try:
+        leading = _lead(env)
+    except ServeError:
+        journal.close()
+        raise
     policy = Policy(table, args.throttle_window, args.dedupe_window)
     launcher = worker.SubprocessLauncher()
     prefix = shlex.split(args.launcher_cmd) if args.launcher_cmd else worker.ALERT_COMMAND
@@ -245,19 +260,33 @@ def _serve(
             journal=str(journal.path),
             token="file" if source.rotates else "environment",
         )
-        _run_until_signal(server)
+        lost = _run_until_signal(server, lambda: bool(leading.lost))
+        if lost:
+            log_line("leadership_lost", level="ERROR", env=env, detail=LEADERSHIP_LOST)
         log_line("stopping", queued=app.depth()[0], running=app.depth()[1])
         app.stop()
         _drain(workers, launcher, args.drain_timeout)
         log_line("stopped", queued=app.depth()[0])
-        return OK
+        return INTERNAL if lost else OK
     finally:
+        leading.release()
         journal.close()
 
 
-def _run_until_signal(server: http.ReceiverServer) -> None:
-    """Serve on this thread's event loop until SIGTERM/SIGINT. SIGHUP re-reads the token
-    file (a token from the environment cannot change: the reload says so and keeps it)."""
+def _run_until_signal(server: http.ReceiverServer, lost: Callable[[], bool]) -> bool:
+    """Serve on this thread's event loop until SIGTERM/SIGINT, or until the leadership is lost
+    (then True). SIGHUP re-reads the token file (a token from the environment cannot change:
+    the reload says so and keeps it)."""
+    was_lost = False
+
+    async def watch(stop: asyncio.Event) -> None:
+        nonlocal was_lost
+        while not stop.is_set():
+            if lost():
+                was_lost = True
+                stop.set()
+                return
+            await asyncio.sleep(LEADERSHIP_POLL)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -265,13 +294,38 @@ def _run_until_signal(server: http.ReceiverServer) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, server.tokens.reload)
+        watcher = asyncio.create_task(watch(stop))
         try:
             await server.serve(stop)
         finally:
+            watcher.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     asyncio.run(main())
+    return was_lost
+
+
+def _lead(env: str) -> coordination.Lock:
+    """One active receiver per environment, across machines: the ``receiver`` leader lock in
+    the environment's coordination store (an flock beside the state directory on ``file``; a
+    lease on ``etcd``, which two controllers or two receivers on two machines share). A second
+    receiver is refused at start (exit 3) and says who leads; a store that cannot be asked
+    refuses too (fail closed: two receivers would both run every alert)."""
+    host = socket.gethostname()
+    record = {"run_id": f"receiver-{host}-{os.getpid()}", "pid": os.getpid(), "host": host}
+    try:
+        store, ttl = coordination.for_env(env)
+        lock: coordination.Lock = store.leader(env, "receiver", record, ttl)
+    except coordination.Held as exc:
+        raise ServeError(
+            f"another receiver is active for environment '{env}' ({exc}): "
+            "point Alertmanager at that one, or stop it first",
+            REFUSED,
+        ) from None
+    except coordination.CoordinationError as exc:
+        raise ServeError(f"cannot become the receiver for '{env}': {exc}", REFUSED) from None
+    return lock
 
 
 def _drain(workers: list[threading.Thread], launcher: worker.Launcher, timeout: float) -> None:

@@ -12,7 +12,6 @@ asks :func:`orphan_result` whether that child did the work.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -24,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from pflow_ops import outcome, runrecord
+from pflow_ops import coordination, outcome, runrecord
 from pflow_ops.lock import RunLock
 from pflow_ops.receiver.payload import FINGERPRINT
 from pflow_ops.request import RECEIPT
@@ -157,23 +156,25 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
             continue
 
 
+_STORES: dict[str, coordination.Store] = {}
+
+
 def lock_is_free(env: str, service: str) -> bool:
-    """Whether the per-(env, service) run lock is free right now, without writing to it.
+    """Whether the per-(env, service) run lock is free right now, without taking it.
 
     The child takes the lock itself; probing first lets the worker wait for a run that is
-    not its own (a human's CLI run, or a child left behind by a receiver that was killed)
-    instead of launching into a certain refusal.
+    not its own (a human's CLI run, an AWX job, or a child left behind by a receiver that was
+    killed) instead of launching into a certain refusal. The probe asks the environment's
+    coordination store (the file store's flock, or etcd's lock key), read from the inventory
+    once per process. A store that cannot be asked is not free: the worker waits, and a launch
+    after the wait is refused by the child with the store's own reason.
     """
-    path = RunLock(env, service, "").path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        if env not in _STORES:
+            _STORES[env] = RunLock(env, service, "").store()
+        return _STORES[env].holder(env, service) is None
+    except coordination.CoordinationError:
         return False
-    finally:
-        os.close(fd)  # closing drops the probe's shared lock at once
-    return True
 
 
 def wait_for_lock(

@@ -630,3 +630,53 @@ def test_a_stopped_etcd_refuses_and_its_holders_know_their_lock_is_lost(tmp_path
         assert refused["allowed"] is False and refused["changed"] is False
         assert refused["refusal"].startswith(f"coordination store {server.url} unreachable (")
         lock.release()  # nothing to reach: the lease expires on its own, no error
+
+
+# -- one active receiver per environment -----------------------------------------------------
+def _serve(controller: Controller, port: int) -> subprocess.Popen[str]:
+    """`pflow-ops serve` of ``controller`` (its home, the shared project) on ``port``."""
+    for name in ("catalogue.yml", "playbooks"):  # the receiver routes by the catalogue
+        if not (controller.project / name).exists():
+            (controller.project / name).symlink_to(ROOT / name)
+    env = {**controller.env, "PFLOW_OPS_RECEIVER_TOKEN": "it-token-0123456789abcdef"}
+    argv = [sys.executable, "-m", "pflow_ops", "serve", "--env", ENV, "--port", str(port)]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _healthy(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return int(answer.status) == 200
+    except OSError:
+        return False
+
+
+def test_a_second_receiver_for_an_environment_is_refused_until_the_first_stops(
+    controllers: tuple[Controller, Controller],
+) -> None:
+    """Two receivers (two controllers on etcd: two homes; on file: one home) for one env: the
+    second exits 3 naming the first, so an alert is never run by both; once the first stops,
+    the leadership is free and the other starts."""
+    one, two = controllers
+    first_port, second_port = free_ports(2)
+    first = _serve(one, first_port)
+    try:
+        _wait_for(lambda: _healthy(first_port), "the first receiver to serve")
+        second = _serve(two, second_port)
+        assert second.wait(timeout=120) == 3
+        assert second.stderr is not None
+        assert "another receiver" in second.stderr.read()
+        assert not _healthy(second_port)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    third = _serve(two, second_port)
+    try:
+        _wait_for(lambda: _healthy(second_port), "the other receiver to take over")
+    finally:
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(timeout=60) == 0
