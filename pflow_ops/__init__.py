@@ -5,4 +5,4 @@ launches it through ansible-runner, and turns the run into a report. Everything 
 service lives in the Ansible collection ``pivotal.flow_ops``.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -27,7 +27,7 @@ AWX_MODULES = next(
     if (Path(p) / "ansible_collections" / "awx" / "awx").is_dir()
 )
 SETTINGS: dict[str, Any] = yaml.safe_load((ROOT / "awx" / "vars" / "main.yml").read_text())
-EE_IMAGE = "registry.example.com/sre/pflow-ops-ee:0.4.0"
+EE_IMAGE = "registry.example.com/sre/pflow-ops-ee:0.5.0"
 ALLOWED_TYPES: dict[str, type | tuple[type, ...]] = {
     "text": str,
     "textarea": str,
