@@ -1,22 +1,18 @@
 #!/usr/bin/env python3
 """Receiver journal: replay time of a 144 MB journal, and of the live journal under compaction.
 
-Drives the receiver's own pieces (Journal, Policy, maybe_compact) with an alert storm, the way
-``pflow_ops.receiver.core`` does: per notification the received records, the decisions, and a
-run started and finished whenever a service's queue lets one start; every append fsync'd.
+Drives the receiver itself (``pflow_ops.receiver.core.Receiver`` with its Journal, Policy and
+compaction) with an alert storm: per notification ``receive`` (the received records and the
+decisions), then, whenever a service's queue lets one start, ``pick``/``claim``/``complete`` a run
+with a launcher that does nothing (every append fsync'd, as in production).
 
-- before: no compaction, the storm goes on until the journal reaches --mb (144 MB, the size
+- before: compaction off, the storm goes on until the journal reaches --mb (144 MB, the size
   that took 11 s to replay in the issue); timed: ``Journal.read`` + ``policy.replay`` in a fresh
   policy, as the receiver does at start.
-- after: the same storm (same seed) with ``maybe_compact`` after every append batch and the
-  default ``--journal-max-bytes``; printed: the live journal's size at the end, the archives,
-  the compactions and the slowest one (webhooks wait for it), and the replay time of the live
-  journal; the replayed state is compared with the live policy's (pending items, handled
-  fingerprints).
+- after: the same storm (same seed) with the default ``--journal-max-bytes``; printed: the live
+  journal's size at the end, the archives, the compactions, and the replay time of the live
+  journal; the replayed state is compared with the live policy's snapshot.
 
-The snapshot is the policy's ``snapshot_records()`` when it has one; until then, a snapshot
-written in the events today's replay understands (received + decision for each pending item,
-received + decision + started + finished for each fingerprint handled within the window).
 Prints JSON. Usage: .venv/bin/python bench/receiver_journal.py [--mb 144] [--dir DIR]
 """
 
@@ -24,48 +20,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pflow_ops.receiver.compaction import maybe_compact  # noqa: E402
-from pflow_ops.receiver.core import new_rid  # noqa: E402
+from pflow_ops import catalogue, routing  # noqa: E402
+from pflow_ops.receiver import payload  # noqa: E402
+from pflow_ops.receiver.core import Receiver  # noqa: E402
 from pflow_ops.receiver.journal import Journal  # noqa: E402
-from pflow_ops.receiver.loadtest import alert  # noqa: E402
+from pflow_ops.receiver.loadtest import alert, notification  # noqa: E402
 from pflow_ops.receiver.options import JOURNAL_MAX_BYTES  # noqa: E402
-from pflow_ops.receiver.payload import Alert  # noqa: E402
-from pflow_ops.receiver.policy import RUNNING, Policy, Route, replay  # noqa: E402
+from pflow_ops.receiver.policy import Policy, replay  # noqa: E402
+from pflow_ops.receiver.worker import RunResult  # noqa: E402
 
-ROUTES = {
-    "BackendServiceDown": Route("RB-01", "backend"),
-    "HighErrorRate": Route("RB-01", "backend"),
-    "DatabaseSlowQueries": Route("RB-02", "database"),
-    "RedisHighEvictions": Route("RB-03", "cache"),
-}
+NAMES = ("BackendServiceDown", "HighErrorRate", "DatabaseSlowQueries", "RedisHighEvictions")
 ALERTS_PER_NOTIFICATION = 20
 FINGERPRINTS = 500  # distinct alerts in the storm: most notifications repeat known ones
 WINDOW = 600.0
+NEVER = 10**15  # a journal limit no storm reaches: compaction off
 
-Hook = Callable[[], None]
+
+class NoLauncher:
+    """Runs are not the subject here: the receiver's claim and complete are."""
+
+    def run(self, argv: list[str], timeout: float) -> RunResult:
+        raise AssertionError("the bench completes runs itself")
+
+    def abort(self) -> None:
+        """Nothing to stop."""
 
 
 def _policy() -> Policy:
-    return Policy(ROUTES, throttle_window=WINDOW, dedupe_window=WINDOW)
+    return Policy(routing.table(catalogue.load()), throttle_window=WINDOW, dedupe_window=WINDOW)
 
 
-def _alerts(rng: random.Random) -> list[dict[str, Any]]:
-    out = []
+def _receiver(directory: Path, max_bytes: int) -> Receiver:
+    journal = Journal(directory)
+    journal.open()
+    return Receiver(
+        "bench",
+        _policy(),
+        journal,
+        NoLauncher(),
+        log=lambda *a, **k: None,
+        journal_max_bytes=max_bytes,
+    )
+
+
+def _body(rng: random.Random) -> bytes:
+    alerts = []
     for _ in range(ALERTS_PER_NOTIFICATION):
         n = rng.randrange(FINGERPRINTS)
-        name = list(ROUTES)[n % len(ROUTES)]
+        name = NAMES[n % len(NAMES)]
         labels = {
             "instance": f"backend-{n % 40}.prod.example.net:8080",
             "job": "pivotal-flow-backend",
@@ -78,77 +92,20 @@ def _alerts(rng: random.Random) -> list[dict[str, Any]]:
             f"{name} on {labels['instance']} for 5 minutes: see the runbook and the dashboard "
             "https://grafana.example.net/d/pflow/overview?var-instance=" + labels["instance"]
         )
-        out.append(raw)
-    return out
+        alerts.append(raw)
+    return json.dumps(notification(*alerts)).encode()
 
 
-def _record(raw: dict[str, Any]) -> dict[str, Any]:
-    a = Alert(
-        status=raw["status"],
-        labels=raw["labels"],
-        annotations=raw["annotations"],
-        starts_at=raw["startsAt"],
-        ends_at=raw["endsAt"],
-        generator_url=raw["generatorURL"],
-        fingerprint=raw["fingerprint"],
-    )
-    return a.to_record()
-
-
-def _notification(journal: Journal, policy: Policy, rng: random.Random, hook: Hook) -> None:
-    """What ``Receiver.receive`` and the workers journal for one notification."""
-    receipts = [(new_rid(), _record(raw)) for raw in _alerts(rng)]
-    journal.append(*({"event": "received", "rid": rid, **rec} for rid, rec in receipts))
-    hook()
-    now = time.time()
-    decisions = [policy.decide(rid, rec, now) for rid, rec in receipts]
-    journal.append(*(d.record() for d in decisions))
-    hook()
-    for service in sorted({r.service for r in ROUTES.values()}):
-        item = policy.next_for(service, now)
+def _notification(app: Receiver, rng: random.Random) -> None:
+    app.receive(payload.parse(_body(rng)))
+    for service in ("backend", "database", "cache"):
+        item = app.policy.next_for(service, time.time())
         if item is None:
             continue
-        policy.start(item.rid, now)
-        argv = ["pflow-ops", "alert", item.alertname, "--fingerprint", item.fingerprint]
-        journal.append({"event": "started", "rid": item.rid, "attempt": 1, "argv": argv})
-        hook()
-        policy.finish(item.rid, time.time())
-        journal.append(
-            {"event": "finished", "rid": item.rid, "outcome": "healthy", "rc": 0, "run_id": "x"}
-        )
-        hook()
-
-
-def _todays_events_snapshot(policy: Policy) -> list[dict[str, Any]]:
-    """The policy's state in the events today's ``replay`` understands (see the docstring)."""
-    out: list[dict[str, Any]] = []
-    for it in policy.items.values():
-        out.append(
-            {
-                "event": "received",
-                "rid": it.rid,
-                "status": "firing",
-                "alertname": it.alertname,
-                "fingerprint": it.fingerprint,
-            }
-        )
-        decision: dict[str, Any] = {"event": "decision", "rid": it.rid, "action": "queued"}
-        decision |= {"runbook": it.runbook, "service": it.service, "not_before": it.not_before}
-        out.append(decision)
-        if it.state == RUNNING:
-            out.append({"event": "started", "rid": it.rid, "ts": policy.last_start[it.runbook]})
-    for fp, ts in policy.handled.items():
-        rid = f"handled-{fp}"
-        out.append({"event": "received", "rid": rid, "fingerprint": fp, "alertname": ""})
-        out.append({"event": "decision", "rid": rid, "action": "queued", "runbook": ""})
-        out.append({"event": "started", "rid": rid, "ts": ts})
-        out.append({"event": "finished", "rid": rid, "ts": ts})
-    return out
-
-
-def _snapshot(policy: Policy) -> Callable[[], list[dict[str, Any]]]:
-    own: Callable[[], list[dict[str, Any]]] | None = getattr(policy, "snapshot_records", None)
-    return own or (lambda: _todays_events_snapshot(policy))
+        picked = app.pick(item)
+        if picked is None or app.claim(item, *picked) is None:
+            continue
+        app.complete(item, RunResult(0, "healthy", 0.0, run_id="bench"))
 
 
 def _timed_replay(directory: Path) -> tuple[float, Policy, int]:
@@ -159,20 +116,14 @@ def _timed_replay(directory: Path) -> tuple[float, Policy, int]:
     return time.perf_counter() - started, policy, state.records
 
 
-def _state(policy: Policy) -> tuple[set[str], set[str]]:
-    return {it.fingerprint for it in policy.items.values()}, set(policy.handled)
-
-
 def before(directory: Path, target: int, seed: int) -> dict[str, Any]:
-    journal = Journal(directory)
-    journal.open()
-    policy, rng = _policy(), random.Random(seed)
+    app, rng = _receiver(directory, NEVER), random.Random(seed)
     notifications = 0
-    while journal.size_bytes() < target:
-        _notification(journal, policy, rng, lambda: None)
+    while app.journal.size_bytes() < target:
+        _notification(app, rng)
         notifications += 1
-    size = journal.size_bytes()
-    journal.close()
+    size = app.journal.size_bytes()
+    app.journal.close()
     replay_s, _, records = _timed_replay(directory)
     return {
         "notifications": notifications,
@@ -183,44 +134,35 @@ def before(directory: Path, target: int, seed: int) -> dict[str, Any]:
 
 
 def after(directory: Path, notifications: int, max_bytes: int, seed: int) -> dict[str, Any]:
-    journal = Journal(directory)
-    journal.open()
-    policy, rng = _policy(), random.Random(seed)
-    snapshot = _snapshot(policy)
-    compactions: list[float] = []
-
-    def hook() -> None:
-        started = time.perf_counter()
-        if maybe_compact(journal, snapshot, max_bytes):
-            compactions.append(time.perf_counter() - started)
-
+    app, rng = _receiver(directory, max_bytes), random.Random(seed)
     for _ in range(notifications):
-        _notification(journal, policy, rng, hook)
-    size = journal.size_bytes()
-    archives = journal.archive_paths()
-    journal.close()
+        _notification(app, rng)
+    size = app.journal.size_bytes()
+    archives = app.journal.archive_paths()
+    live = app.policy.snapshot_records()
+    app.journal.close()
     replay_s, replayed, records = _timed_replay(directory)
     return {
         "max_bytes": max_bytes,
         "live_journal_bytes": size,
         "records": records,
         "replay_s": round(replay_s, 3),
-        "compactions": len(compactions),
-        "slowest_compaction_s": round(max(compactions, default=0.0), 3),
+        "compactions": int(app.metrics.value("journal_compactions_total")),
         "archives_kept": len(archives),
         "archive_bytes": [p.stat().st_size for p in archives],
-        "replayed_state_matches": _state(replayed) == _state(policy),
+        "replayed_state_matches": replayed.snapshot_records() == live,
     }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mb", type=float, default=144.0, help="journal size before (MB)")
     parser.add_argument("--max-bytes", type=int, default=JOURNAL_MAX_BYTES)
     parser.add_argument("--dir", type=Path, help="where to write (default: a temporary dir)")
     parser.add_argument("--seed", type=int, default=14)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="pflow-journal-", dir=args.dir))
+    os.environ["PFLOW_OPS_HOME"] = str(base / "home")  # the pause switch is read from here
     try:
         first = before(base / "before", int(args.mb * 1_000_000), args.seed)
         second = after(base / "after", first["notifications"], args.max_bytes, args.seed)
