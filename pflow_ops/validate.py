@@ -35,12 +35,14 @@ COLLECTION_PREFIX = "pivotal.flow_ops."
 # Ansible's own connection and behaviour variables (ansible_python_interpreter, ansible_user):
 # no role spec describes them; they pass as YAML scalars, as before.
 ANSIBLE_PREFIX = "ansible_"
-# Set by pflow-ops from the command (run id, mode, the alert): never from -e. (pflow_env and
-# <role>_env, the environment part of the restart budget's key, are refused by the
-# restart_budget plugin itself, for AWX and ansible-playbook too.)
+# Set by pflow-ops from the command (run id, mode, the alert): never from -e.
 LAUNCHER_SET = frozenset(
     {"pflow_run_id", "pflow_mode", "pflow_alert_name", "pflow_alert_fingerprint"}
 )
+# The environment part of the restart budget's key and of the run lock's: from the inventory of
+# --env only. A -e would count restarts against another key and lock another environment's
+# service. The restart_budget and run_lock plugins refuse them too, for AWX and ansible-playbook.
+ENV_KEYS = frozenset({"pflow_env", "backend_env", "database_env", "cache_env"})
 # The ranges the roles' preflight asserts (collection/roles/*/tasks/preflight.yml), in one place
 # for the launcher: (low, high, low inclusive). tests/unit/test_validate.py keeps them equal to
 # the asserts. The restart budget's own variables are the budget plugin's to refuse.
@@ -253,6 +255,11 @@ def extra_vars(request: RunRequest, rb: catalogue.Runbook) -> dict[str, Any]:
     known = (set(options) | set(pflow)) - reserved
     out: dict[str, Any] = {}
     for key, raw in request.extra_vars.items():
+        if key in ENV_KEYS:
+            raise UsageError(
+                f"-e {key} cannot be set per run: the environment comes from --env and its "
+                "inventory (the restart budget and the run lock are keyed by it): drop the -e"
+            )
         if key in reserved:
             raise UsageError(
                 f"-e {key} is set by pflow-ops from the command (recover, diagnose, maintain, "

@@ -127,12 +127,27 @@ def test_a_corrupt_budget_file_refuses_is_kept_and_an_override_starts_afresh(
     assert kept.read_text() == CORRUPT
 
 
+@pytest.mark.parametrize("per_run", ["pflow_env=elsewhere", "backend_env=elsewhere"])
+def test_a_per_run_environment_is_refused_before_anything_runs(
+    sandbox: Stack, per_run: str
+) -> None:
+    """It would count restarts against a fresh key (elsewhere/localhost/backend) and take
+    another environment's run lock: the CLI refuses it up front (the plugins refuse it too,
+    for AWX and ansible-playbook: test_coordination.py)."""
+    before = _spend(sandbox)
+    _crash_backend(sandbox)
+    run = sandbox.recover("-e", per_run)
+    assert run.rc == 2, run.stderr
+    assert f"-e {per_run.split('=')[0]} cannot be set per run" in run.stderr
+    assert sandbox.health() is None, "nothing ran"
+    assert _budget_file(sandbox).read_text() == before
+
+
 @pytest.mark.parametrize(
     "per_run",
     [
         "backend_restart_budget_window=1",
         "backend_restart_budget_max=10",
-        "pflow_env=elsewhere",  # would count against a fresh key, elsewhere/localhost/backend
     ],
 )
 def test_a_per_run_policy_is_refused_and_keeps_every_entry(sandbox: Stack, per_run: str) -> None:

@@ -97,6 +97,14 @@ def test_what_pflow_ops_sets_from_the_command_cannot_come_from_e(key: str) -> No
         _typed("recover", "rb-01", **{key: "x"})
 
 
+@pytest.mark.parametrize("key", ["pflow_env", "backend_env", "database_env", "cache_env"])
+def test_the_environment_cannot_come_from_e(key: str) -> None:
+    """It keys the restart budget and the run lock: another value would count restarts and
+    lock for another environment."""
+    with pytest.raises(UsageError, match=f"-e {key} cannot be set per run"):
+        _typed("recover", "rb-01", **{key: "elsewhere"})
+
+
 def test_every_pflow_variable_the_playbooks_read_is_accepted_or_set_by_pflow_ops() -> None:
     texts = [p.read_text() for p in (ROOT / "collection" / "playbooks").glob("*.yml")]
     texts += [p.read_text() for p in (ROOT / "collection" / "roles").glob("*/defaults/main.yml")]
