@@ -275,10 +275,23 @@ def extra_vars(request: RunRequest, rb: catalogue.Runbook) -> dict[str, Any]:
     return out
 
 
+GUARD_MODULE = "pivotal.flow_ops.alert_input"
+
+
+def _is_input_guard(play: dict[str, Any]) -> bool:
+    """The first play of every playbook (``hosts: all:localhost``, only ``alert_input``): it
+    acts on no host, so it says nothing about which hosts a --limit must select."""
+    tasks = play.get("tasks") or []
+    return bool(tasks) and all(isinstance(t, dict) and GUARD_MODULE in t for t in tasks)
+
+
 def groups_of(playbook: Path) -> tuple[str, ...]:
-    """The inventory groups a playbook's plays name literally (templated ones are skipped)."""
+    """The inventory groups a playbook's plays act on, named literally (templated ones and the
+    input guard play are skipped)."""
     found: dict[str, None] = {}
     for play in plays(playbook):
+        if _is_input_guard(play):
+            continue
         hosts = play.get("hosts")
         if isinstance(hosts, str) and "{" not in hosts:
             for name in re.split(r"[:,]", hosts):

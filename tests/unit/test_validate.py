@@ -136,3 +136,14 @@ def test_the_ranges_are_the_roles_preflight_asserts() -> None:
             found[key] = (float(low), float(high), op == "<=")
     budget = {k for k in found if "restart_budget" in k}  # the budget plugin's to refuse
     assert {k: found[k] for k in found.keys() - budget} == validate.RANGES
+
+
+def test_the_limit_check_ignores_the_input_guard_play() -> None:
+    """The guard play runs on all:localhost; counting it would let any --limit pass."""
+    from pflow_ops.paths import project_root
+
+    for book, group in [
+        ("playbooks/rb-01-backend-down.yml", "pivotal_backend"),
+        ("playbooks/maintenance-database.yml", "pivotal_database"),
+    ]:
+        assert validate.groups_of(project_root() / book) == (group,)
