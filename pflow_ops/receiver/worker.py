@@ -25,6 +25,7 @@ from typing import Protocol
 
 from pflow_ops import coordination, outcome, runrecord
 from pflow_ops.lock import RunLock
+from pflow_ops.paths import locks_dir
 from pflow_ops.receiver.payload import FINGERPRINT
 from pflow_ops.request import RECEIPT
 
@@ -156,7 +157,9 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
             continue
 
 
-_STORES: dict[str, coordination.Store] = {}
+# (env, locks directory) -> the environment's store: read from the inventory once per process
+# and state directory.
+_STORES: dict[tuple[str, str], coordination.Store] = {}
 
 
 def lock_is_free(env: str, service: str) -> bool:
@@ -170,9 +173,10 @@ def lock_is_free(env: str, service: str) -> bool:
     after the wait is refused by the child with the store's own reason.
     """
     try:
-        if env not in _STORES:
-            _STORES[env] = RunLock(env, service, "").store()
-        return _STORES[env].holder(env, service) is None
+        key = (env, str(locks_dir()))
+        if key not in _STORES:
+            _STORES[key] = RunLock(env, service, "").store()
+        return _STORES[key].holder(env, service) is None
     except coordination.CoordinationError:
         return False
 
