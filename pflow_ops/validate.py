@@ -39,7 +39,13 @@ ANSIBLE_PREFIX = "ansible_"
 # <role>_env, the environment part of the restart budget's key, are refused by the
 # restart_budget plugin itself, for AWX and ansible-playbook too.)
 LAUNCHER_SET = frozenset(
-    {"pflow_run_id", "pflow_mode", "pflow_alert_name", "pflow_alert_fingerprint"}
+    {
+        "pflow_run_id",
+        "pflow_mode",
+        "pflow_alert_name",
+        "pflow_alert_fingerprint",
+        "pflow_incident_key",
+    }
 )
 # The ranges the roles' preflight asserts (collection/roles/*/tasks/preflight.yml), in one place
 # for the launcher: (low, high, low inclusive). tests/unit/test_validate.py keeps them equal to
