@@ -80,7 +80,7 @@ def ack_record(key: str, by: str) -> dict[str, Any]:
         record, _warning = _store.read_only(path)
         if record is None:
             raise NoSuchIncident(f"no incident record for {key}: see `pflow-ops incident list`")
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         updated: dict[str, Any] = _incident.apply_update(
             record, "", "", "", [], now, ack={"by": by, "at": now}
         )

@@ -30,14 +30,14 @@ def incident_messages(results, event="documented", key="", run_id="", env="", al
     return out
 
 
-def incident_sink_action(sink, record, event, outcome):
+def incident_sink_action(sink, record, event, outcome, key_source="given"):
     """pivotal.flow_ops.incident_sink_action: what this sink does (create, update, resolve,
     trigger, change, skip) given its handle in the record."""
     record = record or {}
     handle = (record.get("handles") or {}).get(_incident.sink_name(sink or {}))
     try:
         return _incident.sink_action((sink or {}).get("kind"), handle, event, outcome,
-                                     bool(record.get("ack")), bool(record.get("resolved")))
+                                     bool(record.get("ack")), bool(record.get("resolved")), key_source)
     except _incident.IncidentError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -103,7 +103,7 @@ def check_sinks(sinks):
     return sinks
 
 
-def sink_action(kind, handle, event, outcome, acked=False, resolved=False):
+def sink_action(kind, handle, event, outcome, acked=False, resolved=False, key_source="given"):
     """What one sink does for this event: create | update | resolve | trigger | change | skip.
 
     - chat (email, Slack): the first message creates the thread, every later one updates it
@@ -114,6 +114,8 @@ def sink_action(kind, handle, event, outcome, acked=False, resolved=False):
       that changed something, resolve only on ``resolved`` and only an incident it triggered.
     - an acknowledged incident stops re-notification: a ``still_firing`` event no longer
       reaches chat or the pager (the ticket keeps the record).
+    - a healthy manual run (no alert, no given key: the run is its own incident) opens nothing:
+      nothing happened that a human needs to read.
     """
     family = FAMILY.get(kind)
     if family is None:
@@ -123,6 +125,8 @@ def sink_action(kind, handle, event, outcome, acked=False, resolved=False):
     has = bool(handle)
     outcome = _outcome.normalize(outcome)
     if acked and event == "still_firing" and family in ("chat", "pager"):
+        return "skip"
+    if not has and key_source == "run" and outcome == _outcome.HEALTHY:
         return "skip"
     if family == "pager":
         if event == "resolved":
