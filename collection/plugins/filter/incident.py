@@ -11,10 +11,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident as _incident
 
 
-def incident_key(explicit, fingerprint="", env="", runbook="", run_id=""):
-    """pivotal.flow_ops.incident_key: {key, source}; an invalid given key fails the task."""
+def incident_sinks(sinks):
+    """pivotal.flow_ops.incident_sinks: pflow_incident_sinks, checked (known kinds, unique names)."""
     try:
-        return _incident.select_key(explicit, fingerprint, env, runbook, run_id)
+        return _incident.check_sinks(sinks)
     except _incident.IncidentError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -63,7 +63,7 @@ def incident_loop_event(state):
 class FilterModule(object):
     def filters(self):
         return {
-            "incident_key": incident_key,
+            "incident_sinks": incident_sinks,
             "incident_messages": incident_messages,
             "incident_sink_action": incident_sink_action,
             "incident_email_thread": incident_email_thread,
