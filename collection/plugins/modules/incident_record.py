@@ -19,7 +19,7 @@ description:
     written atomically under an exclusive C(flock) per record, so two runs of one incident update
     it in turn. The key never becomes a path.
   - A record that cannot be read is kept aside (C(<name>.corrupt-<ms>)) and a fresh record is
-    started, with a warning: documenting an incident never blocks a recovery.
+    started, with a warning; documenting an incident never blocks a recovery.
   - No secrets are stored; handle keys named like a secret (password, token, url) are dropped.
   - Always reports C(changed=false). In check mode it only reads.
   - This is an action plugin; it runs on the controller and never contacts the target host.
@@ -50,7 +50,7 @@ options:
     choices: [get, update, ack]
   key:
     description:
-      - The incident key, 1-128 characters of C(A-Z a-z 0-9 . _ : / -).
+      - The incident key, 1-128 characters of C(A-Z a-z 0-9 . _ / -) and the colon.
       - Empty chooses it from the play's variables, read raw (never templated) -
         C(pflow_incident_key) (C(pflow-ops --incident), an AWX survey field), else the alert's
         C(pflow_alert_fingerprint), else C(<pflow_env>/<runbook>/<pflow_run_id>). A given key that
