@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pflow_ops.sandbox.net import free_ports
 
@@ -32,10 +33,29 @@ class Mailbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, Mailbox]]:
+def smtp_server(user: str, password: str) -> Iterator[tuple[int, Mailbox]]:
+    """An SMTP server that takes mail only after AUTH with ``user``/``password`` (plain text on
+    loopback: aiosmtpd's auth_require_tls off), so a delivered message proves the sink logged in."""
     (port,) = free_ports(1)
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            user.encode(),
+            password.encode(),
+        )
+        return AuthResult(success=ok)
+
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield port, box

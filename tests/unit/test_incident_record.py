@@ -22,14 +22,28 @@ model = action.incident
 
 
 def _args(**kw: Any) -> dict[str, Any]:
-    base = {"state": "get", "key": "", "runbook": "RB-03", "run_id": "", "event": "",
-            "outcome": "", "sinks": [], "by": ""}
+    base = {
+        "state": "get",
+        "key": "",
+        "runbook": "RB-03",
+        "run_id": "",
+        "event": "",
+        "outcome": "",
+        "sinks": [],
+        "by": "",
+    }
     return {**base, **kw}
 
 
 def _update(home: str, key: str, run_id: str, sinks: list[Any] | None = None) -> dict[str, Any]:
-    args = _args(state="update", key=key, run_id=run_id, event="documented", outcome="escalate",
-                 sinks=sinks or [])
+    args = _args(
+        state="update",
+        key=key,
+        run_id=run_id,
+        event="documented",
+        outcome="escalate",
+        sinks=sinks or [],
+    )
     got: dict[str, Any] = action.get_or_update(home, args)
     return got
 
@@ -37,17 +51,28 @@ def _update(home: str, key: str, run_id: str, sinks: list[Any] | None = None) ->
 def test_the_key_comes_raw_from_the_play_and_is_checked() -> None:
     assert action.choose_key(_args(), {"pflow_incident_key": "INC-7"})["key"] == "INC-7"
     assert action.choose_key(_args(), {"pflow_alert_fingerprint": "ab12"}) == {
-        "key": "ab12", "source": "fingerprint"}
+        "key": "ab12",
+        "source": "fingerprint",
+    }
     chosen = action.choose_key(_args(), {"pflow_env": "prod", "pflow_run_id": "r1"})
     assert chosen == {"key": "prod/RB-03/r1", "source": "run"}
-    assert action.choose_key(_args(key="given-1"), {"pflow_incident_key": "other"})["key"] == "given-1"
+    assert (
+        action.choose_key(_args(key="given-1"), {"pflow_incident_key": "other"})["key"] == "given-1"
+    )
     with pytest.raises(model.IncidentError):
         action.choose_key(_args(), {"pflow_incident_key": "{{ lookup('pipe', 'id') }}"})
 
 
 def test_a_non_string_variable_is_ignored_not_templated() -> None:
-    chosen = action.choose_key(_args(), {"pflow_incident_key": ["x"], "pflow_alert_fingerprint": 5,
-                                         "pflow_env": "e", "pflow_run_id": "r"})
+    chosen = action.choose_key(
+        _args(),
+        {
+            "pflow_incident_key": ["x"],
+            "pflow_alert_fingerprint": 5,
+            "pflow_env": "e",
+            "pflow_run_id": "r",
+        },
+    )
     assert chosen == {"key": "e/RB-03/r", "source": "run"}
 
 
@@ -56,8 +81,19 @@ def test_get_then_update_then_get(tmp_path: Path) -> None:
     first = action.get_or_update(home, _args(key="k1"))
     assert first["exists"] is False and first["record"]["handles"] == {}
     assert not Path(first["path"]).exists(), "a get writes nothing"
-    _update(home, "k1", "r1", [{"sink": "ticket", "kind": "ticket", "status": "ok",
-                                "handle": {"id": "T-1", "token": "tok-secret"}}])
+    _update(
+        home,
+        "k1",
+        "r1",
+        [
+            {
+                "sink": "ticket",
+                "kind": "ticket",
+                "status": "ok",
+                "handle": {"id": "T-1", "token": "tok-secret"},
+            }
+        ],
+    )
     again = action.get_or_update(home, _args(key="k1"))
     assert again["exists"] is True
     assert again["record"]["handles"] == {"ticket": {"id": "T-1"}}
@@ -108,15 +144,19 @@ def _writer(home: str, n: int) -> None:
 
 
 def test_concurrent_runs_lose_no_update(tmp_path: Path) -> None:
-    procs = [multiprocessing.get_context("fork").Process(target=_writer, args=(str(tmp_path), n))
-             for n in range(4)]
+    procs = [
+        multiprocessing.get_context("fork").Process(target=_writer, args=(str(tmp_path), n))
+        for n in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
     record = action.get_or_update(str(tmp_path), _args(key="shared"))["record"]
     assert sorted(record["runs"]) == sorted(f"w{n}-{i}" for n in range(4) for i in range(10))
-    leftovers = [p.name for p in (tmp_path / "incidents").iterdir() if p.name.startswith(".incident-")]
+    leftovers = [
+        p.name for p in (tmp_path / "incidents").iterdir() if p.name.startswith(".incident-")
+    ]
     assert leftovers == []
 
 
@@ -135,11 +175,17 @@ def test_an_unwritable_state_directory_is_a_clear_failure(tmp_path: Path) -> Non
 
 # --- pflow-ops incident -------------------------------------------------------------------------
 
-def test_incident_show_list_ack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_incident_show_list_ack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path))
-    _update(str(tmp_path.resolve()), "INC-1", "r1", [{"sink": "ticket", "kind": "ticket",
-                                                      "status": "ok", "handle": {"id": "T-1"}}])
+    _update(
+        str(tmp_path.resolve()),
+        "INC-1",
+        "r1",
+        [{"sink": "ticket", "kind": "ticket", "status": "ok", "handle": {"id": "T-1"}}],
+    )
     assert main(["incident", "list"]) == 0
     assert "INC-1  open  last escalate  runs 1" in capsys.readouterr().out
     assert main(["incident", "ack", "INC-1", "--by", "ana"]) == 0

@@ -213,8 +213,8 @@ def headline(model):
     state = what.get(model["event"], model["outcome"])
     service = ",".join(model["services"]) or "-"
     alert = (" %s" % model["alertname"]) if model["alertname"] else ""
-    return "[pflow-ops] %s %s %s:%s %s (%s)" % (model["env"], model["runbook"], state, alert, service,
-                                               model["key"])
+    return "[pflow-ops] %s %s %s:%s %s (%s)" % (
+        model["env"], model["runbook"], state, alert, service, model["key"])
 
 
 def body_lines(model):
@@ -299,7 +299,8 @@ def apply_update(record, run_id, event, outcome, sink_results, now, ack=None):
 
     A sink's non-empty handle replaces the stored one, also from a failed sink that created
     something before failing (a ticket opened, its comment refused: the next run comments on it);
-    an empty handle leaves it (a failed create leaves none, so the next run creates again). Secrets never reach the record: only the handle dict a sink returns, with
+    an empty handle leaves it (a failed create leaves none, so the next run creates again).
+    Secrets never reach the record: only the handle dict a sink returns, with
     keys named like a secret dropped.
     """
     out = dict(record)

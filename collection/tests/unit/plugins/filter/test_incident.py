@@ -46,7 +46,10 @@ def test_the_sink_action_reads_its_handle_from_the_record() -> None:
     record = {"handles": {"tracker": {"id": "T-1"}}, "ack": None, "resolved": False}
     sink = {"kind": "ticket", "name": "tracker"}
     assert FILTERS["incident_sink_action"](sink, record, "documented", "escalate") == "update"
-    assert FILTERS["incident_sink_action"]({"kind": "ticket"}, record, "documented", "escalate") == "create"
+    assert (
+        FILTERS["incident_sink_action"]({"kind": "ticket"}, record, "documented", "escalate")
+        == "create"
+    )
     assert FILTERS["incident_sink_action"](sink, None, "resolved", "recovered") == "skip"
     with pytest.raises(AnsibleFilterError):
         FILTERS["incident_sink_action"]({"kind": "fax"}, record, "documented", "escalate")
