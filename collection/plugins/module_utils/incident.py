@@ -195,10 +195,13 @@ def _finding_line(f):
 
 
 def _action_line(a):
+    """``action target: result (before -> after)``; the values only when the result text does
+    not already say them (most roles' results name the change)."""
+    result, before, after = _s(a.get("result")), _s(a.get("before")), _s(a.get("after"))
     change = ""
-    if "before" in a or "after" in a:
-        change = " (%s -> %s)" % (_s(a.get("before")) or "-", _s(a.get("after")) or "-")
-    return "%s %s: %s%s" % (_s(a.get("action")), _s(a.get("target")), _s(a.get("result")), change)
+    if (before or after) and not (after and after in result and before in result):
+        change = " (%s -> %s)" % (before or "-", after or "-")
+    return "%s %s: %s%s" % (_s(a.get("action")), _s(a.get("target")), result, change)
 
 
 def _capped(lines):
