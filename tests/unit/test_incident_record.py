@@ -196,3 +196,73 @@ def test_incident_show_list_ack(
     assert main(["incident", "show", "INC-2"]) == 1
     assert main(["incident", "show", "bad key"]) == 2
     assert main(["incident", "ack", "INC-2"]) == 1
+
+
+# --- --incident on the run commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["recover", "rb-01", "--incident", "{{ x }}"], "bad --incident"),
+        (["alert", "HighErrorRate", "--incident", "a b"], "bad --incident"),
+        (["maintain", "cache", "--incident", "x" * 129], "bad --incident"),
+        (["diagnose", "rb-01", "--incident", "INC-1"], "unrecognized arguments"),
+        (["recover", "rb-01", "-e", "pflow_incident_key=INC-1"], "set by pflow-ops"),
+    ],
+)
+def test_a_bad_incident_key_is_a_usage_error(
+    argv: list[str],
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path))
+    assert main([*argv, "--env", "local"]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_the_incident_key_reaches_the_playbook_as_pflow_incident_key() -> None:
+    from pflow_ops.cli import build_parser, run_request
+    from pflow_ops.run import _run_vars
+
+    args = build_parser().parse_args(["recover", "rb-01", "--incident", "JIRA-12"])
+    request = run_request(args)
+    assert request.incident == "JIRA-12"
+    assert _run_vars(request, "r1")["pflow_incident_key"] == "JIRA-12"
+    plain = run_request(build_parser().parse_args(["recover", "rb-01"]))
+    assert "pflow_incident_key" not in _run_vars(plain, "r1")
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def test_the_report_shows_each_sink_and_a_failed_one_is_a_warning() -> None:
+    from pflow_ops.report_model import IncidentStatus
+
+    published = {
+        "key": "INC-1",
+        "events": {
+            "documented": [
+                {"sink": "mail", "kind": "email", "status": "ok", "detail": "create"},
+                {"sink": "ticket", "kind": "ticket", "status": "failed", "detail": "HTTP 500"},
+            ],
+            "resolved": [{"sink": "ticket", "kind": "ticket", "status": "ok", "detail": "resolve"}],
+        },
+    }
+    status = IncidentStatus.from_published(published)
+    assert status is not None
+    assert [(s["event"], s["sink"], s["status"]) for s in status.sinks] == [
+        ("documented", "mail", "ok"),
+        ("documented", "ticket", "failed"),
+        ("resolved", "ticket", "ok"),
+    ]
+    assert status.warnings == ("incident INC-1: sink ticket (documented) failed: HTTP 500",)
+    assert status.to_dict()["key"] == "INC-1"
+    broken = IncidentStatus.from_published({"key": "INC-2", "error": "documented: disk full"})
+    assert broken is not None and broken.warnings == (
+        "incident INC-2: not documented: documented: disk full",
+    )
+    assert IncidentStatus.from_published(None) is None
+    assert IncidentStatus.from_published({"events": {}}) is None
