@@ -257,10 +257,13 @@ def pager_summary(model):
 
 
 def render(model):
-    """{subject, ticket_title, chat, ticket, pager, severity}: one message per sink kind."""
+    """{subject, ticket_title, chat, ticket, pager, severity, changes}: one message per sink
+    kind; ``changes`` is one line per remediation action (PagerDuty change events)."""
     lines = body_lines(model)
     text = "\n".join(lines)
+    changes = ["%s: %s" % (h["host"] or "-", _action_line(a)) for h in model["hosts"] for a in h["actions"]]
     return {
+        "changes": changes,
         "subject": headline(model),
         "ticket_title": headline(model)[:255],
         "chat": text,

@@ -420,3 +420,8 @@ def test_an_action_whose_result_already_names_the_change_is_not_repeated() -> No
               "before": "STOPPED", "after": "running, pid 7"}
     text = incident.render(incident.build_model([_result(actions=[action])]))["chat"]
     assert "restart redis: STOPPED -> running, pid 7\n" in text + "\n"
+
+
+def test_each_action_is_one_change_line_for_the_pager() -> None:
+    msgs = incident.render(incident.build_model([_result(), _result(host="cache2", actions=[])]))
+    assert msgs["changes"] == ["cache1: restart redis: restarted (STOPPED -> RUNNING)"]
