@@ -23,6 +23,7 @@ from pflow_ops.request import (
     COMMANDS,
     RunRequest,
     check_fingerprint,
+    check_incident_key,
     check_receipt,
     parse_extra_vars,
 )
@@ -51,7 +52,13 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
     """What every run command takes; options a command lacks get their neutral value, so the
     Namespace of any run command has every field of a RunRequest."""
     p.set_defaults(
-        check=False, yes=False, override_budget=None, fingerprint=None, runbook=None, receipt=None
+        check=False,
+        yes=False,
+        override_budget=None,
+        fingerprint=None,
+        runbook=None,
+        receipt=None,
+        incident=None,
     )
     if target == "runbook":
         p.add_argument("target", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
@@ -71,6 +78,13 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
         help="override a role variable (repeatable)",
     )
     p.add_argument("--output", choices=["text", "json"], default="text")
+    if p.prog.split()[-1] != "diagnose":
+        p.add_argument(
+            "--incident",
+            metavar="KEY",
+            help="the incident this run documents (a ticket id, an incident key); default: "
+            "the alert's fingerprint, else the run itself",
+        )
     p.add_argument(
         "--vault-password-file",
         metavar="PATH",
@@ -193,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     from pflow_ops.eda_cli import add_eda_parser  # argparse only: cheap to import
 
     add_eda_parser(sub.add_parser("eda", parents=common, help="Event-Driven Ansible rulebooks"))
+    from pflow_ops.incident_cli import add_incident_parser
+
+    add_incident_parser(
+        sub.add_parser("incident", parents=common, help="incident records: show, list, ack")
+    )
     return parser
 
 
@@ -298,6 +317,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         fingerprint=check_fingerprint(args.fingerprint),
         runbook=args.runbook,
         receipt=check_receipt(args.receipt),
+        incident=check_incident_key(args.incident),
         output=args.output,
     )
 
@@ -325,6 +345,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.eda_cli import cmd_eda
 
         return cmd_eda(args)
+    if args.command == "incident":
+        from pflow_ops.incident_cli import cmd_incident
+
+        return cmd_incident(args)
     if args.command not in COMMANDS:  # pragma: no cover - the parser knows every command
         raise UsageError(f"unknown command {args.command}")
     use_vault_password_file(args.vault_password_file)

@@ -28,6 +28,7 @@ from pflow_ops.report_model import (
     Finding,
     HistoryRow,
     HostResult,
+    IncidentStatus,
     Report,
     Rollout,
     RunnerInfo,
@@ -248,6 +249,7 @@ def build(ctx: RunContext, result: RunResult) -> Report:
     actions = _gather(hosts, {h: r.actions for h, r in hosts.items()})
     if not hosts:
         actions = timeline_actions(result)
+    incident = IncidentStatus.from_published(result.artifact_data.get("pflow_incident"))
     return Report(
         run_id=ctx.run_id,
         runbook=ctx.runbook.id,
@@ -274,8 +276,9 @@ def build(ctx: RunContext, result: RunResult) -> Report:
         runner=RunnerInfo(result.status, result.rc, result.artifacts_dir),
         json_path=str(ctx.run_dir / "report.json"),
         md_path=str(ctx.run_dir / "report.md"),
-        warnings=tuple(result.warnings),
+        warnings=tuple(result.warnings) + (incident.warnings if incident else ()),
         notes=ctx.notes,
+        incident=incident,
     )
 
 

@@ -89,11 +89,22 @@ def _actions(actions: Sequence[Action]) -> list[str]:
     return _table(["action", "target", "result"], [[a.action, a.target, a.result] for a in actions])
 
 
+def _incident(report: Report) -> list[str]:
+    """Where the run was documented: the incident key, each sink's status per event."""
+    inc = report.incident
+    if inc is None:
+        return []
+    rows = [[s["event"], s["sink"], s["kind"], s["status"], s["detail"]] for s in inc.sinks]
+    out = ["", "## Incident", "", f"Incident key: `{inc.key}`", ""]
+    return out + _table(["event", "sink", "kind", "status", "detail"], rows or [["-"] * 5])
+
+
 def to_markdown(report: Report) -> str:
     out = _summary(report)
     for title, lines in (("Warnings", report.warnings), ("Notes", report.notes)):
         if lines:
             out += ["", f"## {title}", "", *[f"- {line}" for line in lines]]
+    out += _incident(report)
     out += _checks("Findings", report.findings, "no findings")
     out += ["", "## Actions", "", *_actions(report.actions)]
     out += _checks("Verification", report.verification, "no recovery to verify")

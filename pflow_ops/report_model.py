@@ -248,6 +248,48 @@ class RunnerInfo:
 
 
 @dataclass(frozen=True)
+class IncidentStatus:
+    """Where the run was documented (issue 16): the incident key and each sink's status per
+    event (``documented``, ``resolved``, ``still_firing``). A failed sink is a warning in the
+    report, never a different outcome."""
+
+    key: str
+    sinks: tuple[Mapping[str, str], ...] = ()
+    error: str = ""
+
+    @classmethod
+    def from_published(cls, raw: object) -> IncidentStatus | None:
+        if not isinstance(raw, Mapping) or not raw.get("key"):
+            return None
+        events = raw.get("events")
+        sinks: list[Mapping[str, str]] = []
+        if isinstance(events, Mapping):
+            for event, items in events.items():
+                for item in _items(items):
+                    sinks.append(
+                        {
+                            "event": str(event),
+                            **{k: _text(item.get(k)) for k in ("sink", "kind", "status", "detail")},
+                        }
+                    )
+        return cls(key=str(raw["key"]), sinks=tuple(sinks), error=_text(raw.get("error")))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        out = [
+            f"incident {self.key}: sink {s['sink']} ({s['event']}) failed: {s['detail']}"
+            for s in self.sinks
+            if s["status"] == "failed"
+        ]
+        if self.error:
+            out.append(f"incident {self.key}: not documented: {self.error}")
+        return tuple(out)
+
+    def to_dict(self) -> JsonDict:
+        return {"key": self.key, "sinks": [dict(s) for s in self.sinks], "error": self.error}
+
+
+@dataclass(frozen=True)
 class Report:
     """One run, as ``report.json`` records it."""
 
@@ -278,6 +320,7 @@ class Report:
     md_path: str
     warnings: tuple[str, ...] = ()  # the tasks' warnings (a corrupt budget file, a clock jump)
     notes: tuple[str, ...] = ()  # what the launcher saw before the run (an interrupted run)
+    incident: IncidentStatus | None = None  # where the run was documented (issue 16)
 
     def to_dict(self) -> JsonDict:
         return {
@@ -306,6 +349,7 @@ class Report:
             "runner": self.runner.to_dict(),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            "incident": self.incident.to_dict() if self.incident else None,
             "report": {"json": self.json_path, "md": self.md_path},
         }
 

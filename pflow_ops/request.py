@@ -58,6 +58,18 @@ def check_fingerprint(fingerprint: str | None) -> str | None:
     return fingerprint
 
 
+# The incident key (issue 16): the same pattern the collection's incident module checks.
+INCIDENT_KEY = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
+
+
+def check_incident_key(key: str | None) -> str | None:
+    if key is not None and not INCIDENT_KEY.match(key):
+        raise UsageError(
+            f"bad --incident '{key[:80]}': expected 1-128 characters of A-Z a-z 0-9 . _ : / -"
+        )
+    return key
+
+
 def check_receipt(receipt: str | None) -> str | None:
     if receipt is not None and not RECEIPT.match(receipt):
         raise UsageError(f"bad --receipt '{receipt[:80]}': expected the receiver's receipt id")
@@ -96,6 +108,7 @@ class RunRequest:
     fingerprint: str | None = None  # --fingerprint HEX (alert)
     runbook: str | None = None  # --runbook ID (alert): route by this id, not by the name
     receipt: str | None = None  # --receipt RID (alert, launched by the receiver)
+    incident: str | None = None  # --incident KEY: the incident this run documents
     output: Output = "text"
 
     def __post_init__(self) -> None:

@@ -193,6 +193,8 @@ def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
         out["pflow_alert_name"] = alert.alertname
         if alert.fingerprint:
             out["pflow_alert_fingerprint"] = alert.fingerprint
+    if request.incident:
+        out["pflow_incident_key"] = request.incident
     if request.override_reason:
         out["pflow_restart_budget_override"] = True
         out["pflow_restart_budget_override_reason"] = request.override_reason

@@ -37,7 +37,13 @@ COLLECTION_PREFIX = "pivotal.flow_ops."
 ANSIBLE_PREFIX = "ansible_"
 # Set by pflow-ops from the command (run id, mode, the alert): never from -e.
 LAUNCHER_SET = frozenset(
-    {"pflow_run_id", "pflow_mode", "pflow_alert_name", "pflow_alert_fingerprint"}
+    {
+        "pflow_run_id",
+        "pflow_mode",
+        "pflow_alert_name",
+        "pflow_alert_fingerprint",
+        "pflow_incident_key",
+    }
 )
 # The environment part of the restart budget's key and of the run lock's: from the inventory of
 # --env only. A -e would count restarts against another key and lock another environment's

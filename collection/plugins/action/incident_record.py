@@ -1,0 +1,104 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""incident_record: get or update the incident record of a run, on the controller.
+
+The record (module_utils/incident.py's model, module_utils/incident_store.py's file) holds each
+sink's handle so a later run of the same incident updates the same ticket, thread and pager
+incident. It lives with the run state, under $PFLOW_OPS_HOME/incidents/, locked per record.
+Documentation never blocks a recovery: a corrupt record is kept aside and a fresh one started,
+with a warning; an unwritable state directory is a failed task the incident role rescues.
+It reports changed=false: the record is pflow-ops' own bookkeeping, not a change on a host.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident_store
+
+ARGUMENT_SPEC = {
+    "state": {"type": "str", "default": "get", "choices": ["get", "update", "ack"]},
+    "key": {"type": "str", "default": ""},
+    "runbook": {"type": "str", "default": ""},
+    "run_id": {"type": "str", "default": ""},
+    "event": {"type": "str", "default": "", "choices": ["", "documented", "resolved", "still_firing"]},
+    "outcome": {"type": "str", "default": ""},
+    "sinks": {"type": "list", "elements": "dict", "default": []},
+    "by": {"type": "str", "default": ""},
+}
+
+
+def now_text() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def raw_text(task_vars: dict, name: str) -> str:
+    value = task_vars.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def choose_key(args: dict, task_vars: dict) -> dict:
+    """{key, source}: the key argument, else pflow_incident_key / pflow_alert_fingerprint read RAW
+    from the task's variables (an AWX survey answer or -e value is never templated here), else the
+    run itself. A given key that is not valid fails the task (documented nowhere, never elsewhere)."""
+    if args["key"]:
+        return incident.select_key(args["key"])
+    return incident.select_key(raw_text(task_vars, "pflow_incident_key"),
+                               raw_text(task_vars, "pflow_alert_fingerprint"),
+                               raw_text(task_vars, "pflow_env") or "default", args["runbook"] or "-",
+                               raw_text(task_vars, "pflow_run_id") or now_text())
+
+
+def get_or_update(home: str, args: dict) -> dict:
+    """The record (after the update for state=update/ack) and the warnings met on the way."""
+    key = args["key"]
+    if not incident.valid_key(key):
+        raise incident.IncidentError("incident key %r is not valid" % key[:140])
+    sha = incident.key_sha(key)
+    path = incident_store.record_path(home, sha)
+    warnings = []
+    with incident_store.locked(home, sha):
+        record, warning = incident_store.read(path)
+        if warning:
+            warnings.append(warning)
+        now = now_text()
+        exists = record is not None
+        if record is None or record.get("key") != key:
+            record = incident.new_record(key, now)
+        if args["state"] == "update":
+            record = incident.apply_update(record, args["run_id"], args["event"], args["outcome"],
+                                           args["sinks"], now)
+            incident_store.write(path, record)
+        elif args["state"] == "ack":
+            record = incident.apply_update(record, "", "", "", [], now,
+                                           ack={"by": args["by"] or "unknown", "at": now})
+            incident_store.write(path, record)
+    return {"record": record, "exists": exists, "path": path, "warnings": warnings}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False  # the record is the controller's; the target is never contacted
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if self._task.check_mode and args["state"] != "get":
+            args = dict(args, state="get")  # a dry run documents nothing
+        try:
+            chosen = choose_key(args, task_vars or {})
+            args = dict(args, key=chosen["key"])
+            got = get_or_update(coordination.state_home(), args)
+        except (incident.IncidentError, OSError, ValueError) as exc:
+            result.update(failed=True, changed=False, msg="incident record: %s" % exc)
+            return result
+        for warning in got["warnings"]:
+            self._display.warning(warning)
+        result.update(changed=False, key=chosen["key"], key_source=chosen["source"], record=got["record"], exists=got["exists"], path=got["path"],
+                      warnings_text=got["warnings"])
+        return result
