@@ -131,6 +131,7 @@ REPORT_KEYS = [
     "runner",
     "warnings",
     "notes",
+    "incident",
     "report",
 ]
 
