@@ -234,7 +234,7 @@ def test_three_documents_of_one_incident_make_the_exact_request_sequence(
         assert "{{ lookup('pipe', 'id') }}" in r.body["text"]
         assert (r.body["parse"], r.body["link_names"]) == ("none", False)
 
-    # PagerDuty: trigger with Alertmanager's dedup_key for the group, change events, resolve (same K).
+    # PagerDuty: trigger with Alertmanager's dedup_key, change events, resolve (same K).
     pd = saas.under("/pagerduty/")
     assert [(r.path, r.body.get("event_action")) for r in pd] == [
         ("/pagerduty/v2/enqueue", "trigger"),

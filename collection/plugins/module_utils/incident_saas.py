@@ -170,14 +170,16 @@ def pagerduty_handle(handle, key, done):
 # --- Slack -----------------------------------------------------------------------------------
 
 SLACK_TEXT_MAX = 3500  # chat.postMessage truncates at 40k; Slack advises staying under 4k
+_TRUNCATED = "\n...(truncated)"
 
 
 def slack_text(text):
     """Text for Slack's mrkdwn with &, < and > escaped, as Slack asks: alert data in a message
-    can then neither mention ``<!channel>`` / ``<!here>`` nor hide a link ``<https://x|y>``."""
+    can then neither mention ``<!channel>`` / ``<!here>`` nor hide a link ``<https://x|y>``.
+    Cut before escaping, so the cut never splits an entity (escaping stays far below 40k)."""
     text = str(text or "")
     if len(text) > SLACK_TEXT_MAX:
-        text = text[: SLACK_TEXT_MAX - 16] + "\n...(truncated)"
+        text = text[: SLACK_TEXT_MAX - len(_TRUNCATED)] + _TRUNCATED
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
