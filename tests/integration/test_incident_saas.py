@@ -254,7 +254,7 @@ def test_three_documents_of_one_incident_make_the_exact_request_sequence(
     ]
     assert all(r.body["routing_key"] == ROUTING_KEY for r in pd)
     assert not any(r.body.get("event_action") == "acknowledge" for r in pd)
-    assert record["handles"]["pagerduty"] == {"dedup_key": K, "open": False}
+    assert record["handles"]["pagerduty"] == {"dedup_key": K, "triggered": False}
 
     # Jira: one issue, a comment per later run, the transition only once the alert resolved.
     jira = saas.under("/jira/")

@@ -52,7 +52,7 @@ def _pagerduty_calls(action, handle, changes):
     if action == "resolve":
         # Resolve only what this sink triggered: an incident nobody paged is not ours to close
         # (Alertmanager's own PagerDuty integration resolves its own when the alert resolves).
-        return [PD_RESOLVE] if handle.get("dedup_key") and handle.get("open") else []
+        return [PD_RESOLVE] if handle.get("dedup_key") and handle.get("triggered") else []
     if action in ("change", "update", "create"):
         return change
     return []
@@ -161,9 +161,9 @@ def pagerduty_handle(handle, key, done):
     this sink triggered is still open (only an open one is resolved later)."""
     handle = dict(handle) if isinstance(handle, dict) else {}
     if PD_TRIGGER in done:
-        handle.update(dedup_key=key, open=True)
+        handle.update(dedup_key=key, triggered=True)
     if PD_RESOLVE in done:
-        handle.update(dedup_key=key, open=False)
+        handle.update(dedup_key=key, triggered=False)
     return handle
 
 

@@ -44,11 +44,11 @@ def test_slack_posts_once_then_edits_in_place_and_replies_in_thread(
         ("change", {}, [], []),
         ("update", {}, ["a"], ["change"]),
         ("create", {}, ["a"], ["change"]),
-        ("resolve", {"dedup_key": "k", "open": True}, ["a"], ["resolve"]),
+        ("resolve", {"dedup_key": "k", "triggered": True}, ["a"], ["resolve"]),
         # Never paged by this sink, or already resolved: nothing of ours to resolve.
         ("resolve", {}, [], []),
-        ("resolve", {"dedup_key": "k", "open": False}, [], []),
-        ("skip", {"dedup_key": "k", "open": True}, ["a"], []),
+        ("resolve", {"dedup_key": "k", "triggered": False}, [], []),
+        ("skip", {"dedup_key": "k", "triggered": True}, ["a"], []),
     ],
 )
 def test_pagerduty_triggers_records_changes_and_resolves_only_its_own_page(
@@ -79,8 +79,8 @@ def test_jira_creates_once_comments_per_run_and_transitions_only_on_resolve(
 def test_no_action_ever_acknowledges_a_page() -> None:
     handles = [
         {},
-        {"dedup_key": "k", "open": True},
-        {"dedup_key": "k", "open": False},
+        {"dedup_key": "k", "triggered": True},
+        {"dedup_key": "k", "triggered": False},
         SLACK,
         {"issue": "X-1"},
     ]
@@ -190,10 +190,10 @@ def test_change_summaries_are_one_line_each_and_blank_ones_dropped() -> None:
 
 
 def test_the_pager_handle_is_open_after_a_trigger_and_closed_after_a_resolve() -> None:
-    assert saas.pagerduty_handle({}, "K", ["trigger", "change"]) == {"dedup_key": "K", "open": True}
-    assert saas.pagerduty_handle({"dedup_key": "K", "open": True}, "K", ["resolve"]) == {
+    assert saas.pagerduty_handle({}, "K", ["trigger", "change"]) == {"dedup_key": "K", "triggered": True}
+    assert saas.pagerduty_handle({"dedup_key": "K", "triggered": True}, "K", ["resolve"]) == {
         "dedup_key": "K",
-        "open": False,
+        "triggered": False,
     }
     assert saas.pagerduty_handle({}, "K", ["change"]) == {}
     assert saas.pagerduty_handle(None, "K", []) == {}
