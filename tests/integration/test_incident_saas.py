@@ -407,3 +407,91 @@ def test_a_rejected_request_is_not_retried(saas: RecordingEndpoint, tmp_path: Pa
     assert saas.calls("/slack/") == ["POST /slack/api/chat.update"]
     assert saas.calls("/pagerduty/") == ["POST /pagerduty/v2/enqueue"]
     assert results["jira"]["status"] == "ok"
+
+
+ROLE_DOCUMENT = ROOT / "collection" / "roles" / "incident" / "tasks" / "document.yml"
+
+
+@pytest.mark.skipif(
+    not ROLE_DOCUMENT.exists(), reason="the incident role's document.yml is not merged yet"
+)
+def test_three_runs_through_the_roles_document_entry_point(
+    saas: RecordingEndpoint, tmp_path: Path
+) -> None:
+    """The same sequence through tasks_from: document, the record kept by incident_record under
+    PFLOW_OPS_HOME: what the runbook roles and alert_loop run."""
+    sinks = _sinks(saas.url)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "PFLOW_OPS_HOME": str(tmp_path / "home"),
+    }
+    restart = {"action": "restart", "target": "backend", "before": "stopped"}
+    runs = [
+        ("run-1", "escalate", "documented", [{**restart, "result": "failed", "after": "stopped"}]),
+        ("run-2", "recovered", "documented", [{**restart, "result": "ok", "after": "running"}]),
+        ("run-3", "recovered", "resolved", []),
+    ]
+    for run, outcome, event, actions in runs:
+        result = {"runbook": "RB-01", "host": "web1", "service": "backend", "outcome": outcome}
+        extra = {
+            "pflow_incident_sinks": sinks,
+            "pflow_run_id": run,
+            "pflow_env": "local",
+            "pflow_incident_key": "INC-42",
+            "incident_event": event,
+            "incident_loop": {"state": "resolved", "detail": "cleared"}
+            if event == "resolved"
+            else {},
+            "test_run_result": {**result, "reason": "backend down", "actions": actions},
+        }
+        (tmp_path / "extra.json").write_text(json.dumps(extra))
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                str(PLAYBOOK.parent / "incident_document.yml"),
+                "-e",
+                f"@{tmp_path / 'extra.json'}",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        _assert_no_secret(proc.stdout, proc.stderr)
+
+    def shown(r: Any) -> str:
+        body = r.body if isinstance(r.body, dict) else {}
+        return " ".join(
+            [r.call, *(f"{k}={body[k]}" for k in ("event_action", "dedup_key") if k in body)]
+        )
+
+    assert [shown(r) for r in saas.requests] == [
+        "POST /slack/api/chat.postMessage",
+        "POST /pagerduty/v2/enqueue event_action=trigger dedup_key=INC-42",
+        "POST /pagerduty/v2/change/enqueue",
+        "POST /jira/rest/api/2/issue/",
+        "POST /slack/api/chat.update",
+        "POST /slack/api/chat.postMessage",
+        "POST /pagerduty/v2/change/enqueue",
+        "POST /jira/rest/api/2/issue/OPS-1/comment",
+        "POST /slack/api/chat.update",
+        "POST /slack/api/chat.postMessage",
+        "POST /pagerduty/v2/enqueue event_action=resolve dedup_key=INC-42",
+        "POST /jira/rest/api/2/issue/OPS-1/comment",
+        "GET /jira/rest/api/2/issue/OPS-1/transitions",
+        "POST /jira/rest/api/2/issue/OPS-1/transitions",
+    ]
+    records = list((tmp_path / "home" / "incidents").glob("*.json"))
+    assert len(records) == 1
+    text = records[0].read_text()
+    _assert_no_secret(text)
+    handles = json.loads(text)["handles"]
+    assert handles["jira"] == {"issue": "OPS-1"}
+    assert handles["pagerduty"] == {"dedup_key": "INC-42", "triggered": False}
+    assert handles["slack"]["channel"] == SLACK_CHANNEL_ID

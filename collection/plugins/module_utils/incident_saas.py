@@ -45,8 +45,10 @@ def _slack_calls(action, handle):
     return [SLACK_UPDATE, SLACK_REPLY]
 
 
-def _pagerduty_calls(action, handle, changes):
-    change = [PD_CHANGE] if changes else []
+def _pagerduty_calls(action, handle, changes, event):
+    # Change events come from the runbook's own document only: the closed loop's documents
+    # (resolved, still_firing) carry the same run's actions, already sent.
+    change = [PD_CHANGE] if changes and event == "documented" else []
     if action == "trigger":
         return [PD_TRIGGER] + change
     if action == "resolve":
@@ -67,7 +69,7 @@ def _jira_calls(action, handle):
     return first
 
 
-def calls(kind, action, handle=None, changes=None, check_mode=False):
+def calls(kind, action, handle=None, changes=None, check_mode=False, event="documented"):
     """The API calls one document makes for one sink, in order.
 
     Unknown actions and check mode make none: a dry run does not post, page or open tickets.
@@ -78,7 +80,7 @@ def calls(kind, action, handle=None, changes=None, check_mode=False):
     if kind == "slack":
         return _slack_calls(action, handle)
     if kind == "pagerduty":
-        return _pagerduty_calls(action, handle, list(changes or []))
+        return _pagerduty_calls(action, handle, list(changes or []), event)
     if kind == "jira":
         return _jira_calls(action, handle)
     return []

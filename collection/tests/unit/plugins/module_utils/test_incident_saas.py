@@ -76,6 +76,15 @@ def test_jira_creates_once_comments_per_run_and_transitions_only_on_resolve(
     assert saas.calls("jira", action, handle) == expected
 
 
+@pytest.mark.parametrize(
+    ("event", "expected"), [("documented", ["trigger", "change"]), ("still_firing", ["trigger"])]
+)
+def test_change_events_come_from_the_runbooks_own_document_only(event, expected) -> None:
+    """The closed loop's still_firing document re-pages; it does not resend the run's actions."""
+    assert saas.calls("pagerduty", "trigger", {}, ["a"], event=event) == expected
+    assert saas.calls("pagerduty", "change", {}, ["a"], event=event) == expected[1:]
+
+
 def test_no_action_ever_acknowledges_a_page() -> None:
     handles = [
         {},
@@ -190,7 +199,10 @@ def test_change_summaries_are_one_line_each_and_blank_ones_dropped() -> None:
 
 
 def test_the_pager_handle_is_open_after_a_trigger_and_closed_after_a_resolve() -> None:
-    assert saas.pagerduty_handle({}, "K", ["trigger", "change"]) == {"dedup_key": "K", "triggered": True}
+    assert saas.pagerduty_handle({}, "K", ["trigger", "change"]) == {
+        "dedup_key": "K",
+        "triggered": True,
+    }
     assert saas.pagerduty_handle({"dedup_key": "K", "triggered": True}, "K", ["resolve"]) == {
         "dedup_key": "K",
         "triggered": False,
