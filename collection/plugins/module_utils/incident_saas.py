@@ -258,17 +258,15 @@ FAILURE_MAX = 300
 
 
 def failure_line(sink, call, result, secrets=None):
-    """The one line a failed sink leaves in the report: sink, call, HTTP status, attempts, then
-    the API's error word or the module's message, with every secret string masked (a hostile or
-    broken server may echo a token back) and never a body or a header."""
+    """The one line a failed sink leaves in the report: sink, call, HTTP status, then the API's
+    error word or the module's message, with every secret string masked (a hostile or broken
+    server may echo a token back) and never a body or a header. No attempt count: ansible-core
+    reports ``attempts`` one short when the retries run out, so the number would mislead."""
     result = result if isinstance(result, dict) else {}
     facts = []
     status = result.get("status")
     if isinstance(status, int) and status >= 0:
         facts.append("HTTP %d" % status)
-    attempts = result.get("attempts")
-    if isinstance(attempts, int) and attempts > 1:
-        facts.append("after %d attempts" % attempts)
     data = result.get("json") if isinstance(result.get("json"), dict) else {}
     reason = data.get("error") or data.get("message") or result.get("msg") or ""
     line = "%s: %s failed" % (sink, call)

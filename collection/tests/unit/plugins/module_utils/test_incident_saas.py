@@ -296,11 +296,11 @@ def test_success_and_retry_per_api(kind, result, ok, done) -> None:
     assert saas.response_done(result, kind) is done
 
 
-def test_the_failure_line_is_one_bounded_line_with_status_attempts_and_reason() -> None:
+def test_the_failure_line_is_one_bounded_line_with_status_and_reason() -> None:
     line = saas.failure_line(
         "slack", "post", {"status": 503, "attempts": 4, "msg": "Service\nUnavailable"}
     )
-    assert line == "slack: post failed (HTTP 503, after 4 attempts): Service Unavailable"
+    assert line == "slack: post failed (HTTP 503): Service Unavailable"
     assert (
         saas.failure_line("pd", "trigger", {"status": -1, "msg": "timed out"})
         == "pd: trigger failed: timed out"
