@@ -91,10 +91,20 @@ def _processes_under(paths: list[Path]) -> list[str]:
     return found
 
 
+# Roles whose behaviour needs servers a molecule scenario does not start (SMTP, a tracker, the
+# SaaS recording endpoint): covered by these integration tests instead, until a scenario exists.
+COVERED_ELSEWHERE = {
+    "incident": ("tests/integration/test_incident.py", "tests/integration/test_incident_saas.py")
+}
+
+
 def test_every_role_has_a_scenario() -> None:
     roles = sorted(p.name for p in (ROOT / "collection" / "roles").iterdir() if p.is_dir())
     scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
-    assert scenarios == roles == sorted(SCENARIOS)
+    assert scenarios == sorted(SCENARIOS)
+    assert sorted(set(roles) - set(COVERED_ELSEWHERE)) == scenarios
+    for tests in COVERED_ELSEWHERE.values():
+        assert all((ROOT / t).is_file() for t in tests)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
