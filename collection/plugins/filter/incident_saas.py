@@ -18,6 +18,7 @@ class FilterModule(object):
             "incident_saas_ok": _saas.response_ok,
             "incident_saas_done": _saas.response_done,
             "incident_saas_failure": _saas.failure_line,
+            "incident_saas_sent": _saas.sent_summary,
             "incident_slack_body": _saas.slack_body,
             "incident_slack_handle": _saas.slack_handle,
             "incident_pd_dedup_key": _saas.dedup_key,

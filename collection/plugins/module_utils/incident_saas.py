@@ -257,6 +257,15 @@ def response_done(result, kind):
 FAILURE_MAX = 300
 
 
+def sent_summary(calls):
+    """The status and detail of a sink that did not fail: ``ok`` with the calls it made, or
+    ``skipped`` when the event asked for none (the three SaaS sinks report the same way)."""
+    calls = list(calls or ())
+    if calls:
+        return {"status": "ok", "detail": ", ".join(calls)}
+    return {"status": "skipped", "detail": "nothing to send"}
+
+
 def failure_line(sink, call, result, secrets=None):
     """The one line a failed sink leaves in the report: sink, call, HTTP status, then the API's
     error word or the module's message, with every secret string masked (a hostile or broken

@@ -416,8 +416,13 @@ def test_the_loop_verdict_maps_to_an_event(state: str, event: str) -> None:
 
 
 def test_an_action_whose_result_already_names_the_change_is_not_repeated() -> None:
-    action = {"action": "restart", "target": "redis", "result": "STOPPED -> running, pid 7",
-              "before": "STOPPED", "after": "running, pid 7"}
+    action = {
+        "action": "restart",
+        "target": "redis",
+        "result": "STOPPED -> running, pid 7",
+        "before": "STOPPED",
+        "after": "running, pid 7",
+    }
     text = incident.render(incident.build_model([_result(actions=[action])]))["chat"]
     assert "restart redis: STOPPED -> running, pid 7\n" in text + "\n"
 

@@ -321,3 +321,15 @@ def test_the_failure_line_masks_a_secret_echoed_back_even_where_it_is_cut() -> N
     # The secret straddles the length limit: masked before the cut, no prefix of it is left.
     at_edge = {"msg": "x" * (saas.FAILURE_MAX - 30) + secret}
     assert "xoxb-SEC" not in saas.failure_line("s", "c", at_edge, [secret])
+
+
+@pytest.mark.parametrize(
+    ("calls", "expected"),
+    [
+        (["post", "reply"], {"status": "ok", "detail": "post, reply"}),
+        ([], {"status": "skipped", "detail": "nothing to send"}),
+        (None, {"status": "skipped", "detail": "nothing to send"}),
+    ],
+)
+def test_a_sink_that_did_not_fail_says_what_it_sent(calls: object, expected: dict) -> None:
+    assert saas.sent_summary(calls) == expected
