@@ -102,9 +102,10 @@ def file_store(home: Path, locks: Path | None = None) -> Store:
     return store
 
 
-def check_hold(hold_path: Path, what: str) -> None:
-    """Held while processes of an earlier run of this machine still hold ``hold_path``."""
-    _engine.sibling("coordination_file").check_hold(str(hold_path), what)
+def check_hold(hold_path: Path, what: str, wait: float | None = None) -> None:
+    """Held while processes of an earlier run of this machine still hold ``hold_path`` (waited
+    for up to ``wait`` seconds, default HOLD_WAIT_S: a killed run's processes are being stopped)."""
+    _engine.sibling("coordination_file").check_hold(str(hold_path), what, wait)
 
 
 def holder_line(record: dict[str, Any]) -> str:

@@ -163,3 +163,51 @@ def test_action_plugin_docs_match_their_argument_spec(plugin: str) -> None:
         assert bool(doc[name].get("required")) == bool(arg.get("required")), name
         assert list(doc[name].get("choices") or []) == list(arg.get("choices") or []), name
     assert (PLUGINS / "modules" / f"{plugin}.py").exists()
+
+
+def _hold_in_child(hold: Path, seconds: float) -> Any:
+    """A process of an 'earlier run' holding the hold flock for ``seconds`` (as the watchdog's
+    children do while they are being stopped); returns once the flock is taken."""
+    import subprocess
+    import sys
+
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, b'{\"run_id\": \"killed\", \"pid\": 1}')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(hold), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "held\n"
+    return child
+
+
+def test_a_new_run_waits_for_a_killed_runs_processes_to_be_stopped(tmp_path: Path) -> None:
+    """The CLI of a run was killed and its processes are being stopped: the next run waits for
+    them (bounded) instead of refusing at once, and takes the lock when they are gone."""
+    hold = tmp_path / "local-backend.lock.hold"
+    child = _hold_in_child(hold, 0.5)
+    try:
+        coordination.check_hold(hold, "local-backend", wait=60)
+        assert child.poll() is not None  # it returned because the holder was gone
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_processes_that_outlive_the_wait_still_refuse(tmp_path: Path) -> None:
+    hold = tmp_path / "local-backend.lock.hold"
+    child = _hold_in_child(hold, 60)
+    try:
+        with pytest.raises(coordination.Held) as refused:
+            coordination.check_hold(hold, "local-backend", wait=0.3)
+        assert str(refused.value).startswith(
+            "processes of an earlier run still act on local-backend (run killed, pid 1)"
+        )
+    finally:
+        child.kill()
+        child.wait()

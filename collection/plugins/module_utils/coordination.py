@@ -200,6 +200,11 @@ def parse(values, environ=None):
                     tls[CLIENT_KEY_VAR], user, password, ttl)
 
 
+# How long a new run waits for the processes of a run whose CLI died to be stopped (the
+# watchdog's grace period is 3 s) before it refuses: bounded, and the run lock is held meanwhile.
+HOLD_WAIT_S = 10.0
+
+
 def checked_name(what, value):
     """An environment or service name as a key component: letters, digits, ``_.-`` only."""
     if not isinstance(value, str) or not _NAME.match(value):

@@ -134,17 +134,26 @@ def _try_flock(path, create=True):
     return fd, {}
 
 
-def check_hold(hold_path, what):
+def check_hold(hold_path, what, wait=None):
     """Refused (Held) while any process of an earlier run (its CLI dead or not) holds the hold
-    lock; closing our fd drops our flock, so the watchdog can take it for the new run."""
-    try:
-        os.makedirs(os.path.dirname(hold_path), mode=0o700, exist_ok=True)
-        fd, record = _try_flock(hold_path)
-    except OSError as exc:
-        raise co.CoordinationError("run lock %s: %s" % (hold_path, exc.strerror or exc))
-    if fd is None:
-        raise co.Held(co.hold_line(what, record), record)
-    os.close(fd)
+    lock; closing our fd drops our flock, so the watchdog can take it for the new run.
+
+    A run whose CLI was just killed is still being stopped (the watchdog's SIGTERM, then SIGKILL
+    after its grace period), so the hold is waited for up to ``wait`` seconds (co.HOLD_WAIT_S)
+    first: the caller already holds the run lock, so no other run can start meanwhile."""
+    deadline = time.monotonic() + (co.HOLD_WAIT_S if wait is None else wait)
+    while True:
+        try:
+            os.makedirs(os.path.dirname(hold_path), mode=0o700, exist_ok=True)
+            fd, record = _try_flock(hold_path)
+        except OSError as exc:
+            raise co.CoordinationError("run lock %s: %s" % (hold_path, exc.strerror or exc))
+        if fd is not None:
+            os.close(fd)
+            return
+        if time.monotonic() >= deadline:
+            raise co.Held(co.hold_line(what, record), record)
+        time.sleep(0.1)
 
 
 class FileLock(object):
