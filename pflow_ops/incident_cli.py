@@ -1,9 +1,11 @@
 """``pflow-ops incident show KEY | list | ack KEY [--by NAME]``: the incident records (issue 16).
 
 The records are written by the collection's ``incident_record`` action plugin under
-``$PFLOW_OPS_HOME/incidents/``; this command reads them with the collection's own code
-(``module_utils/incident.py`` and ``incident_store.py``, loaded by path, as the outcome
-vocabulary is), so the CLI and the playbooks agree on the key, the file and the lock.
+``$PFLOW_OPS_HOME/incidents/``, or in the etcd store the environment's inventory names
+(``--env``, as every command chooses its environment); this command reads them with the
+collection's own code (``module_utils/incident.py`` and ``incident_store.py``, loaded by path,
+as the outcome vocabulary is), so the CLI and the playbooks agree on the key, the store and the
+lock.
 ``ack`` marks an incident handled: recorded, and re-notification (chat, pager) stops.
 """
 
@@ -19,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from pflow_ops import console
-from pflow_ops.errors import OK, PflowError, UsageError
+from pflow_ops.errors import OK, PflowError, RefusedError, UsageError
 from pflow_ops.paths import project_root, state_home
 from pflow_ops.request import check_incident_key
 
@@ -46,46 +48,61 @@ def _modules() -> tuple[ModuleType, ModuleType]:
     return _load("incident"), _load("incident_store")
 
 
+ENV_HELP = "environment whose coordination store holds the records (inventories/ENV); default local"
+
+
 def add_incident_parser(p: argparse.ArgumentParser) -> None:
     """The ``incident`` command's actions (argparse only: cheap to import)."""
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = sub.add_parser("show", help="one incident's record: sinks, runs, events, ack")
     show.add_argument("key", metavar="KEY")
     show.add_argument("--output", choices=["text", "json"], default="text")
+    show.add_argument("--env", default="local", help=ENV_HELP)
     lst = sub.add_parser("list", help="the incident records, newest first")
     lst.add_argument("--output", choices=["text", "json"], default="text")
+    lst.add_argument("--env", default="local", help=ENV_HELP)
     ack = sub.add_parser("ack", help="mark an incident handled (re-notification stops)")
     ack.add_argument("key", metavar="KEY")
     ack.add_argument("--by", metavar="NAME", help="who handled it (default: this user)")
     ack.add_argument("--output", choices=["text", "json"], default="text")
+    ack.add_argument("--env", default="local", help=ENV_HELP)
 
 
-def read_record(key: str) -> dict[str, Any]:
+def records(env: str) -> Any:
+    """Where ``env``'s incident records live: the etcd store its inventory names
+    (``pflow_coordination_url``), else this machine's ``$PFLOW_OPS_HOME/incidents/``. One
+    interface (``incident_store.open_records``) with the playbooks' ``incident_record``."""
+    from pflow_ops import coordination, environments  # reads the inventory: Ansible
+
+    config = coordination.settings_for(environments.get(env).inventory)
+    return _modules()[1].open_records(config, str(state_home()), env, coordination.open_store)
+
+
+def read_record(key: str, env: str = "local") -> dict[str, Any]:
     _incident, _store = _modules()
-    path = _store.record_path(str(state_home()), _incident.key_sha(key))
-    record, _warning = _store.read_only(path)
+    record, _problem = records(env).show(_incident.key_sha(key))
     if record is None:
         raise NoSuchIncident(f"no incident record for {key}: see `pflow-ops incident list`")
     out: dict[str, Any] = record
     return out
 
 
-def ack_record(key: str, by: str) -> dict[str, Any]:
-    """Mark the incident handled, under the record's lock (a run may be updating it)."""
+def ack_record(key: str, by: str, env: str = "local") -> dict[str, Any]:
+    """Mark the incident handled, under the record's lock or etcd's compare-and-swap (a run may
+    be updating it)."""
     _incident, _store = _modules()
-    home = str(state_home())
-    sha = _incident.key_sha(key)
-    path = _store.record_path(home, sha)
-    with _store.locked(home, sha):
-        record, _warning = _store.read_only(path)
+
+    def change(record: dict[str, Any] | None) -> dict[str, Any]:
         if record is None:
             raise NoSuchIncident(f"no incident record for {key}: see `pflow-ops incident list`")
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         updated: dict[str, Any] = _incident.apply_update(
             record, "", "", "", [], now, ack={"by": by, "at": now}
         )
-        _store.write(path, updated)
-    return updated
+        return updated
+
+    got: dict[str, Any] = records(env).update(_incident.key_sha(key), change)["record"]
+    return got
 
 
 def summary_line(record: dict[str, Any]) -> str:
@@ -117,13 +134,24 @@ def show_text(record: dict[str, Any]) -> str:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
+    from pflow_ops import coordination
+
+    try:
+        return _incident_action(args)
+    except (coordination.CoordinationError, _modules()[1].StoreError) as exc:
+        # etcd unreachable or contended: one line naming the store, never the local file instead
+        raise RefusedError(f"incident records: {exc}") from None
+
+
+def _incident_action(args: argparse.Namespace) -> int:
     as_json = getattr(args, "output", "text") == "json"
+    env = getattr(args, "env", None) or "local"
     if args.action == "list":
-        records = _modules()[1].list_records(str(state_home()))
+        records_ = records(env).list()
         if as_json:
-            console.emit_json({"incidents": records})
+            console.emit_json({"incidents": records_})
         else:
-            for record in records:
+            for record in records_:
                 console.out(summary_line(record))
         return OK
     key = check_incident_key(args.key)
@@ -133,9 +161,9 @@ def cmd_incident(args: argparse.Namespace) -> int:
         by = (args.by or getpass.getuser()).strip()
         if not by or len(by) > 128:
             raise UsageError("--by needs a name of up to 128 characters")
-        record = ack_record(key, by)
+        record = ack_record(key, by, env)
     else:
-        record = read_record(key)
+        record = read_record(key, env)
     if as_json:
         console.emit_json(record)
     else:

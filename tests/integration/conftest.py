@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pflow_ops.sandbox.net import free_ports
+from tests.integration import etcd_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PFLOW = [sys.executable, "-m", "pflow_ops"]
@@ -159,3 +160,11 @@ def sandbox(stack: Stack) -> Stack:
     shutil.rmtree(stack.home / "locks", ignore_errors=True)
     assert stack.health() == 200
     return stack
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[etcd_server.EtcdServer]:
+    """One real etcd for the session (tests/integration/etcd_server.py), shared by the
+    coordination and incident store tests; each test clears the keys it uses."""
+    with etcd_server.running() as server:
+        yield server

@@ -41,12 +41,6 @@ MAX = 3
 pytestmark = pytest.mark.skipif(not etcd_server.available(), reason="etcd-server is not installed")
 
 
-@pytest.fixture(scope="session")
-def etcd() -> Iterator[etcd_server.EtcdServer]:
-    with etcd_server.running() as server:
-        yield server
-
-
 @dataclass
 class Controller:
     """One controller: its own PFLOW_OPS_HOME, the shared project (inventory), one store URL."""

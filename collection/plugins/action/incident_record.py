@@ -4,7 +4,8 @@
 
 The record (module_utils/incident.py's model, module_utils/incident_store.py's file) holds each
 sink's handle so a later run of the same incident updates the same ticket, thread and pager
-incident. It lives with the run state, under $PFLOW_OPS_HOME/incidents/, locked per record.
+incident. It lives with the run state, under $PFLOW_OPS_HOME/incidents/, locked per record, or,
+where the inventory names an etcd coordination store, in etcd (shared by every controller).
 Documentation never blocks a recovery: a corrupt record is kept aside and a fresh one started,
 with a warning; an unwritable state directory is a failed task the incident role rescues.
 It reports changed=false: the record is pflow-ops' own bookkeeping, not a change on a host.
@@ -13,6 +14,7 @@ It reports changed=false: the record is pflow-ops' own bookkeeping, not a change
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
@@ -52,31 +54,36 @@ def choose_key(args: dict, task_vars: dict) -> dict:
                                raw_text(task_vars, "pflow_run_id") or now_text())
 
 
-def get_or_update(home: str, args: dict) -> dict:
-    """The record (after the update for state=update/ack) and the warnings met on the way."""
+def get_or_update(home: str, args: dict, records: Any = None) -> dict:
+    """The record (after the update for state=update/ack) and the warnings met on the way;
+    ``records`` is where it lives (incident_store.open_records), default the file under home."""
     key = args["key"]
     if not incident.valid_key(key):
         raise incident.IncidentError("incident key %r is not valid" % key[:140])
-    sha = incident.key_sha(key)
-    path = incident_store.record_path(home, sha)
-    warnings = []
-    with incident_store.locked(home, sha):
-        record, warning = incident_store.read(path)
-        if warning:
-            warnings.append(warning)
-        now = now_text()
-        exists = record is not None
+    store = records if records is not None else incident_store.FileRecords(home)
+    now = now_text()
+
+    def change(record: dict | None) -> dict | None:
+        if args["state"] == "get":
+            return None  # a get writes nothing
         if record is None or record.get("key") != key:
             record = incident.new_record(key, now)
         if args["state"] == "update":
-            record = incident.apply_update(record, args["run_id"], args["event"], args["outcome"],
-                                           args["sinks"], now)
-            incident_store.write(path, record)
-        elif args["state"] == "ack":
-            record = incident.apply_update(record, "", "", "", [], now,
-                                           ack={"by": args["by"] or "unknown", "at": now})
-            incident_store.write(path, record)
-    return {"record": record, "exists": exists, "path": path, "warnings": warnings}
+            return incident.apply_update(record, args["run_id"], args["event"], args["outcome"], args["sinks"], now)
+        return incident.apply_update(record, "", "", "", [], now, ack={"by": args["by"] or "unknown", "at": now})
+
+    got = store.update(incident.key_sha(key), change)
+    if got["record"] is None or got["record"].get("key") != key:
+        got["record"] = incident.new_record(key, now)
+    return got
+
+
+def records_for(home: str, task_vars: dict) -> Any:
+    """Where this environment's records live: its coordination store's settings (inventory
+    variables read raw, never templated) choose the file under home or etcd."""
+    settings = coordination.parse(coordination.settings_values(task_vars))
+    return incident_store.open_records(settings, home, raw_text(task_vars, "pflow_env") or "default",
+                                       coordination.open_store)
 
 
 class ActionModule(ActionBase):
@@ -93,8 +100,9 @@ class ActionModule(ActionBase):
         try:
             chosen = choose_key(args, task_vars or {})
             args = dict(args, key=chosen["key"])
-            got = get_or_update(coordination.state_home(), args)
-        except (incident.IncidentError, OSError, ValueError) as exc:
+            home = coordination.state_home()
+            got = get_or_update(home, args, records_for(home, task_vars or {}))
+        except (incident.IncidentError, coordination.CoordinationError, OSError, ValueError) as exc:
             result.update(failed=True, changed=False, msg="incident record: %s" % exc)
             return result
         for warning in got["warnings"]:

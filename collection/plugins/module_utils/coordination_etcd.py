@@ -296,6 +296,28 @@ class EtcdStore(object):
         self.revoke(record.get("lease"))
         return True
 
+    # -- plain keys (the incident records, module_utils/incident_store.py) ---------------------
+    def kv_get(self, key):
+        """(value or None, mod_revision) of one key, in one request (mod_revision 0: absent)."""
+        kvs = txn_kvs(self._txn({"compare": [], "success": [{"request_range": {"key": _b64(key)}}]}), 0)
+        return (_text(kvs[0].get("value")) if kvs else None), mod_revision(kvs)
+
+    def kv_put_if(self, key, value, revision, also=()):
+        """Write ``key`` (and each (key, value) of ``also``) in one transaction that succeeds
+        only if ``key``'s mod_revision is still ``revision`` (0: still absent). False when
+        another writer came first: the caller reads again."""
+        ops = [{"request_put": {"key": _b64(name), "value": _b64(text)}} for name, text in ((key, value),) + tuple(also)]
+        written = self._txn({"compare": [{"key": _b64(key), "target": "MOD", "result": "EQUAL",
+                                          "mod_revision": int(revision)}],
+                             "success": ops, "failure": []})
+        return bool(written.get("succeeded"))
+
+    def kv_list(self, prefix):
+        """[(key, value)] of every key under ``prefix``, in key order."""
+        kvs = txn_kvs(self._txn({"compare": [], "success": [
+            {"request_range": {"key": _b64(prefix), "range_end": _range_end(prefix)}}]}), 0)
+        return [(_text(kv.get("key")), _text(kv.get("value"))) for kv in kvs]
+
 
 def _record(kvs):
     if not kvs:
