@@ -18,8 +18,15 @@ description:
   - Stored on the controller at C($PFLOW_OPS_HOME/incidents/<sha256(key)>.json), mode 0600,
     written atomically under an exclusive C(flock) per record, so two runs of one incident update
     it in turn. The key never becomes a path.
-  - A record that cannot be read is kept aside (C(<name>.corrupt-<ms>)) and a fresh record is
-    started, with a warning; documenting an incident never blocks a recovery.
+  - Where the environment's inventory names an etcd coordination store (C(pflow_coordination_url),
+    read raw), the record is the etcd key C(/pflow-ops/incidents/<pflow_env>/<sha256(key)>) instead,
+    shared by every controller naming that store; an update is a transaction conditional on the
+    key's mod_revision, retried a bounded number of times when another controller wrote first.
+    An etcd that cannot be reached fails the task with one line naming the store; there is no
+    fallback to the local file (a second record would open a second ticket).
+  - A record that cannot be read is kept aside (C(<name>.corrupt-<ms>), or under
+    C(/pflow-ops/incidents-corrupt/) in etcd) and a fresh record is started, with a warning;
+    documenting an incident never blocks a recovery.
   - No secrets are stored; handle keys named like a secret (password, token, url) are dropped.
   - Always reports C(changed=false). In check mode it only reads.
   - This is an action plugin; it runs on the controller and never contacts the target host.
@@ -121,7 +128,7 @@ exists:
   returned: success
   type: bool
 path:
-  description: The record's file.
+  description: Where the record lives - its file, or C(<store>/pflow-ops/incidents/<env>/<sha>) in etcd.
   returned: success
   type: str
 warnings_text:
