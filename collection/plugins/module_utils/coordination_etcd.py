@@ -306,7 +306,8 @@ class EtcdStore(object):
         """Write ``key`` (and each (key, value) of ``also``) in one transaction that succeeds
         only if ``key``'s mod_revision is still ``revision`` (0: still absent). False when
         another writer came first: the caller reads again."""
-        ops = [{"request_put": {"key": _b64(name), "value": _b64(text)}} for name, text in ((key, value),) + tuple(also)]
+        puts = ((key, value),) + tuple(also)
+        ops = [{"request_put": {"key": _b64(name), "value": _b64(text)}} for name, text in puts]
         written = self._txn({"compare": [{"key": _b64(key), "target": "MOD", "result": "EQUAL",
                                           "mod_revision": int(revision)}],
                              "success": ops, "failure": []})

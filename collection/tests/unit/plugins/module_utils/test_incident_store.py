@@ -192,3 +192,18 @@ def test_open_records_never_falls_back(tmp_path: Any) -> None:
             co.parse({co.URL_VAR: "etcd://h:1"}, environ={}), str(tmp_path), "prod", unreachable
         )
     assert not (tmp_path / "incidents").exists()
+
+
+def test_the_action_plugin_reads_the_store_from_the_inventory_raw(tmp_path: Any) -> None:
+    from ansible_collections.pivotal.flow_ops.plugins.action import incident_record
+
+    home = str(tmp_path)
+    assert isinstance(incident_record.records_for(home, {}), st.FileRecords)
+    named = {co.URL_VAR: "etcd://127.0.0.1:1", "pflow_env": "prod"}
+    records = incident_record.records_for(home, named)  # no request until the first update
+    assert isinstance(records, st.EtcdRecords) and records.env == "prod"
+    assert incident_record.records_for(home, {co.URL_VAR: "etcd://h:1"}).env == "default"
+    with pytest.raises(co.CoordinationError, match="is a template"):
+        incident_record.records_for(home, {co.URL_VAR: "{{ lookup('env', 'X') }}"})
+    with pytest.raises(st.StoreError, match="environment"):
+        incident_record.records_for(home, {co.URL_VAR: "etcd://h:1", "pflow_env": "{{ x }}"})
