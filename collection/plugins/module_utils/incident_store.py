@@ -43,9 +43,7 @@ def incidents_dir(home):
 
 
 def record_path(home, sha):
-    if not SHA_PATTERN.match(sha or ""):
-        raise ValueError("not an incident record name: %r" % (sha,))
-    return os.path.join(incidents_dir(home), sha + ".json")
+    return os.path.join(incidents_dir(home), _checked_sha(sha) + ".json")
 
 
 @contextlib.contextmanager
@@ -159,8 +157,8 @@ def records_prefix(env):
 
 def corrupt_key(env, sha, stamp_ms):
     """Where an unreadable etcd value is kept aside (as a corrupt file is, next to it)."""
-    return "%sincidents-corrupt/%s/%s-%d" % (PREFIX, records_prefix(env)[len(PREFIX + "incidents/"):-1],
-                                             _checked_sha(sha), int(stamp_ms))
+    records_prefix(env)  # checks env
+    return "%sincidents-corrupt/%s/%s-%d" % (PREFIX, env, _checked_sha(sha), int(stamp_ms))
 
 
 def _checked_sha(sha):
