@@ -175,7 +175,7 @@ def _hold_in_child(hold: Path, seconds: float) -> Any:
         "import fcntl, os, sys, time\n"
         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.write(fd, b'{\"run_id\": \"killed\", \"pid\": 1}')\n"
+        'os.write(fd, b\'{"run_id": "killed", "pid": 1}\')\n'
         "print('held', flush=True)\n"
         "time.sleep(float(sys.argv[2]))\n"
     )
