@@ -60,7 +60,9 @@ def test_severity(word: str, expected: str) -> None:
 
 def test_the_alert_is_keyed_by_the_incident_and_carries_the_run() -> None:
     results = [{"service": "redis"}, {"service": "redis"}, {"service": "backend"}, "junk"]
-    body = alerta.alert_body("INC-42", MESSAGES, results, {"environment": "Staging"}, "run-1", "prod")
+    body = alerta.alert_body(
+        "INC-42", MESSAGES, results, {"environment": "Staging"}, "run-1", "prod"
+    )
     assert body["resource"] == "INC-42" and body["event"] == "RB-03"
     assert body["environment"] == "Staging" and body["severity"] == "critical"
     assert body["service"] == ["redis", "backend"]
@@ -133,7 +135,13 @@ def test_answers(result: object, ok: bool, done: bool) -> None:
         ({}, ALERT, 1, False, {"id": ALERT, "notes": 1}),
         ({"id": ALERT, "notes": 2}, "", 1, False, {"id": ALERT, "notes": 3}),
         ({"id": ALERT, "notes": "2"}, "", 1, True, {"id": ALERT, "notes": 3, "closed": True}),
-        ({"id": ALERT, "notes": 3, "closed": True}, "", 1, False, {"id": ALERT, "notes": 4, "closed": True}),
+        (
+            {"id": ALERT, "notes": 3, "closed": True},
+            "",
+            1,
+            False,
+            {"id": ALERT, "notes": 4, "closed": True},
+        ),
         ({}, "", 0, False, {}),  # nothing opened: nothing to keep
         (None, ALERT, 0, False, {"id": ALERT, "notes": 0}),  # opened, the note failed
     ],
