@@ -100,6 +100,7 @@ def test_three_runs_of_one_incident_are_one_alerta_alert_closed_on_recovery(
     assert [e["sinks"][0]["status"] for e in record["events"]] == ["ok", "ok", "ok"]
     assert record["events"][0]["sinks"][0]["detail"] == "create, note: alert " + alert["id"]
     assert record["events"][-1]["sinks"][0]["detail"] == "note, close: alert " + alert["id"]
+    assert _files_with(tmp_path / "home", (alerta.api_key,)) == []  # records, runner artifacts
 
 
 @pytest.fixture
