@@ -4,6 +4,7 @@
 #     Alertmanager and the postgres/redis exporters, etcd-server (coordination tests), a Java
 #     runtime (ansible-rulebook), a Python venv
 #   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
+#   - .venv-alerta with alerta-server, pinned (the incident role's Alerta sink tests)
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,5 +65,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
+fi
+# Alerta (alerta-server from PyPI, PostgreSQL backend): the real ticket system the incident role's
+# `alerta` sink is tested against (tests/integration/alerta.py starts it on the sandbox's
+# PostgreSQL). Its own venv, pinned, so its Flask pins never reach .venv.
+if [ ! -x .venv-alerta/bin/alertad ] || [ scripts/alerta-requirements.txt -nt .venv-alerta/.installed ]; then
+  log "installing alerta-server into .venv-alerta"
+  "$PY" -m venv .venv-alerta
+  .venv-alerta/bin/python -m pip install -q -r scripts/alerta-requirements.txt
+  touch .venv-alerta/.installed
 fi
 log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | sed -n 1p)"

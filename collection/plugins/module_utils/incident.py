@@ -34,7 +34,8 @@ except ImportError:  # loaded by file path from pflow_ops (the CLI): the sibling
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 EVENTS = ("documented", "resolved", "still_firing")
 # The sink kinds and the family that decides what each does.
-FAMILY = {"email": "chat", "slack": "chat", "ticket": "ticket", "jira": "ticket", "pagerduty": "pager"}
+FAMILY = {"email": "chat", "slack": "chat", "ticket": "ticket", "jira": "ticket", "pagerduty": "pager",
+          "alerta": "ticket"}
 SINK_KINDS = tuple(sorted(FAMILY))
 SEVERITY = {"error": "critical", "escalate": "critical", "refused": "error", "recovered": "warning",
             "healthy": "info"}
