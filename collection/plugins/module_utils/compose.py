@@ -255,16 +255,18 @@ def run(params: dict[str, Any], action: Any = None) -> dict[str, Any]:
     (the rolling restart) adds its result. An engine that is down, refuses us or whose TLS files
     are wrong is a finding (RV(reachable=false) and one line), not a failed task: the callers
     report it and escalate."""
+    # pylint runs without the SDK, so it cannot infer docker.errors.DockerException as an exception
+    # class; at run time ENGINE_ERRORS holds the SDK's exception class and OSError.
     try:
         client = connect(params)
-    except ENGINE_ERRORS as exc:
+    except ENGINE_ERRORS as exc:  # pylint: disable=catching-non-exception
         return unreachable(describe_error(exc, params["docker_host"]))
     try:
         result, containers = inspect(client, params)
         if action is not None and containers:
             result.update(action(client, containers))
         return result
-    except ENGINE_ERRORS as exc:
+    except ENGINE_ERRORS as exc:  # pylint: disable=catching-non-exception
         return unreachable(describe_error(exc, params["docker_host"]))
     finally:
         client.close()

@@ -67,7 +67,9 @@ class FakeEngine:
         self.closed = True
 
 
-def labelled(number: int, project: str = "pivotal-flow", service: str = "backend") -> dict[str, Any]:
+def labelled(
+    number: int, project: str = "pivotal-flow", service: str = "backend"
+) -> dict[str, Any]:
     found = attrs(number)
     found["Config"]["Labels"].update({cs.LABEL_PROJECT: project, cs.LABEL_SERVICE: service})
     return found
@@ -144,8 +146,10 @@ def test_describe_lists_every_replica() -> None:
             "is not running (the socket does not exist)",
         ),
         (
-            cs.DockerException("Error while fetching server API version: ('Connection aborted.', "
-                               "PermissionError(13, 'Permission denied'))"),
+            cs.DockerException(
+                "Error while fetching server API version: ('Connection aborted.', "
+                "PermissionError(13, 'Permission denied'))"
+            ),
             "permission denied on the Docker engine at unix:///run/docker.sock socket",
         ),
     ],
@@ -179,7 +183,9 @@ def test_validate_certs_implies_tls_and_docker_cert_path_fills_the_gaps(tmp_path
     }
 
 
-def test_connect_passes_community_docker_options_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_passes_community_docker_options_to_the_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen: dict[str, Any] = {}
 
     class Client:
@@ -247,7 +253,10 @@ def test_log_tail_is_prefixed_per_replica_and_skips_unreadable_logs() -> None:
         "pivotal-flow-backend-1 | warn: slow query",
         "pivotal-flow-backend-2 | raw",
     ]
-    assert fake.calls[0] == ("logs", {"stdout": True, "stderr": True, "timestamps": False, "tail": 20})
+    assert fake.calls[0] == (
+        "logs",
+        {"stdout": True, "stderr": True, "timestamps": False, "tail": 20},
+    )
     assert cs.logs(fake, [one], 0) == []
     assert cs.logs(fake, [one], 5) == ["listening on 3000", "warn: slow query"], "no prefix"
 
@@ -282,7 +291,10 @@ def test_run_reports_an_engine_it_cannot_reach(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(cs, "connect", refuse)
     result = cs.run(params())
     assert result["state"] == "unreachable" and result["reachable"] is False
-    assert result["msg"] == "Docker engine at unix:///run/docker.sock is not running (connection refused)"
+    assert (
+        result["msg"]
+        == "Docker engine at unix:///run/docker.sock is not running (connection refused)"
+    )
 
 
 def test_run_reports_an_engine_that_fails_mid_way(monkeypatch: pytest.MonkeyPatch) -> None:
