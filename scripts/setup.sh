@@ -5,6 +5,7 @@
 #     runtime (ansible-rulebook), a Python venv
 #   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
 #   - .venv-alerta with alerta-server, pinned (the incident role's Alerta sink tests)
+#   - community.docker 5.x from the ansible 13 bundle, under .cache/collections (Compose tests)
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,5 +75,29 @@ if [ ! -x .venv-alerta/bin/alertad ] || [ scripts/alerta-requirements.txt -nt .v
   "$PY" -m venv .venv-alerta
   .venv-alerta/bin/python -m pip install -q -r scripts/alerta-requirements.txt
   touch .venv-alerta/.installed
+fi
+# community.docker 5.x, from the `ansible` 13 PyPI bundle (the pinned ansible 12 carries 4.x): the
+# Compose modules are tested with each on the collections path
+# (tests/integration/test_compose_community_docker.py). Only that collection is kept, under
+# .cache/collections; the wheel (Python >= 3.12 metadata, never installed) is thrown away.
+cd5_bundle=ansible==13.8.0
+cd5=.cache/collections/community.docker-5
+if [ ! -f "$cd5/ansible_collections/community/docker/MANIFEST.json" ]; then
+  log "extracting community.docker 5.x from $cd5_bundle into $cd5"
+  wheel_dir=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --dest "$wheel_dir" "$cd5_bundle"
+  rm -rf "$cd5.tmp"
+  .venv/bin/python - "$wheel_dir" "$cd5.tmp" <<'EOF_PY'
+import glob
+import sys
+import zipfile
+
+(wheel,) = glob.glob(sys.argv[1] + "/ansible-*.whl")
+with zipfile.ZipFile(wheel) as whl:
+    whl.extractall(sys.argv[2], [n for n in whl.namelist() if n.startswith("ansible_collections/community/docker/")])
+EOF_PY
+  rm -rf "$wheel_dir" "$cd5"
+  mv "$cd5.tmp" "$cd5"
 fi
 log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | sed -n 1p)"

@@ -32,7 +32,7 @@ step "ansible-galaxy collection build"
 out=$(mktemp -d)
 ansible-galaxy collection build collection --output-path "$out" --force >/dev/null
 # Install the artifact on its own and load a module and the role from it, not from the checkout.
-# --no-deps: community.docker comes with the pinned `ansible` bundle (Galaxy is not reachable).
+# --no-deps: community.general comes with the pinned `ansible` bundle (Galaxy is not reachable).
 ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-galaxy collection install --force --no-deps \
   "$out"/pivotal-flow_ops-*.tar.gz -p "$out/installed" >/dev/null 2>&1
 test -f "$out/installed/ansible_collections/pivotal/flow_ops/MANIFEST.json"

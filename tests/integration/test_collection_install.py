@@ -72,7 +72,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     assert build.returncode == 0, build.stderr
     (artifact,) = (tmp / "dist").glob("*.tar.gz")
     assert artifact.name == f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
-    # --no-deps: community.docker comes with the pinned `ansible` bundle (Galaxy is not reachable).
+    # --no-deps: community.general comes with the pinned `ansible` bundle (Galaxy is not reachable).
     install = _run(
         [*GALAXY_CMD, "install", "--no-deps", str(artifact), "-p", str(tmp / "installed")],
         env,

@@ -25,9 +25,14 @@ DEFINITION = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
 GALAXY = yaml.safe_load((ROOT / "collection" / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 # Third-party imports of collection/plugins -> the pip requirement that provides them.
-DISTRIBUTIONS = {"psycopg2": "psycopg2-binary", "requests": "requests", "etcd3gw": "etcd3gw"}
+DISTRIBUTIONS = {
+    "psycopg2": "psycopg2-binary",
+    "requests": "requests",
+    "etcd3gw": "etcd3gw",
+    "docker": "docker",
+}
 # What the collection must declare whatever the plugins import today: the issue's contract.
-COLLECTION_NEEDS = {"psycopg2-binary", "requests", "etcd3gw"}
+COLLECTION_NEEDS = {"psycopg2-binary", "requests", "etcd3gw", "docker"}
 RPM = ["platform:rpm", "platform:redhat", "platform:centos"]
 
 
@@ -121,7 +126,7 @@ def test_base_image_is_pinned_by_digest_and_names_its_python(context: Path) -> N
     assert f'ARG PYPKG="{interpreter["package_system"]}"' in containerfile
     assert "RUN $PKGMGR install $PYPKG -y" in containerfile
     assert f'ARG PKGMGR="{DEFINITION["options"]["package_manager_path"]}"' in containerfile
-    # The collection's community.docker dependency comes from the `ansible` bundle, not Galaxy.
+    # The collection's community.general dependency comes from the `ansible` bundle, not Galaxy.
     assert 'ARG ANSIBLE_GALAXY_CLI_COLLECTION_OPTS="--no-deps"' in containerfile
 
 
