@@ -71,6 +71,10 @@ def get_or_update(home: str, args: dict) -> dict:
         if args["state"] == "update":
             record = incident.apply_update(record, args["run_id"], args["event"], args["outcome"],
                                            args["sinks"], now)
+            # Where it belongs, for the scheduled re-notification (incident_renotify).
+            record["env"] = args.get("env") or record.get("env") or "default"
+            if incident.valid_key(args["runbook"]):
+                record["runbook"] = args["runbook"]
             incident_store.write(path, record)
         elif args["state"] == "ack":
             record = incident.apply_update(record, "", "", "", [], now,
@@ -92,7 +96,7 @@ class ActionModule(ActionBase):
             args = dict(args, state="get")  # a dry run documents nothing
         try:
             chosen = choose_key(args, task_vars or {})
-            args = dict(args, key=chosen["key"])
+            args = dict(args, key=chosen["key"], env=raw_text(task_vars or {}, "pflow_env") or "default")
             got = get_or_update(coordination.state_home(), args)
         except (incident.IncidentError, OSError, ValueError) as exc:
             result.update(failed=True, changed=False, msg="incident record: %s" % exc)

@@ -1,0 +1,109 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""incident_renotify: which open incidents of the environment are due a re-notification, and
+the journal of one sent (issue 16: with no pager configured, the escalation path's levels are
+notified at the catalogue's times until someone acknowledges).
+
+``state=plan`` lists the environment's incident records ($PFLOW_OPS_HOME/incidents/, the records
+``incident_record`` writes) and decides for each with module_utils/incident_renotify.py; a due
+one comes back with its messages rendered in Python. ``state=journal`` appends the ``renotify``
+event (its level, each sink's status) to the record, under the record's lock. The environment
+(``pflow_env``) and the clock override (``pflow_renotify_now``, a dry run's or a test's "as if it
+were") are read raw from the play's variables, never templated, and checked.
+It reports changed=false: the record is pflow-ops' own bookkeeping, not a change on a host.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident_renotify as renotify
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident_store
+
+ARGUMENT_SPEC = {
+    "state": {"type": "str", "default": "plan", "choices": ["plan", "journal"]},
+    "escalation": {"type": "dict", "default": {}},
+    "sinks": {"type": "list", "elements": "raw", "default": []},
+    "key": {"type": "str", "default": ""},
+    "level": {"type": "dict", "default": {}},
+    "results": {"type": "list", "elements": "dict", "default": []},
+}
+
+
+def raw_text(task_vars: dict, name: str) -> str:
+    value = task_vars.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def clock(task_vars: dict) -> datetime.datetime:
+    """Now, or the ``pflow_renotify_now`` override (ISO 8601 with its zone, else the task fails)."""
+    override = raw_text(task_vars, "pflow_renotify_now")
+    if override:
+        return renotify.parse_time(override)
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def plan(home: str, env: str, escalation: dict, sinks: list, now: datetime.datetime) -> dict:
+    """{incidents: [{key, runbook, status, reason, level, since, minutes}], lines: [one per
+    incident], due: [...with record and messages], unplaced: [keys]} for the open records of
+    ``env``."""
+    records = incident_store.list_records(home)
+    out: dict = {"incidents": [], "due": [], "lines": [], "unplaced": renotify.unplaced(records), "now": renotify.time_text(now)}
+    for record in sorted(renotify.open_records(records, env), key=lambda r: str(r.get("key"))):
+        decision = renotify.decide(record, escalation, sinks, now)
+        summary = dict(decision, key=str(record.get("key")), runbook=str(record.get("runbook") or "-"))
+        out["incidents"].append(summary)
+        out["lines"].append("%s (%s): %s: %s" % (summary["key"], summary["runbook"], decision["status"],
+                                                decision["reason"]))
+        if decision["status"] == renotify.DUE:
+            out["due"].append(dict(summary, record=record,
+                                   messages=renotify.render(record, decision, env, escalation)))
+    return out
+
+
+def journal(home: str, key: str, level: dict, results: list, run_id: str, now: str) -> dict:
+    """The record with the sent level journaled, written under its lock."""
+    if not incident.valid_key(key) or not renotify.LEVEL_PATTERN.match(str(level.get("level", ""))):
+        raise renotify.RenotifyError("journal: a valid key and level are needed")
+    sha = incident.key_sha(key)
+    path = incident_store.record_path(home, sha)
+    with incident_store.locked(home, sha):
+        record, _problem = incident_store.read_only(path)
+        if record is None or record.get("key") != key:
+            raise renotify.RenotifyError("journal: no incident record for %s" % key)
+        record = renotify.journal(record, {"level": level}, results, now, run_id)
+        incident_store.write(path, record)
+    return record
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False  # the records are the controller's; no target is contacted
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        env = raw_text(task_vars, "pflow_env") or "default"
+        home = coordination.state_home()
+        try:
+            if args["state"] == "plan":
+                planned = plan(home, env, args["escalation"], args["sinks"], clock(task_vars))
+                for key in planned["unplaced"]:
+                    self._display.warning("incident %s names no environment: it is not re-notified" % key)
+                result.update(planned, changed=False, env=env)
+            elif self._task.check_mode:
+                result.update(changed=False, msg="check mode: nothing journaled")
+            else:
+                now = renotify.time_text(datetime.datetime.now(datetime.timezone.utc))
+                record = journal(home, args["key"], args["level"], args["results"],
+                                 raw_text(task_vars, "pflow_run_id"), now)
+                result.update(changed=False, record=record, env=env)
+        except (renotify.RenotifyError, incident.IncidentError, OSError, ValueError) as exc:
+            result.update(failed=True, changed=False, msg="incident renotify: %s" % exc)
+        return result
