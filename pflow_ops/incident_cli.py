@@ -1,4 +1,5 @@
-"""``pflow-ops incident show KEY | list | ack KEY [--by NAME]``: the incident records (issue 16).
+"""``pflow-ops incident show KEY | list | ack KEY [--by NAME] | renotify --env ENV``: the incident
+records (issue 16); ``renotify`` is :mod:`pflow_ops.renotify`.
 
 The records are written by the collection's ``incident_record`` action plugin under
 ``$PFLOW_OPS_HOME/incidents/``; this command reads them with the collection's own code
@@ -46,6 +47,11 @@ def _modules() -> tuple[ModuleType, ModuleType]:
     return _load("incident"), _load("incident_store")
 
 
+@functools.cache
+def _renotify_module() -> ModuleType:
+    return _load("incident_renotify")
+
+
 def add_incident_parser(p: argparse.ArgumentParser) -> None:
     """The ``incident`` command's actions (argparse only: cheap to import)."""
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -58,6 +64,21 @@ def add_incident_parser(p: argparse.ArgumentParser) -> None:
     ack.add_argument("key", metavar="KEY")
     ack.add_argument("--by", metavar="NAME", help="who handled it (default: this user)")
     ack.add_argument("--output", choices=["text", "json"], default="text")
+    renotify = sub.add_parser(
+        "renotify",
+        help="notify the escalation level due for each unacknowledged incident (cron, no pager)",
+    )
+    renotify.add_argument("--env", default="local", help="environment (inventories/ENV)")
+    renotify.add_argument(
+        "--check", action="store_true", help="print what is due; send and journal nothing"
+    )
+    renotify.add_argument(
+        "--now",
+        metavar="TIME",
+        help="decide as if it were TIME (ISO 8601 with its zone, e.g. 2026-12-05T10:30:00Z): "
+        "what will be due then; only with --check on a protected environment",
+    )
+    renotify.add_argument("--output", choices=["text", "json"], default="text")
 
 
 def read_record(key: str) -> dict[str, Any]:
@@ -126,6 +147,12 @@ def cmd_incident(args: argparse.Namespace) -> int:
             for record in records:
                 console.out(summary_line(record))
         return OK
+    if args.action == "renotify":
+        from pflow_ops.renotify import cmd_renotify  # imports Ansible's inventory: not for --help
+
+        return cmd_renotify(
+            args.env, args.check, args.now, as_json, (*_modules(), _renotify_module())
+        )
     key = check_incident_key(args.key)
     if key is None:  # pragma: no cover - argparse requires KEY
         raise UsageError("an incident key is required")

@@ -39,10 +39,13 @@ def raw_text(task_vars: dict, name: str) -> str:
 
 
 def clock(task_vars: dict) -> datetime.datetime:
-    """Now, or the ``pflow_renotify_now`` override (ISO 8601 with its zone, else the task fails)."""
-    override = raw_text(task_vars, "pflow_renotify_now")
-    if override:
-        return renotify.parse_time(override)
+    """Now, or the ``pflow_renotify_now`` override (ISO 8601 with its zone, else the task fails).
+    A YAML extra vars file turns the text into a timestamp: an aware one is taken as it is."""
+    override = task_vars.get("pflow_renotify_now")
+    if isinstance(override, datetime.datetime) and override.tzinfo is not None:
+        return override.astimezone(datetime.timezone.utc)
+    if override is not None and override != "":
+        return renotify.parse_time(override if isinstance(override, str) else repr(override))
     return datetime.datetime.now(datetime.timezone.utc)
 
 
