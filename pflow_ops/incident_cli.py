@@ -132,7 +132,7 @@ def show_text(record: dict[str, Any]) -> str:
         )
         lines.append(
             f"  {event.get('at')} {event.get('run_id') or '-'} {event.get('event')} "
-            f"{event.get('outcome') or ''}  {sinks}"
+            f"{event.get('outcome') or event.get('level') or ''}  {sinks}"
         )
     return "\n".join(lines)
 
