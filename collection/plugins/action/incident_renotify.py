@@ -59,8 +59,8 @@ def plan(home: str, env: str, escalation: dict, sinks: list, now: datetime.datet
         decision = renotify.decide(record, escalation, sinks, now)
         summary = dict(decision, key=str(record.get("key")), runbook=str(record.get("runbook") or "-"))
         out["incidents"].append(summary)
-        out["lines"].append("%s (%s): %s: %s" % (summary["key"], summary["runbook"], decision["status"],
-                                                decision["reason"]))
+        out["lines"].append("%s (%s): %s: %s" % (
+            summary["key"], summary["runbook"], decision["status"], decision["reason"]))
         if decision["status"] == renotify.DUE:
             out["due"].append(dict(summary, record=record,
                                    messages=renotify.render(record, decision, env, escalation)))
