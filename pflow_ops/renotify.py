@@ -9,6 +9,10 @@ the chat and ticket sinks and journals. This command asks the same function firs
 catalogue's paths and the records on disk, and starts the playbook only when a level may be due:
 a cron line every few minutes costs no Ansible run while nothing is due. ``--check`` prints what
 is due (the playbook in check mode: it sends and journals nothing).
+
+The quick check uses catalogue.yml's timings (the role's ``incident_escalation`` default, kept
+equal by a unit test); an environment that overrides ``incident_escalation`` with earlier times
+is notified when the catalogue's time comes, never before it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 from pflow_ops import catalogue, console, environments, inventory
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PLAYBOOK = "playbooks/incident-renotify.yml"
 SERVICE = "incident-renotify"  # the run lock's service: one re-notification run per env
+KEEP_RUNS = 20
 
 
 def escalation_paths(cat: catalogue.Catalogue) -> dict[str, list[dict[str, Any]]]:
@@ -77,6 +84,7 @@ def _launch(env: environments.Environment, check: bool, now: str | None) -> dict
     from pflow_ops.runner import PlaybookRun, execute
 
     run_id = new_run_id("renotify")
+    _prune(state_home() / "renotify")
     lock = RunLock(env.name, SERVICE, run_id)
     lock.acquire()
     try:
@@ -101,6 +109,14 @@ def _launch(env: environments.Environment, check: bool, now: str | None) -> dict
         tail = " / ".join(line.strip() for line in result.stdout_tail[-3:] if line.strip())
         return {"error": f"the re-notification playbook ended {result.status}: {tail[:300]}"}
     return {**plan, "run_id": run_id}
+
+
+def _prune(folder: Path, keep: int = KEEP_RUNS) -> None:
+    """Keep the runner directories of the last ``keep`` re-notification runs (the journal in
+    each incident record is the lasting trace); run ids sort by their start time."""
+    runs = sorted(p for p in folder.glob("*-renotify-*") if p.is_dir()) if folder.is_dir() else []
+    for old in runs[: max(len(runs) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def cmd_renotify(

@@ -176,3 +176,12 @@ def test_the_plugin_plans_and_journals_under_the_records_lock(home: Path) -> Non
         renotify_action.journal(
             str(home), "INC-1", {"level": "{{ x }}"}, [], "", _after(record, 16)
         )
+
+
+def test_only_the_last_runner_directories_are_kept(tmp_path: Path) -> None:
+    for i in range(25):
+        (tmp_path / f"20261205T1200{i:02d}Z-renotify-abcd").mkdir()
+    (tmp_path / "other").mkdir()
+    renotify._prune(tmp_path)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert len(kept) == 21 and kept[0] == "20261205T120005Z-renotify-abcd" and "other" in kept
