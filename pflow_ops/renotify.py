@@ -62,14 +62,19 @@ def pre_decide(
     env: environments.Environment, now: datetime.datetime, modules: tuple[Any, Any, Any]
 ) -> list[dict[str, Any]]:
     """The pure decision for each open record of the environment, with the catalogue's paths
-    and no pager assumed (the playbook knows the sinks and decides again)."""
+    and the sinks the inventory names (the playbook reads them itself and decides again)."""
     _incident, store, renotify = modules
     paths = escalation_paths(catalogue.load())
+    try:
+        sinks = list(inventory.incident_sink_kinds(env.inventory))
+    except Exception as exc:  # an inventory that cannot be read: the playbook will say why
+        log.info("incident sinks of %s not read (%s): no pager assumed", env.name, exc)
+        sinks = []
     records = store.list_records(str(state_home()))
     out = []
     for name in sorted(env_names(env)):
         for record in renotify.open_records(records, name):
-            decision = renotify.decide(record, paths, [], now)
+            decision = renotify.decide(record, paths, sinks, now)
             out.append({**decision, "key": record.get("key"), "runbook": record.get("runbook")})
     return out
 

@@ -185,3 +185,25 @@ def test_only_the_last_runner_directories_are_kept(tmp_path: Path) -> None:
     renotify._prune(tmp_path)
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert len(kept) == 21 and kept[0] == "20261205T120005Z-renotify-abcd" and "other" in kept
+
+
+def test_an_environment_with_a_pager_starts_no_playbook(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pager escalates by itself: the sinks' kinds come from the inventory, raw."""
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  hosts:\n    h1:\n")
+    (inv / "group_vars" / "all.yml").write_text(
+        "pflow_env: local\npflow_incident_sinks:\n"
+        "  - {kind: email, to: [a@example.test], password: '{{ vault_smtp }}'}\n"
+        "  - {kind: pagerduty, name: oncall-pd, routing_key: '{{ vault_pd }}'}\n"
+    )
+    kinds = renotify.inventory.incident_sink_kinds(inv / "hosts.yml")
+    assert kinds == ({"kind": "email", "name": "email"}, {"kind": "pagerduty", "name": "oncall-pd"})
+    record = _escalate(home, "INC-1")
+    env = renotify.environments.Environment("local", inv / "hosts.yml", protected=False)
+    monkeypatch.setattr(renotify.environments, "get", lambda _name: env)
+    monkeypatch.setattr(renotify, "_launch", lambda *_a: pytest.fail("the pager pages"))
+    assert main(["incident", "renotify", "--env", "local", "--now", _after(record, 60)]) == 0
+    assert "none: a pager is configured (oncall-pd)" in capsys.readouterr().out
