@@ -60,9 +60,10 @@ def env_names(env: environments.Environment) -> set[str]:
 
 def pre_decide(
     env: environments.Environment, now: datetime.datetime, modules: tuple[Any, Any, Any]
-) -> list[dict[str, Any]]:
-    """The pure decision for each open record of the environment, with the catalogue's paths
-    and the sinks the inventory names (the playbook reads them itself and decides again)."""
+) -> dict[str, Any]:
+    """{incidents, unplaced}: the pure decision for each open record of the environment, with
+    the catalogue's paths and the sinks the inventory names (the playbook reads them itself and
+    decides again), and the open records that name no environment at all."""
     _incident, store, renotify = modules
     paths = escalation_paths(catalogue.load())
     try:
@@ -76,7 +77,7 @@ def pre_decide(
         for record in renotify.open_records(records, name):
             decision = renotify.decide(record, paths, sinks, now)
             out.append({**decision, "key": record.get("key"), "runbook": record.get("runbook")})
-    return out
+    return {"incidents": out, "unplaced": renotify.unplaced(records)}
 
 
 def _line(item: dict[str, Any]) -> str:
@@ -136,26 +137,32 @@ def cmd_renotify(
         )
     now = parse_now(now_text, modules[2])
     planned = pre_decide(env, now, modules)
-    due = [p for p in planned if p["status"] == "due"]
     out: dict[str, Any] = {
         "env": env.name,
         "check": check,
         "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    if due:
+    if any(p["status"] == "due" for p in planned["incidents"]):
         out.update(_launch(env, check, now_text), playbook=True)
     else:
-        out.update(incidents=planned, sent=[], playbook=False)
+        out.update(planned, sent=[], playbook=False)
     code = OK
     if "error" in out:
         console.error("error", out["error"])
         code = INTERNAL
+    for key in out.get("unplaced") or []:
+        console.error("warning", f"incident {key} names no environment: it is not re-notified")
     for item in out.get("incidents") or []:
         if item.get("status") == "invalid":
             console.error("warning", _line(item))
     if as_json:
         console.emit_json(out)
-        return code
+    else:
+        _print_text(out)
+    return code
+
+
+def _print_text(out: dict[str, Any]) -> None:
     for item in out.get("incidents") or []:
         console.out(_line(item))
     for sent in out.get("sent") or []:
@@ -165,5 +172,4 @@ def cmd_renotify(
             f"{sinks or 'no sink'}"
         )
     if not out.get("incidents") and "error" not in out:
-        console.out(f"no open incident of env {env.name}")
-    return code
+        console.out(f"no open incident of env {out['env']}")

@@ -207,3 +207,15 @@ def test_an_environment_with_a_pager_starts_no_playbook(
     monkeypatch.setattr(renotify, "_launch", lambda *_a: pytest.fail("the pager pages"))
     assert main(["incident", "renotify", "--env", "local", "--now", _after(record, 60)]) == 0
     assert "none: a pager is configured (oncall-pd)" in capsys.readouterr().out
+
+
+def test_an_open_record_with_no_environment_is_a_warning(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = _escalate(home, "INC-OLD")
+    path = home / "incidents" / f"{record['key_sha']}.json"
+    path.write_text(json.dumps({k: v for k, v in record.items() if k != "env"}))
+    assert main(["incident", "renotify", "--env", "local"]) == 0
+    out = capsys.readouterr()
+    assert "warning: incident INC-OLD names no environment: it is not re-notified" in out.err
+    assert out.out == "no open incident of env local\n"
