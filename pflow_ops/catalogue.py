@@ -34,6 +34,34 @@ class EscalationLevel:
     level: str
     who: str
     when: str
+    # Minutes after the escalation when this level is notified: the re-notification schedule
+    # (`pflow-ops incident renotify`) when no pager escalates by itself.
+    after_minutes: int = 0
+
+
+def _escalation(raw: object) -> tuple[EscalationLevel, ...]:
+    """The escalation path, checked: each level names who and when, ``after_minutes`` is a
+    whole number of minutes (0-1440) that never goes down along the path."""
+    if raw is not None and not isinstance(raw, list):
+        raise TypeError("escalation must be a list of levels")
+    levels = []
+    previous = 0
+    for entry in raw or ():
+        if not isinstance(entry, dict):
+            raise TypeError("an escalation level must be a mapping")
+        minutes = entry.get("after_minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 1440:
+            raise TypeError(
+                f"escalation {entry.get('level', '?')}: after_minutes must be 0-1440 minutes"
+            )
+        if minutes < previous:
+            raise TypeError(
+                f"escalation {entry.get('level', '?')}: after_minutes {minutes} comes before "
+                f"the previous level's {previous}"
+            )
+        previous = minutes
+        levels.append(EscalationLevel(**entry))
+    return tuple(levels)
 
 
 @dataclass(frozen=True)
@@ -121,7 +149,7 @@ def _runbook(raw: dict[str, Any], url_base: str = "") -> Runbook:
             alerts=tuple(str(a) for a in raw.get("alerts") or ()),
             implemented=bool(raw.get("implemented", True)),
             steps=tuple(Step(**s) for s in raw.get("steps") or ()),
-            escalation=tuple(EscalationLevel(**e) for e in raw.get("escalation") or ()),
+            escalation=_escalation(raw.get("escalation")),
             schedule=str(raw.get("schedule") or ""),
             runbook_url=f"{url_base.rstrip('/')}/{str(raw['id']).lower()}" if url_base else "",
         )

@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pflow_ops.incident_cli import add_incident_parser
 
     add_incident_parser(
-        sub.add_parser("incident", parents=common, help="incident records: show, list, ack")
+        sub.add_parser(
+            "incident", parents=common, help="incident records: show, list, ack, renotify"
+        )
     )
     return parser
 

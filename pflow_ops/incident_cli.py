@@ -1,4 +1,5 @@
-"""``pflow-ops incident show KEY | list | ack KEY [--by NAME]``: the incident records (issue 16).
+"""``pflow-ops incident show KEY | list | ack KEY [--by NAME] | renotify --env ENV``: the incident
+records (issue 16); ``renotify`` is :mod:`pflow_ops.renotify`.
 
 The records are written by the collection's ``incident_record`` action plugin under
 ``$PFLOW_OPS_HOME/incidents/``, or in the etcd store the environment's inventory names
@@ -51,6 +52,11 @@ def _modules() -> tuple[ModuleType, ModuleType]:
 ENV_HELP = "environment whose coordination store holds the records (inventories/ENV); default local"
 
 
+@functools.cache
+def _renotify_module() -> ModuleType:
+    return _load("incident_renotify")
+
+
 def add_incident_parser(p: argparse.ArgumentParser) -> None:
     """The ``incident`` command's actions (argparse only: cheap to import)."""
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -66,6 +72,23 @@ def add_incident_parser(p: argparse.ArgumentParser) -> None:
     ack.add_argument("--by", metavar="NAME", help="who handled it (default: this user)")
     ack.add_argument("--output", choices=["text", "json"], default="text")
     ack.add_argument("--env", default="local", help=ENV_HELP)
+
+
+    renotify = sub.add_parser(
+        "renotify",
+        help="notify the escalation level due for each unacknowledged incident (cron, no pager)",
+    )
+    renotify.add_argument("--env", default="local", help="environment (inventories/ENV)")
+    renotify.add_argument(
+        "--check", action="store_true", help="print what is due; send and journal nothing"
+    )
+    renotify.add_argument(
+        "--now",
+        metavar="TIME",
+        help="decide as if it were TIME (ISO 8601 with its zone, e.g. 2026-12-05T10:30:00Z): "
+        "what will be due then; only with --check on a protected environment",
+    )
+    renotify.add_argument("--output", choices=["text", "json"], default="text")
 
 
 def records(env: str) -> Any:
@@ -128,7 +151,7 @@ def show_text(record: dict[str, Any]) -> str:
         )
         lines.append(
             f"  {event.get('at')} {event.get('run_id') or '-'} {event.get('event')} "
-            f"{event.get('outcome') or ''}  {sinks}"
+            f"{event.get('outcome') or event.get('level') or ''}  {sinks}"
         )
     return "\n".join(lines)
 
@@ -154,6 +177,12 @@ def _incident_action(args: argparse.Namespace) -> int:
             for record in records_:
                 console.out(summary_line(record))
         return OK
+    if args.action == "renotify":
+        from pflow_ops.renotify import cmd_renotify  # imports Ansible's inventory: not for --help
+
+        return cmd_renotify(
+            args.env, args.check, args.now, as_json, (*_modules(), _renotify_module())
+        )
     key = check_incident_key(args.key)
     if key is None:  # pragma: no cover - argparse requires KEY
         raise UsageError("an incident key is required")

@@ -184,3 +184,22 @@ def coordination_settings(source: Path) -> dict[str, Any]:
             f"({', '.join(urls)}): set them once for the environment (group_vars/all)"
         )
     return next(iter(seen.values()), {})
+
+
+SINKS_VAR = "pflow_incident_sinks"
+
+
+@functools.cache
+def incident_sink_kinds(source: Path) -> tuple[dict[str, str], ...]:
+    """The ``kind`` and ``name`` of every incident sink the hosts of ``source`` configure (the
+    union over hosts), read raw: secrets and other keys are not looked at. A value that is not a
+    list of mappings (a template, a vault string) is skipped: the caller then knows less, and
+    the playbook, which reads the sinks itself, decides."""
+    inv, variables = _manager(source)
+    seen: dict[tuple[str, str], None] = {}
+    for host in inv.get_hosts("all"):
+        value = variables.get_vars(host=host, include_hostvars=False).get(SINKS_VAR)
+        for sink in value if isinstance(value, list) else []:
+            if isinstance(sink, dict) and isinstance(sink.get("kind"), str):
+                seen.setdefault((sink["kind"], str(sink.get("name") or sink["kind"])), None)
+    return tuple({"kind": kind, "name": name} for kind, name in seen)

@@ -87,6 +87,50 @@ def test_every_step_points_at_the_file_that_implements_it(cat: catalogue.Catalog
 def test_escalation_path_is_written_down(cat: catalogue.Catalogue) -> None:
     for rb in cat.runbooks:
         assert [e.level for e in rb.escalation] == ["L1", "L2", "L3"]
+        # The re-notification schedule (`pflow-ops incident renotify`): machine-readable, and
+        # the minutes the prose names.
+        assert [e.after_minutes for e in rb.escalation] == [0, 15, 30]
+        for e in rb.escalation[1:]:
+            assert f"{e.after_minutes} minutes" in e.when, (rb.id, e.level)
+
+
+def _escalation_catalogue(tmp_path: Path, levels: object) -> Path:
+    raw = yaml.safe_load(catalogue.catalogue_path().read_text())
+    raw["runbooks"][0]["escalation"] = levels
+    path = tmp_path / "catalogue.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [{"level": "L1", "who": "x", "when": "now"}],  # no after_minutes
+        [{"level": "L1", "who": "x", "when": "now", "after_minutes": "15"}],
+        [{"level": "L1", "who": "x", "when": "now", "after_minutes": True}],
+        [{"level": "L1", "who": "x", "when": "now", "after_minutes": -1}],
+        [{"level": "L1", "who": "x", "when": "now", "after_minutes": 1441}],
+        [
+            {"level": "L1", "who": "x", "when": "now", "after_minutes": 30},
+            {"level": "L2", "who": "y", "when": "later", "after_minutes": 15},
+        ],
+        [{"level": "L1", "who": "x", "when": "now", "after_minutes": 0, "extra": 1}],
+        ["L1"],
+        {"level": "L1"},
+    ],
+)
+def test_a_malformed_escalation_timing_is_refused(tmp_path: Path, levels: object) -> None:
+    with pytest.raises(catalogue.CatalogueError, match="RB-01"):
+        catalogue.load(_escalation_catalogue(tmp_path, levels))
+
+
+def test_an_escalation_path_may_wait_at_the_same_minute(tmp_path: Path) -> None:
+    levels = [
+        {"level": "L1", "who": "x", "when": "now", "after_minutes": 0},
+        {"level": "L2", "who": "y", "when": "now too", "after_minutes": 0},
+    ]
+    rb = catalogue.load(_escalation_catalogue(tmp_path, levels)).get("RB-01")
+    assert [e.after_minutes for e in rb.escalation] == [0, 0]
 
 
 def test_maintenance_jobs_are_scheduled_and_point_at_their_code(cat: catalogue.Catalogue) -> None:

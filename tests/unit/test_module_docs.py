@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (PLUGINS / "modules").glob("*.py") if p.stem != "__init__")
 # restart_budget, run_lock and alert_input work in their action plugins; their module files only
 # carry docs.
-DOC_ONLY = {"restart_budget", "run_lock", "alert_input", "incident_record"}
+DOC_ONLY = {"restart_budget", "run_lock", "alert_input", "incident_record", "incident_renotify"}
 
 
 class _Captured(Exception):

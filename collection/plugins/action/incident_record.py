@@ -69,7 +69,13 @@ def get_or_update(home: str, args: dict, records: Any = None) -> dict:
         if record is None or record.get("key") != key:
             record = incident.new_record(key, now)
         if args["state"] == "update":
-            return incident.apply_update(record, args["run_id"], args["event"], args["outcome"], args["sinks"], now)
+            record = incident.apply_update(record, args["run_id"], args["event"], args["outcome"],
+                                           args["sinks"], now)
+            # Where it belongs, for the scheduled re-notification (incident_renotify).
+            record["env"] = args.get("env") or record.get("env") or "default"
+            if incident.valid_key(args["runbook"]):
+                record["runbook"] = args["runbook"]
+            return record
         return incident.apply_update(record, "", "", "", [], now, ack={"by": args["by"] or "unknown", "at": now})
 
     got = store.update(incident.key_sha(key), change)
@@ -99,7 +105,7 @@ class ActionModule(ActionBase):
             args = dict(args, state="get")  # a dry run documents nothing
         try:
             chosen = choose_key(args, task_vars or {})
-            args = dict(args, key=chosen["key"])
+            args = dict(args, key=chosen["key"], env=raw_text(task_vars or {}, "pflow_env") or "default")
             home = coordination.state_home()
             got = get_or_update(home, args, records_for(home, task_vars or {}))
         except (incident.IncidentError, coordination.CoordinationError, OSError, ValueError) as exc:

@@ -32,7 +32,8 @@ except ImportError:  # loaded by file path from pflow_ops (the CLI): the sibling
     _spec.loader.exec_module(_outcome)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
-EVENTS = ("documented", "resolved", "still_firing")
+# renotify: the scheduled re-notification of an unacknowledged escalation (incident_renotify.py).
+EVENTS = ("documented", "resolved", "still_firing", "renotify")
 # The sink kinds and the family that decides what each does.
 FAMILY = {"email": "chat", "slack": "chat", "ticket": "ticket", "jira": "ticket", "pagerduty": "pager",
           "alerta": "ticket"}
@@ -115,6 +116,8 @@ def sink_action(kind, handle, event, outcome, acked=False, resolved=False, key_s
       that changed something, resolve only on ``resolved`` and only an incident it triggered.
     - an acknowledged incident stops re-notification: a ``still_firing`` event no longer
       reaches chat or the pager (the ticket keeps the record).
+    - ``renotify`` (the scheduled re-notification, module_utils/incident_renotify.py) reaches
+      the chat and the ticket, never the pager, and nothing once acknowledged.
     - a healthy manual run (no alert, no given key: the run is its own incident) opens nothing:
       nothing happened that a human needs to read.
     """
@@ -127,6 +130,8 @@ def sink_action(kind, handle, event, outcome, acked=False, resolved=False, key_s
     outcome = _outcome.normalize(outcome)
     if acked and event == "still_firing" and family in ("chat", "pager"):
         return "skip"
+    if event == "renotify":  # chat and ticket only: a configured pager escalates by itself
+        return "skip" if family == "pager" or acked else ("update" if has else "create")
     if not has and key_source == "run" and outcome == _outcome.HEALTHY:
         return "skip"
     if family == "pager":

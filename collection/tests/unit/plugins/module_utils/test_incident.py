@@ -430,3 +430,11 @@ def test_an_action_whose_result_already_names_the_change_is_not_repeated() -> No
 def test_each_action_is_one_change_line_for_the_pager() -> None:
     msgs = incident.render(incident.build_model([_result(), _result(host="cache2", actions=[])]))
     assert msgs["changes"] == ["cache1: restart redis: restarted (STOPPED -> RUNNING)"]
+
+
+def test_a_renotification_reaches_chat_and_ticket_never_the_pager() -> None:
+    assert incident.sink_action("email", {"root": "r"}, "renotify", "escalate") == "update"
+    assert incident.sink_action("slack", None, "renotify", "escalate") == "create"
+    assert incident.sink_action("ticket", {"id": "T"}, "renotify", "escalate") == "update"
+    assert incident.sink_action("pagerduty", {"dedup_key": "k"}, "renotify", "escalate") == "skip"
+    assert incident.sink_action("email", {"root": "r"}, "renotify", "escalate", acked=True) == "skip"
