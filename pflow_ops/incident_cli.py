@@ -73,7 +73,6 @@ def add_incident_parser(p: argparse.ArgumentParser) -> None:
     ack.add_argument("--output", choices=["text", "json"], default="text")
     ack.add_argument("--env", default="local", help=ENV_HELP)
 
-
     renotify = sub.add_parser(
         "renotify",
         help="notify the escalation level due for each unacknowledged incident (cron, no pager)",
@@ -180,8 +179,13 @@ def _incident_action(args: argparse.Namespace) -> int:
     if args.action == "renotify":
         from pflow_ops.renotify import cmd_renotify  # imports Ansible's inventory: not for --help
 
+        # The env's records (file or etcd), as incident_renotify reads them in the playbook.
         return cmd_renotify(
-            args.env, args.check, args.now, as_json, (*_modules(), _renotify_module())
+            args.env,
+            args.check,
+            args.now,
+            as_json,
+            (_modules()[0], records(env), _renotify_module()),
         )
     key = check_incident_key(args.key)
     if key is None:  # pragma: no cover - argparse requires KEY

@@ -63,17 +63,17 @@ def pre_decide(
 ) -> dict[str, Any]:
     """{incidents, unplaced}: the pure decision for each open record of the environment, with
     the catalogue's paths and the sinks the inventory names (the playbook reads them itself and
-    decides again), and the open records that name no environment at all."""
-    _incident, _store, renotify = modules
+    decides again), and the open records that name no environment at all. ``modules``: the
+    incident model, the environment's records (incident_store.open_records: file or etcd) and
+    the renotify decision module."""
+    _incident, store, renotify = modules
     paths = escalation_paths(catalogue.load())
     try:
         sinks = list(inventory.incident_sink_kinds(env.inventory))
     except Exception as exc:  # an inventory that cannot be read: the playbook will say why
         log.info("incident sinks of %s not read (%s): no pager assumed", env.name, exc)
         sinks = []
-    from pflow_ops.incident_cli import records as env_records  # the env's store: file or etcd
-
-    records = env_records(env.name).list()
+    records = store.list()
     out = []
     for name in sorted(env_names(env)):
         for record in renotify.open_records(records, name):

@@ -149,9 +149,10 @@ def test_the_plugin_clock_takes_an_aware_timestamp_and_refuses_a_bad_one() -> No
 
 def test_the_plugin_plans_and_journals_under_the_records_lock(home: Path) -> None:
     record = _escalate(home, "INC-1")
+    store = renotify_action.records_for(str(home), {"pflow_env": "local"})  # the file store
     paths = renotify.escalation_paths(renotify.catalogue.load())
     now = renotify_action.renotify.parse_time(_after(record, 16))
-    planned = renotify_action.plan(str(home), "local", paths, [{"kind": "email"}], now)
+    planned = renotify_action.plan(store, "local", paths, [{"kind": "email"}], now)
     (due,) = planned["due"]
     assert (
         due["level"]["level"] == "L2" and "pflow-ops incident ack INC-1" in due["messages"]["chat"]
@@ -166,16 +167,14 @@ def test_the_plugin_plans_and_journals_under_the_records_lock(home: Path) -> Non
         }
     ]
     journaled = renotify_action.journal(
-        str(home), "INC-1", due["level"], sinks, "rn-1", _after(record, 16)
+        store, "INC-1", due["level"], sinks, "rn-1", _after(record, 16)
     )
     assert journaled["events"][-1]["level"] == "L2"
-    assert renotify_action.plan(str(home), "local", paths, [], now)["due"] == []
+    assert renotify_action.plan(store, "local", paths, [], now)["due"] == []
     with pytest.raises(ValueError, match="no incident record"):
-        renotify_action.journal(str(home), "INC-2", due["level"], [], "", _after(record, 16))
+        renotify_action.journal(store, "INC-2", due["level"], [], "", _after(record, 16))
     with pytest.raises(ValueError, match="valid key and level"):
-        renotify_action.journal(
-            str(home), "INC-1", {"level": "{{ x }}"}, [], "", _after(record, 16)
-        )
+        renotify_action.journal(store, "INC-1", {"level": "{{ x }}"}, [], "", _after(record, 16))
 
 
 def test_only_the_last_runner_directories_are_kept(tmp_path: Path) -> None:
