@@ -1,0 +1,55 @@
+"""``pflow-ops docs build [--check]``: write or check the runbooks (:mod:`pflow_ops.docs`).
+
+pflow-ops docs build            # write docs/runbooks/ from the automation
+pflow-ops docs build --check    # write nothing; exit 1 naming each stale page (drift check)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pflow_ops import console
+from pflow_ops.errors import OK, PflowError
+
+
+class DocsDrift(PflowError):
+    """A committed runbook page is not what the automation generates: exit 1."""
+
+    label = "drift"
+
+
+def add_docs_parser(p: argparse.ArgumentParser) -> None:
+    """The ``docs`` command's actions (argparse only: cheap to import)."""
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = sub.add_parser(
+        "build", help="generate docs/runbooks/ from the catalogue, roles, decisions and rules"
+    )
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when a committed page differs from the generated one",
+    )
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from pflow_ops import catalogue, docs
+    from pflow_ops.paths import project_root
+
+    root = project_root()
+    pages = docs.build(catalogue.load())
+    if args.check:
+        stale = docs.stale(pages, root)
+        if stale:
+            raise DocsDrift(
+                f"{', '.join(stale)} not what the automation generates: "
+                "regenerate with `pflow-ops docs build`"
+            )
+        console.out(f"{len(pages)} runbook pages are up to date")
+        return OK
+    for page in pages:
+        path = root / page.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text(encoding="utf-8") != page.text:
+            path.write_text(page.text, encoding="utf-8")
+            console.out(f"wrote {page.path.as_posix()}")
+    return OK
