@@ -11,6 +11,7 @@ answers per signal), the alert rules (``monitoring/rules/*.yml``) and the diagno
 
 from __future__ import annotations
 
+import html
 import importlib
 import importlib.util
 import re
@@ -220,6 +221,15 @@ def _context(cat: Catalogue, rb: Runbook, rules: dict[str, dict[str, str]]) -> d
     }
 
 
+def code_cell(value: object) -> str:
+    """Code in a table cell. A pipe cannot be escaped inside backticks in every renderer (MkDocs
+    would show the backslash): such a value becomes an HTML <code> with the pipe as an entity."""
+    text = " ".join(str(value).split())
+    if "|" not in text and "`" not in text:
+        return f"`{text}`"
+    return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates" / "docs")),
@@ -230,6 +240,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
+    env.filters["code"] = code_cell
     return env
 
 
