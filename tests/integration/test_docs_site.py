@@ -98,6 +98,8 @@ def test_every_alert_opens_its_runbook(
     assert browser.title.startswith(f"{rb.id} {rb.title}")
     assert browser.find_element(By.TAG_NAME, "h1").text == f"{rb.id} {rb.title}"
     assert alert in browser.find_element(By.TAG_NAME, "article").text
+    # The anchor a run report's escalation links (report_md: <runbook_url>#escalation).
+    assert browser.find_elements(By.ID, "escalation")
 
 
 def test_the_index_links_every_runbook_and_a_screenshot(

@@ -128,3 +128,14 @@ def test_the_check_names_a_stale_page_and_build_rewrites_it(
     assert cli.main(["docs", "build"]) == 0
     assert "wrote docs/runbooks/rb-03-cache-issues.md" in capsys.readouterr().out
     assert cli.main(["docs", "build", "--check"]) == 0
+
+
+def test_reports_link_the_published_runbook_pages_only() -> None:
+    from pflow_ops import report
+
+    cat = catalogue.load()
+    for rb in cat.runbooks:
+        assert report.published_url(rb) == rb.runbook_url
+        assert rb.runbook_url.endswith(f"/{rb.slug}")
+    for job in cat.maintenance:  # no page of its own (yet): the report links none
+        assert report.published_url(job) == ""
