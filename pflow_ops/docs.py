@@ -241,6 +241,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
     env.filters["code"] = code_cell
+    env.filters["prose"] = lambda v: _description({"description": v})
+    env.filters["shown"] = _default
     return env
 
 
@@ -253,6 +255,22 @@ def build(cat: Catalogue) -> list[Page]:
     pages = [Page(OUT_DIR / INDEX, index)]
     runbook = env.get_template("runbook.md.j2")
     pages += [Page(OUT_DIR / c["page"], runbook.render(cat=cat, **c)) for c in contexts]
+    return pages + reference_pages(env)
+
+
+def reference_pages(env: jinja2.Environment) -> list[Page]:
+    """docs/reference/: an index, a page per module and per role, from their documentation."""
+    from pflow_ops import docs_reference as ref
+
+    modules, roles = ref.module_docs(), ref.role_docs()
+    common = {"collection": ref.COLLECTION}
+    index = env.get_template("reference_index.md.j2")
+    pages = [Page(ref.OUT_DIR / "README.md", index.render(modules=modules, roles=roles, **common))]
+    for kind, docs_ in (("module", modules), ("role", roles)):
+        template = env.get_template(f"reference_{kind}.md.j2")
+        for doc in docs_:
+            text = template.render(doc=doc, options=ref.options, **common)
+            pages.append(Page(ref.OUT_DIR / f"{kind}s" / f"{doc['name']}.md", text))
     return pages
 
 

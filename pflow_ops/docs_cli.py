@@ -22,7 +22,7 @@ def add_docs_parser(p: argparse.ArgumentParser) -> None:
     """The ``docs`` command's actions (argparse only: cheap to import)."""
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = sub.add_parser(
-        "build", help="generate docs/runbooks/ from the catalogue, roles, decisions and rules"
+        "build", help="generate docs/runbooks/ and docs/reference/ from the automation"
     )
     build.add_argument(
         "--check",
@@ -44,7 +44,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
                 f"{', '.join(stale)} not what the automation generates: "
                 "regenerate with `pflow-ops docs build`"
             )
-        console.out(f"{len(pages)} runbook pages are up to date")
+        console.out(f"{len(pages)} generated pages are up to date")
         return OK
     for page in pages:
         path = root / page.path

@@ -20,7 +20,8 @@ CONTEXT = ("_env", "_run_id", "_mode", "_confirm_env", "_fail_on_escalate", "_se
 
 @pytest.fixture(scope="module")
 def pages() -> dict[str, str]:
-    return {p.path.name: p.text for p in docs.build(catalogue.load())}
+    built = docs.build(catalogue.load())
+    return {p.path.name: p.text for p in built if p.path.parent == docs.OUT_DIR}
 
 
 def test_the_check_passes_on_the_committed_pages(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,8 +39,9 @@ def test_the_pages_are_the_index_and_one_per_runbook(pages: dict[str, str]) -> N
 
 
 def test_the_output_is_deterministic(pages: dict[str, str]) -> None:
-    again = {p.path.name: p.text for p in docs.build(catalogue.load())}
-    assert again == pages
+    first = docs.build(catalogue.load())
+    assert docs.build(catalogue.load()) == first
+    assert [p.text for p in first if p.path.parent == docs.OUT_DIR] == list(pages.values())
 
 
 def test_each_page_has_the_runbook_structure_and_names_its_alerts(pages: dict[str, str]) -> None:
@@ -112,7 +114,7 @@ def test_the_check_names_a_stale_page_and_build_rewrites_it(
             (tmp_path / part).symlink_to(src)
         else:
             shutil.copy(src, tmp_path / part)
-    shutil.copytree(ROOT / "docs" / "runbooks", tmp_path / "docs" / "runbooks")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
     monkeypatch.setattr(docs, "project_root", lambda: tmp_path)
     monkeypatch.setattr("pflow_ops.paths.project_root", lambda: tmp_path)
     monkeypatch.setattr(catalogue, "project_root", lambda: tmp_path)
@@ -139,3 +141,21 @@ def test_reports_link_the_published_runbook_pages_only() -> None:
         assert rb.runbook_url.endswith(f"/{rb.slug}")
     for job in cat.maintenance:  # no page of its own (yet): the report links none
         assert report.published_url(job) == ""
+
+
+def test_reference_pages_for_every_module_and_role() -> None:
+    paths = {p.path.as_posix(): p.text for p in docs.build(catalogue.load())}
+    for module in (ROOT / "collection/plugins/modules").glob("*.py"):
+        text = paths[f"docs/reference/modules/{module.stem}.md"]
+        assert text.startswith(f"# pivotal.flow_ops.{module.stem}\n")
+        assert f"(modules/{module.stem}.md)" in paths["docs/reference/README.md"]
+    for spec in (ROOT / "collection/roles").glob("*/meta/argument_specs.yml"):
+        role = spec.parents[1].name
+        text = paths[f"docs/reference/roles/{role}.md"]
+        for point, entry in yaml.safe_load(spec.read_text())["argument_specs"].items():
+            assert f"## Entry point `{point}`" in text
+            for name in entry.get("options") or {}:
+                assert f"| `{name}` |" in text
+    http = paths["docs/reference/modules/http_health.md"]
+    assert "| `url` | str | yes |  |" in http  # required, no default
+    assert "| `expect_status` | list | no | `[200]` |" in http
