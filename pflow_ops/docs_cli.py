@@ -53,3 +53,23 @@ def cmd_docs(args: argparse.Namespace) -> int:
             path.write_text(page.text, encoding="utf-8")
             console.out(f"wrote {page.path.as_posix()}")
     return OK
+
+
+def add_review_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", default="30d", help="the period: 30d (default), 12h, 2w")
+    p.add_argument("--output", choices=["md", "json"], default="md")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pflow_ops import catalogue, review, review_md
+    from pflow_ops.paths import runs_dir
+
+    days = review.since_days(args.since)
+    data = review.review(catalogue.load(), review.load_reports(runs_dir()), datetime.now(UTC), days)
+    if args.output == "json":
+        console.emit_json(data)
+    else:
+        console.write(review_md.to_markdown(data))
+    return OK
