@@ -51,6 +51,11 @@ ANSIBLE_CODE = re.compile(r"C\(([^()]*)\)")
 ANSIBLE_PLAIN = re.compile(r"[IBMO]\(([^()]*)\)")
 
 
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load with libyaml's loader when PyYAML has it: the sources are ~40 files."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @dataclass(frozen=True)
 class Page:
     """One generated file: its path under the project and its text."""
@@ -89,8 +94,8 @@ def role_variables(role: str) -> list[dict[str, Any]]:
     """The role's variables by section: [{title, variables: [{name, default, description}]}]."""
     root = project_root() / "collection" / "roles" / role
     text = (root / "defaults" / "main.yml").read_text(encoding="utf-8")
-    defaults = yaml.safe_load(text) or {}
-    specs = yaml.safe_load((root / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
+    defaults = load_yaml(text) or {}
+    specs = load_yaml((root / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
     options = specs["argument_specs"]["main"].get("options") or {}
     sections: list[dict[str, Any]] = []
     title = "General"
@@ -115,7 +120,7 @@ def alert_rules() -> dict[str, dict[str, str]]:
     """Every alert rule of monitoring/rules/*.yml by name: expr, for, severity, summary."""
     rules: dict[str, dict[str, str]] = {}
     for path in sorted((project_root() / "monitoring" / "rules").glob("*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         for group in data.get("groups") or []:
             for rule in group.get("rules") or []:
                 if "alert" in rule:
@@ -169,7 +174,7 @@ def diagnosis_queries() -> list[dict[str, str]]:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    defaults = yaml.safe_load(
+    defaults = load_yaml(
         (project_root() / "collection/roles/database/defaults/main.yml").read_text(encoding="utf-8")
     )
     out = []
@@ -190,9 +195,7 @@ def diagnosis_queries() -> list[dict[str, str]]:
 
 def repository() -> str:
     """Where a page links a file: the collection's repository (galaxy.yml), on main."""
-    galaxy = yaml.safe_load(
-        (project_root() / "collection" / "galaxy.yml").read_text(encoding="utf-8")
-    )
+    galaxy = load_yaml((project_root() / "collection" / "galaxy.yml").read_text(encoding="utf-8"))
     return f"{str(galaxy['repository']).rstrip('/')}/blob/main"
 
 

@@ -8,8 +8,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pflow_ops.docs import load_yaml
 from pflow_ops.paths import project_root
 
 OUT_DIR = Path("docs") / "reference"
@@ -25,7 +24,7 @@ def module_docs() -> list[dict[str, Any]]:
             target = node.targets[0] if isinstance(node, ast.Assign) else None
             if isinstance(target, ast.Name) and target.id == "DOCUMENTATION":
                 assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-                doc = yaml.safe_load(str(node.value.value)) or {}
+                doc = load_yaml(str(node.value.value)) or {}
                 out.append({"name": path.stem, **doc})
     return out
 
@@ -35,7 +34,7 @@ def role_docs() -> list[dict[str, Any]]:
     ``main`` first, then the other entry points by name."""
     out = []
     for spec in sorted((project_root() / "collection/roles").glob("*/meta/argument_specs.yml")):
-        data = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}
+        data = (load_yaml(spec.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}
         names = sorted(data, key=lambda n: (n != "main", n))
         points = [{"name": n, **(data[n] or {})} for n in names]
         summary = next((p["short_description"] for p in points if p.get("short_description")), "")
