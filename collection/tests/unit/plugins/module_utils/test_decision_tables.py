@@ -44,7 +44,7 @@ def test_backend_rows_cover_every_problem_of_assess() -> None:
     assert problems == set(BACKEND_INPUTS) == named
 
 
-@pytest.mark.parametrize("problem", [p for p, _, _ in tables.BACKEND_SIGNALS])
+@pytest.mark.parametrize("problem", [row[0] for row in tables.BACKEND_SIGNALS])
 def test_backend_row_signal_is_the_branch(problem: str) -> None:
     found = rb01.assess(settings=SETTINGS, **BACKEND_INPUTS[problem])
     assert found["problem"] == problem
@@ -66,7 +66,7 @@ DATABASE_STATUS = {
 }
 
 
-@pytest.mark.parametrize(("problem", "state"), [(p, s) for p, s, _ in tables.DATABASE_SIGNALS])
+@pytest.mark.parametrize(("problem", "state"), [row[:2] for row in tables.DATABASE_SIGNALS])
 def test_database_row_signal_is_the_branch(problem: str, state: str) -> None:
     dx = {"available": False, "connectivity": {"state": state}}
     assert rb02.classify(dx, DATABASE_STATUS[problem])["problem"] == problem
@@ -86,7 +86,7 @@ def test_database_rows_cover_every_problem_and_fixable_check() -> None:
 CACHE_SERVICE = {"manager_unreachable": UNREACHABLE, "down": STOPPED}
 
 
-@pytest.mark.parametrize(("problem", "state"), [(p, s) for p, s, _ in tables.CACHE_UNAVAILABLE])
+@pytest.mark.parametrize(("problem", "state"), [row[:2] for row in tables.CACHE_UNAVAILABLE])
 def test_cache_row_signal_is_the_branch(problem: str, state: str) -> None:
     assert rb03.classify_unavailable(state, CACHE_SERVICE.get(problem, RUNNING)) == problem
     row = next(r for r in tables.cache_table() if r["signal"] == "connection state %s" % state
