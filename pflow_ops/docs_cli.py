@@ -7,6 +7,8 @@ pflow-ops docs build --check    # write nothing; exit 1 naming each stale page (
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from pflow_ops import console
 from pflow_ops.errors import OK, PflowError
@@ -58,6 +60,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def add_review_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", default="30d", help="the period: 30d (default), 12h, 2w")
     p.add_argument("--output", choices=["md", "json"], default="md")
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also write DIR/review.json, DIR/review.md and DIR/review.png (embedded in the md)",
+    )
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -68,6 +75,14 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     days = review.since_days(args.since)
     data = review.review(catalogue.load(), review.load_reports(runs_dir()), datetime.now(UTC), days)
+    if args.save:
+        from pflow_ops import review_plot
+
+        out = Path(args.save)
+        out.mkdir(parents=True, exist_ok=True)
+        review_plot.plot(data, out / "review.png")
+        (out / "review.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (out / "review.md").write_text(review_md.to_markdown(data, "review.png"), encoding="utf-8")
     if args.output == "json":
         console.emit_json(data)
     else:

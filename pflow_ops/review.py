@@ -112,6 +112,14 @@ def runbook_stats(rb: Runbook, runs: Sequence[Mapping[str, Any]]) -> dict[str, A
         "alerts": _top(alerts),
         "alerts_without_runs": [a for a in rb.alerts if a not in alerts],
         "steps_never_ran": [s.name for s in rb.steps if runs and s.phase not in phases],
+        "timeline": [
+            {
+                "started_at": str(r.get("started_at")),
+                "outcome": str(r.get("outcome")),
+                "duration_s": float(r.get("duration_s") or 0),
+            }
+            for r in sorted(real, key=lambda r: str(r.get("started_at")))
+        ],
     }
 
 

@@ -43,13 +43,16 @@ def runbook_md(s: dict[str, Any]) -> list[str]:
     return out
 
 
-def to_markdown(data: dict[str, Any]) -> str:
+def to_markdown(data: dict[str, Any], plot: str = "") -> str:
+    """The review; ``plot``: the PNG's path relative to the Markdown file, embedded when given."""
     p = data["period"]
     out = [
         f"# Runbook review {p['from'][:10]} to {p['to'][:10]}",
         "",
         f"{p['runs']} run(s) in the period ({p['days']:g} days), from the run reports (`runs/`).",
     ]
+    if plot:
+        out += ["", f"![Run duration and outcome over the period]({plot})"]
     for s in data["runbooks"]:
         out += runbook_md(s)
     return "\n".join(out) + "\n"

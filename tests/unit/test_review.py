@@ -154,3 +154,24 @@ def test_the_cli_reads_runs_and_renders_json_and_markdown(
     assert "- 1 x a dependency is down" in md
     assert "Alerts that started no run: HighErrorRate, SlowRequests" in md
     assert cli.main(["review", "--since", "soon"]) == 2
+
+
+def test_save_writes_the_review_with_its_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path / "home"))
+    now = datetime.now(UTC)
+    for i, rep in enumerate(history()):
+        rep["started_at"] = (now - (NOW - datetime.fromisoformat(rep["started_at"]))).isoformat()
+        run = tmp_path / "home" / "runs" / f"run-{i}"
+        run.mkdir(parents=True)
+        (run / "report.json").write_text(json.dumps(rep))
+    out = tmp_path / "review"
+    assert cli.main(["review", "--save", str(out)]) == 0
+    png = (out / "review.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+    md = (out / "review.md").read_text()
+    assert "![Run duration and outcome over the period](review.png)" in md
+    saved = json.loads((out / "review.json").read_text())
+    assert [len(r["timeline"]) for r in saved["runbooks"]] == [5, 1, 0]
+    assert "review.png" not in capsys.readouterr().out  # stdout: the review without the plot
