@@ -24,7 +24,9 @@ from typing import Any
 import jinja2
 import yaml
 
+from pflow_ops import docs_reference as ref
 from pflow_ops.catalogue import Catalogue, Runbook
+from pflow_ops.docs_reference import load_yaml
 from pflow_ops.paths import project_root
 
 OUT_DIR = Path("docs") / "runbooks"
@@ -49,11 +51,6 @@ CREDENTIAL = re.compile(r"_(user|username|password)$")
 SKIPPED_SECTIONS = ("Context",)  # the run's own context (env, run id, mode): no threshold
 ANSIBLE_CODE = re.compile(r"C\(([^()]*)\)")
 ANSIBLE_PLAIN = re.compile(r"[IBMO]\(([^()]*)\)")
-
-
-def load_yaml(text: str) -> Any:
-    """yaml.safe_load with libyaml's loader when PyYAML has it: the sources are ~40 files."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 @dataclass(frozen=True)
@@ -263,8 +260,6 @@ def build(cat: Catalogue) -> list[Page]:
 
 def reference_pages(env: jinja2.Environment) -> list[Page]:
     """docs/reference/: an index, a page per module and per role, from their documentation."""
-    from pflow_ops import docs_reference as ref
-
     modules, roles = ref.module_docs(), ref.role_docs()
     common = {"collection": ref.COLLECTION}
     index = env.get_template("reference_index.md.j2")
