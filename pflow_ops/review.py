@@ -2,8 +2,9 @@
 
 Per runbook: runs and incidents handled, outcomes, time to recover (median and p90 of the
 recovered runs' durations), escalations with their reasons, budget refusals and overrides, the
-most frequent findings, the alerts that started runs, and the catalogue steps whose phase never
-ran in the period (input for "update procedures based on new learnings"). Pure functions of the
+most frequent findings, the checks that never crossed their threshold, the alerts that started
+runs (and those that started none), and the catalogue steps whose phase never ran in the period
+(input for "update procedures based on new learnings"). Pure functions of the
 reports' JSON; the CLI reads ``runs/*/report.json`` and renders JSON or Markdown.
 """
 
@@ -90,6 +91,12 @@ def runbook_stats(rb: Runbook, runs: Sequence[Mapping[str, Any]]) -> dict[str, A
         for f in r.get("findings") or []
         if isinstance(f, Mapping) and f.get("status") in BAD
     )
+    seen = {
+        str(f.get("check"))
+        for r in runs
+        for f in r.get("findings") or []
+        if isinstance(f, Mapping) and f.get("check")
+    }
     alerts = Counter(str((r.get("alert") or {}).get("alertname")) for r in runs if r.get("alert"))
     phases = {str(s.get("phase")) for r in runs for s in r.get("timeline") or [] if s.get("phase")}
     return {
@@ -112,6 +119,8 @@ def runbook_stats(rb: Runbook, runs: Sequence[Mapping[str, Any]]) -> dict[str, A
         "alerts": _top(alerts),
         "alerts_without_runs": [a for a in rb.alerts if a not in alerts],
         "steps_never_ran": [s.name for s in rb.steps if runs and s.phase not in phases],
+        # Checks that ran but never crossed their threshold: candidates for a threshold review.
+        "checks_never_crossed": sorted(seen - set(findings)),
         "timeline": [
             {
                 "started_at": str(r.get("started_at")),

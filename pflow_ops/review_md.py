@@ -37,6 +37,11 @@ def runbook_md(s: dict[str, Any]) -> list[str]:
     ]
     if s["alerts_without_runs"]:
         out += ["", "Alerts that started no run: " + ", ".join(s["alerts_without_runs"])]
+    if s["checks_never_crossed"]:
+        out += [
+            "",
+            "Checks that never crossed their threshold: " + ", ".join(s["checks_never_crossed"]),
+        ]
     if s["steps_never_ran"]:
         out += ["", "Runbook steps that never ran in the period:"]
         out += [f"- {name}" for name in s["steps_never_ran"]]

@@ -102,6 +102,7 @@ def test_per_runbook_statistics_of_the_period() -> None:
     assert rb01["alerts_without_runs"] == ["HighErrorRate", "SlowRequests"]
     assert rb01["steps_never_ran"] == []
     assert rb02["findings"] == [{"name": "wraparound", "count": 1}]
+    assert rb02["checks_never_crossed"] == ["cache_hit"] and rb01["checks_never_crossed"] == []
     never = rb02["steps_never_ran"]
     assert "Restart a down PostgreSQL under the restart budget, then SELECT 1" in never
     assert len(never) == sum(
@@ -153,6 +154,7 @@ def test_the_cli_reads_runs_and_renders_json_and_markdown(
     assert "median 20.0 s, p90 30.0 s (3 recovered runs)" in md
     assert "- 1 x a dependency is down" in md
     assert "Alerts that started no run: HighErrorRate, SlowRequests" in md
+    assert "Checks that never crossed their threshold: cache_hit" in md
     assert cli.main(["review", "--since", "soon"]) == 2
 
 
