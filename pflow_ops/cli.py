@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     from pflow_ops.eda_cli import add_eda_parser  # argparse only: cheap to import
 
     add_eda_parser(sub.add_parser("eda", parents=common, help="Event-Driven Ansible rulebooks"))
+    from pflow_ops.docs_cli import add_docs_parser, add_review_parser  # argparse only
+
+    add_docs_parser(sub.add_parser("docs", parents=common, help="the generated runbooks"))
+    add_review_parser(
+        sub.add_parser("review", parents=common, help="the monthly runbook review, from runs/")
+    )
     from pflow_ops.incident_cli import add_incident_parser
 
     add_incident_parser(
@@ -347,6 +353,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.eda_cli import cmd_eda
 
         return cmd_eda(args)
+    if args.command == "docs":
+        from pflow_ops.docs_cli import cmd_docs
+
+        return cmd_docs(args)
+    if args.command == "review":
+        from pflow_ops.docs_cli import cmd_review
+
+        return cmd_review(args)
     if args.command == "incident":
         from pflow_ops.incident_cli import cmd_incident
 

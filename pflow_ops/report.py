@@ -279,7 +279,14 @@ def build(ctx: RunContext, result: RunResult) -> Report:
         warnings=tuple(result.warnings) + (incident.warnings if incident else ()),
         notes=ctx.notes,
         incident=incident,
+        runbook_url=published_url(ctx.runbook),
     )
+
+
+def published_url(rb: Runbook) -> str:
+    """The runbook's page on the runbook site: runbooks have one (``pflow-ops docs build``),
+    maintenance jobs do not."""
+    return rb.runbook_url if any(r.id == rb.id for r in catalogue.load().runbooks) else ""
 
 
 def write(report: Report, run_dir: Path) -> None:

@@ -26,6 +26,8 @@ def _summary(report: Report) -> list[str]:
         f"({round(report.duration_s, 2)} s); {report.changed} changed task(s)",
         f"- Outcome: **{report.outcome}**: {report.reason}",
     ]
+    if report.runbook_url:
+        out.append(f"- Runbook: [{report.runbook} {report.title}]({report.runbook_url})")
     if report.alert:
         out.append(f"- Started by alert `{report.alert.alertname}`: {report.alert.detail}")
     if report.budget_override:
@@ -40,7 +42,8 @@ def _escalation(report: Report, esc: Escalation | None) -> list[str]:
     out += [f"- {a.action} {a.target}: {a.result}" for a in esc.tried]
     out += ["", "Next steps for the on-call engineer:"]
     out += [f"{i}. {s}" for i, s in enumerate(esc.next_steps, 1)]
-    out += ["", f"Escalation path ({report.runbook}):"]
+    path = f"[{report.runbook}]({report.runbook_url}#escalation)" if report.runbook_url else ""
+    out += ["", f"Escalation path ({path or report.runbook}):"]
     out += [f"- {p.level}: {p.who} ({p.when})" for p in esc.path]
     return out
 

@@ -321,12 +321,14 @@ class Report:
     warnings: tuple[str, ...] = ()  # the tasks' warnings (a corrupt budget file, a clock jump)
     notes: tuple[str, ...] = ()  # what the launcher saw before the run (an interrupted run)
     incident: IncidentStatus | None = None  # where the run was documented (issue 16)
+    runbook_url: str = ""  # the runbook's published page (docs/runbooks, issue 18)
 
     def to_dict(self) -> JsonDict:
         return {
             "run_id": self.run_id,
             "runbook": self.runbook,
             "title": self.title,
+            "runbook_url": self.runbook_url,
             "severity": self.severity,
             "env": self.env,
             "check": self.check,

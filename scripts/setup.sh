@@ -2,7 +2,8 @@
 # Set up everything pflow-ops needs on a Debian/Ubuntu machine, idempotently:
 #   - Debian packages: PostgreSQL server (15 preferred), redis-server, Docker, Prometheus,
 #     Alertmanager and the postgres/redis exporters, etcd-server (coordination tests), a Java
-#     runtime (ansible-rulebook), a Python venv
+#     runtime (ansible-rulebook), Chromium and its driver (the runbook site's browser test),
+#     a Python venv
 #   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
 #   - .venv-alerta with alerta-server, pinned (the incident role's Alerta sink tests)
 #   - community.docker 5.x from the ansible 13 bundle, under .cache/collections (Compose tests)
@@ -36,6 +37,10 @@ done
 [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
 # ansible-rulebook (the tests run the collection's EDA rulebook) embeds the Drools engine: Java 17+.
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
+# The runbook site's browser test (tests/integration/test_docs_site.py): headless Chromium and
+# its WebDriver, driven by selenium (test extras).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need_pkgs+=(python3 python3-venv)
 "$PY" -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)

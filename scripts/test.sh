@@ -14,6 +14,8 @@ ruff check pflow_ops tests bench
 ruff format --check pflow_ops tests bench
 step "mypy --strict"
 mypy --strict pflow_ops
+step "generated runbooks are what the automation generates (drift check)"
+python -m pflow_ops docs build --check
 step "ansible-playbook --syntax-check"
 for pb in playbooks/*.yml; do
   ansible-playbook --syntax-check -i inventories/local/hosts.yml "$pb"

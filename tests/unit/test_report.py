@@ -109,6 +109,7 @@ REPORT_KEYS = [
     "run_id",
     "runbook",
     "title",
+    "runbook_url",
     "severity",
     "env",
     "check",
@@ -212,6 +213,11 @@ def test_escalation_quotes_the_runbook_path_and_next_runbook(tmp_path: Path) -> 
     assert [p.level for p in esc.path] == ["L1", "L2", "L3"]
     md = report.to_markdown(built)
     assert "## Escalation" in md and "Backend team lead" in md
+    # The report links its runbook page (docs/runbooks, published at the catalogue's URL).
+    url = catalogue.load().get("rb-01").runbook_url
+    assert built.runbook_url == url and url.endswith("/rb-01")
+    assert f"- Runbook: [RB-01 Backend Service Down]({url})" in md
+    assert f"Escalation path ([RB-01]({url}#escalation)):" in md
 
 
 def test_worst_host_outcome_wins_and_missing_results_are_errors(tmp_path: Path) -> None:

@@ -1,0 +1,63 @@
+"""The review (:mod:`pflow_ops.review`) as Markdown, for the monthly meeting's notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value} s"
+
+
+def _counted(items: list[dict[str, Any]]) -> list[str]:
+    return [f"- {i['count']} x {i['name']}" for i in items] or ["- none"]
+
+
+def runbook_md(s: dict[str, Any]) -> list[str]:
+    ttr = s["time_to_recover_s"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items()) or "none"
+    out = [
+        "",
+        f"## [{s['runbook']} {s['title']}]({s['runbook_url']})",
+        "",
+        f"- Runs: {s['runs']} ({s['check_runs']} check mode), incidents handled: {s['incidents']}",
+        f"- Outcomes: {outcomes}",
+        f"- Time to recover: median {_seconds(ttr['median'])}, p90 {_seconds(ttr['p90'])} "
+        f"({ttr['count']} recovered runs)",
+        f"- Restart budget: {s['budget_refusals']} refusal(s), {s['budget_overrides']} override(s)",
+        "",
+        "Escalations and their reasons:",
+        *_counted(s["escalations"]),
+        "",
+        "Most frequent findings (warning or critical):",
+        *_counted(s["findings"]),
+        "",
+        "Alerts that started runs:",
+        *_counted(s["alerts"]),
+    ]
+    if s["alerts_without_runs"]:
+        out += ["", "Alerts that started no run: " + ", ".join(s["alerts_without_runs"])]
+    if s["checks_never_crossed"]:
+        out += [
+            "",
+            "Checks that never crossed their threshold: " + ", ".join(s["checks_never_crossed"]),
+        ]
+    if s["steps_never_ran"]:
+        out += ["", "Runbook steps that never ran in the period:"]
+        out += [f"- {name}" for name in s["steps_never_ran"]]
+    return out
+
+
+def to_markdown(data: dict[str, Any], plot: str = "") -> str:
+    """The review; ``plot``: the PNG's path relative to the Markdown file, embedded when given."""
+    p = data["period"]
+    out = [
+        f"# Runbook review {p['from'][:10]} to {p['to'][:10]}",
+        "",
+        f"{p['runs']} run(s) in the period ({p['days']:g} days), from the run reports (`runs/`).",
+    ]
+    if plot:
+        out += ["", f"![Run duration and outcome over the period]({plot})"]
+    for s in data["runbooks"]:
+        out += runbook_md(s)
+    return "\n".join(out) + "\n"
