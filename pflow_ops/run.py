@@ -193,6 +193,11 @@ def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
         out["pflow_alert_name"] = alert.alertname
         if alert.fingerprint:
             out["pflow_alert_fingerprint"] = alert.fingerprint
+        # Checked text (event_input): the incident role hashes the group key, reads both raw.
+        if alert.group_key:
+            out["pflow_alert_group_key"] = alert.group_key
+        if alert.incident:
+            out["pflow_alert_incident"] = alert.incident
     if request.incident:
         out["pflow_incident_key"] = request.incident
     if request.override_reason:
