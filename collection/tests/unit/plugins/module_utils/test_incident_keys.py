@@ -163,7 +163,7 @@ def test_without_a_group_key_the_fingerprint_then_the_run() -> None:
 
 @pytest.mark.parametrize("bad", [LOOKUP, "INC 42", "x" * 129])
 def test_an_invalid_annotation_refuses_never_falls_through(bad: str) -> None:
-    with pytest.raises(incident.IncidentError, match="annotation incident key .* is not valid"):
+    with pytest.raises(incident.IncidentError, match=r"annotation incident key .* is not valid"):
         _select(annotation=bad, group_key=GROUP_KEY)
 
 
