@@ -22,7 +22,9 @@ from pflow_ops.errors import INTERNAL, OK, REFUSED, USAGE, PflowError, UsageErro
 from pflow_ops.request import (
     COMMANDS,
     RunRequest,
+    check_alert_incident,
     check_fingerprint,
+    check_group_key,
     check_incident_key,
     check_receipt,
     parse_extra_vars,
@@ -59,6 +61,8 @@ def _add_run_args(p: argparse.ArgumentParser, target: str = "runbook") -> None:
         runbook=None,
         receipt=None,
         incident=None,
+        group_key=None,
+        alert_incident=None,
     )
     if target == "runbook":
         p.add_argument("target", metavar="RUNBOOK", help="runbook id, e.g. rb-01 (see `list`)")
@@ -142,6 +146,18 @@ def _add_run_commands(
         metavar="ID",
         help="run this runbook whatever the alert's name (as a `runbook` label routes it); "
         "default: the catalogue's alerts and aliases, then the environment's pflow_alert_aliases",
+    )
+    p.add_argument(
+        "--group-key",
+        metavar="TEXT",
+        help="Alertmanager's groupKey of the alert's notification: the incident (and the "
+        "PagerDuty dedup_key) is then the one Alertmanager's PagerDuty integration uses",
+    )
+    p.add_argument(
+        "--alert-incident",
+        metavar="KEY",
+        help="the alert's `incident` annotation (a ticket id): the incident key unless "
+        "--incident is given",
     )
     # The receiver's plumbing: the receipt of the alert that queued this run, kept in the run
     # record. Hidden from --help like the receiver's other test and plumbing options.
@@ -326,6 +342,8 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         runbook=args.runbook,
         receipt=check_receipt(args.receipt),
         incident=check_incident_key(args.incident),
+        group_key=check_group_key(args.group_key),
+        alert_incident=check_alert_incident(args.alert_incident),
         output=args.output,
     )
 

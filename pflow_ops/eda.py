@@ -87,6 +87,10 @@ def _extra_vars(opts: Options) -> dict[str, str]:
         "pflow_mode": "recover",
         "pflow_alert_name": "{{ event.alert.labels.alertname | tojson }}",
         "pflow_alert_fingerprint": "{{ event.alert.fingerprint | tojson }}",
+        # Checked by the filter (event_input), "" when absent; the incident role hashes the
+        # group key into Alertmanager's own PagerDuty dedup_key.
+        "pflow_alert_group_key": "{{ event.alert.group_key | tojson }}",
+        "pflow_alert_incident": "{{ event.alert.incident | tojson }}",
     }
     if opts.env:
         # The playbook refuses to run on an inventory of another environment.
@@ -100,8 +104,9 @@ def _action(rb: Runbook, opts: Options) -> dict[str, Any]:
             "run_job_template": {
                 "name": job_template(rb),
                 "organization": AWX_ORGANIZATION,
-                # The job template's survey takes the alert's name and fingerprint; the event
-                # itself stays out of AWX (its templates refuse undeclared variables).
+                # The job template's survey takes the alert's name, fingerprint, group key and
+                # incident annotation; the event itself stays out of AWX (its templates refuse
+                # undeclared variables).
                 "include_events": False,
                 "job_args": {"extra_vars": _extra_vars(opts)},
             }
@@ -179,7 +184,8 @@ _ROUTING = (
 _CONTROLLER = (
     "EDA controller (it has no run_playbook): each rule launches the runbook's recover job"
     f" template of organization '{AWX_ORGANIZATION}' (awx/configure.yml), on that template's"
-    " inventory; its survey must accept pflow_alert_name and pflow_alert_fingerprint. The"
+    " inventory; its survey must accept pflow_alert_name, pflow_alert_fingerprint,"
+    " pflow_alert_group_key and pflow_alert_incident (awx/configure.yml's surveys do). The"
     " decision environment needs ansible-rulebook >= 1.1 (eda.builtin.webhook) and this"
     f" collection ({FILTER}); a credential injects {TOKEN_VAR} as an extra var."
 )
@@ -198,10 +204,13 @@ _AUTH = (
 )
 _DATA = (
     f"Alert data is data: the {FILTER} filter splits each notification into one event per"
-    " alert holding only its status, fingerprint, alertname and runbook label, and refuses (a"
-    " debug line, no run) an alert with a template marker or an oversized value anywhere, or a"
-    " malformed alertname, fingerprint or runbook label. Every playbook's first play checks"
-    " the same again (pivotal.flow_ops.alert_input)."
+    " alert holding only its status, fingerprint, alertname and runbook label, the"
+    " notification's groupKey and the alert's incident annotation, and refuses (a debug line,"
+    " no run) an alert with a template marker or an oversized value anywhere, or a malformed"
+    " alertname, fingerprint, runbook label, groupKey or incident annotation. Every playbook's"
+    " first play checks the same again (pivotal.flow_ops.alert_input). The incident the run"
+    " documents is the annotation's, else the groupKey's (its sha256: the dedup_key"
+    " Alertmanager's own PagerDuty integration uses), else the fingerprint's."
 )
 _THROTTLE = (
     f"Throttle: one run start per runbook per {THROTTLE}, the receiver's throttle window: the"

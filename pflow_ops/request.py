@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from pflow_ops import event_input
 from pflow_ops.errors import UsageError
 
 Command = Literal["recover", "diagnose", "alert", "maintain"]
@@ -70,6 +71,27 @@ def check_incident_key(key: str | None) -> str | None:
     return key
 
 
+def check_group_key(group_key: str | None) -> str | None:
+    """``--group-key``: Alertmanager's groupKey as the webhook sent it (braces, quotes, ``=`` and
+    ``:`` are its normal text); bounded, printable, never a template."""
+    if group_key is None:
+        return None
+    problem = event_input.group_key_problem(group_key, "--group-key")
+    if problem:
+        raise UsageError(f"bad {problem}")
+    return group_key
+
+
+def check_alert_incident(key: str | None) -> str | None:
+    """``--alert-incident``: the alert's ``incident`` annotation, an incident key."""
+    if key is None:
+        return None
+    problem = event_input.incident_key_problem(key, "--alert-incident")
+    if problem:
+        raise UsageError(f"bad {problem}")
+    return key
+
+
 def check_receipt(receipt: str | None) -> str | None:
     if receipt is not None and not RECEIPT.match(receipt):
         raise UsageError(f"bad --receipt '{receipt[:80]}': expected the receiver's receipt id")
@@ -78,10 +100,13 @@ def check_receipt(receipt: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class AlertTrigger:
-    """The alert that started a run (``pflow-ops alert``): its catalogue name, its fingerprint."""
+    """The alert that started a run (``pflow-ops alert``): its catalogue name, its fingerprint,
+    Alertmanager's group key and its ``incident`` annotation (both checked, maybe empty)."""
 
     alertname: str
     fingerprint: str = ""
+    group_key: str = ""
+    incident: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return {"alertname": self.alertname, "fingerprint": self.fingerprint}
@@ -109,6 +134,8 @@ class RunRequest:
     runbook: str | None = None  # --runbook ID (alert): route by this id, not by the name
     receipt: str | None = None  # --receipt RID (alert, launched by the receiver)
     incident: str | None = None  # --incident KEY: the incident this run documents
+    group_key: str | None = None  # --group-key TEXT (alert): Alertmanager's groupKey
+    alert_incident: str | None = None  # --alert-incident KEY (alert): its incident annotation
     output: Output = "text"
 
     def __post_init__(self) -> None:
@@ -141,7 +168,9 @@ class RunRequest:
     def alert(self) -> AlertTrigger | None:
         if self.command != "alert":
             return None
-        return AlertTrigger(self.target, self.fingerprint or "")
+        return AlertTrigger(
+            self.target, self.fingerprint or "", self.group_key or "", self.alert_incident or ""
+        )
 
     @property
     def json_output(self) -> bool:

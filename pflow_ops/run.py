@@ -188,11 +188,17 @@ def _run_vars(request: RunRequest, run_id: str) -> dict[str, Any]:
     out["pflow_mode"] = request.mode
     alert = request.alert
     if alert is not None:
-        # Only the alert's name (checked against the catalogue) and its fingerprint (checked
-        # hex) reach the playbook: labels stay data on the receiver's side.
+        # Only the alert's name (checked against the catalogue), its fingerprint (checked hex),
+        # Alertmanager's group key and its incident annotation (checked by event_input; the
+        # incident role reads both raw and hashes the group key) reach the playbook: labels
+        # stay data on the receiver's side.
         out["pflow_alert_name"] = alert.alertname
         if alert.fingerprint:
             out["pflow_alert_fingerprint"] = alert.fingerprint
+        if alert.group_key:
+            out["pflow_alert_group_key"] = alert.group_key
+        if alert.incident:
+            out["pflow_alert_incident"] = alert.incident
     if request.incident:
         out["pflow_incident_key"] = request.incident
     if request.override_reason:

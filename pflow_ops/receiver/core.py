@@ -140,7 +140,10 @@ class Receiver:
 
     # -- receive: journal, decide, journal -----------------------------------------------
     def receive(self, note: Notification) -> list[dict[str, str]]:
-        receipts = [(new_rid(), alert.to_record()) for alert in note.alerts]
+        # The group key travels with each alert (its run documents the group's incident).
+        receipts = [
+            (new_rid(), {**alert.to_record(), "groupKey": note.group_key}) for alert in note.alerts
+        ]
         with self.cond:
             if note.truncated_alerts:
                 # Alerts Alertmanager never sent (its max_alerts): on record, counted, said.
@@ -161,10 +164,7 @@ class Receiver:
                     group_key=note.group_key,
                 )
             self.journal.append(
-                *(
-                    {"event": "received", "rid": rid, "groupKey": note.group_key, **rec}
-                    for rid, rec in receipts
-                )
+                *({"event": "received", "rid": rid, **rec} for rid, rec in receipts)
             )
             for rid, rec in receipts:
                 self.metrics.inc("alerts_received_total", status=rec["status"])
@@ -304,7 +304,14 @@ class Receiver:
             if not self._startable(item) or not item.covers(alert.fingerprint):
                 return None
             argv = worker.build_argv(
-                self.prefix, alert.alertname, self.env, alert.fingerprint, self.dry_run, item.rid
+                self.prefix,
+                alert.alertname,
+                self.env,
+                alert.fingerprint,
+                self.dry_run,
+                item.rid,
+                group_key=alert.group_key,
+                incident=alert.incident,
             )
             # The routing decision travels with the run (an alias or a runbook label).
             argv += ["--runbook", item.runbook]

@@ -126,7 +126,11 @@ _COUNTERS = (
     ("alerts_received_total", "Alerts received, by status"),
     ("alerts_deduplicated_total", "Firing alerts already queued, running or handled recently"),
     ("alerts_throttled_total", "Firing alerts deferred as the follow-up run of their runbook"),
-    ("alerts_ignored_total", "Alerts not acted on, by reason (routing reasons, bad_fingerprint)"),
+    (
+        "alerts_ignored_total",
+        "Alerts not acted on, by reason (routing reasons, bad_fingerprint, bad_group_key,"
+        " bad_incident)",
+    ),
     ("alerts_cancelled_total", "Queued runs cancelled because their alert resolved"),
     ("requests_rejected_total", "HTTP requests refused, by reason"),
     ("runs_total", "Runs finished, by runbook and outcome"),

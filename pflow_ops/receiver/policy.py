@@ -5,7 +5,10 @@ applied by :meth:`Policy.apply`, live and at replay alike, so a replayed journal
 the state the live receiver had. Time is passed in (wall clock seconds, as journaled).
 
 - Routing is :func:`pflow_ops.routing.route` (runbook label, catalogue, aliases). An alert that
-  does not route, or whose fingerprint is not hex, is ignored with a reason (a metric label).
+  does not route, whose fingerprint is not hex, whose notification's group key may not travel
+  with a run (``bad_group_key``) or whose ``incident`` annotation is not an incident key
+  (``bad_incident``) is ignored with a reason (a metric label): the incident it would document
+  cannot be named, and documenting it elsewhere would be wrong.
 - No stacking. Per runbook there is at most one run queued or running, plus at most ONE pending
   follow-up. A firing alert for runbook R:
   * joins R's queued item if there is one ("attached");
@@ -36,12 +39,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pflow_ops import routing
+from pflow_ops import event_input, routing
 from pflow_ops.receiver import alertmanager
 
 QUEUED = "queued"
 RUNNING = "running"
 SNAPSHOT_VERSION = 1
+BAD_GROUP_KEY = "bad_group_key"
+BAD_INCIDENT = "bad_incident"
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Attached:
     rid: str  # the receipt of the alert
     alertname: str
     fingerprint: str
+    group_key: str = ""  # its notification's groupKey (checked text)
+    incident: str = ""  # its `incident` annotation (an incident key)
 
 
 @dataclass
@@ -82,12 +89,14 @@ class Item:
 class Decision:
     rid: str
     action: str  # queued | throttled | attached | deduplicated | ignored | resolved
-    reason: str = ""  # for "ignored": routing.REASONS or bad_fingerprint (a metric label)
+    reason: str = ""  # "ignored": routing.REASONS, bad_fingerprint, BAD_GROUP_KEY, BAD_INCIDENT
     item: Item | None = None
     cancelled: tuple[str, ...] = ()
     alertname: str = ""
     fingerprint: str = ""
     via: str = ""  # how it was routed: label | catalogue | alias
+    group_key: str = ""
+    incident: str = ""
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"event": "decision", "rid": self.rid, "action": self.action}
@@ -96,6 +105,9 @@ class Decision:
         if self.action in (QUEUED, "throttled", "attached", "resolved"):
             # Validated values only (an identifier, hex): the replay needs no receipt.
             rec["alertname"], rec["fingerprint"] = self.alertname, self.fingerprint
+            for key, value in (("group_key", self.group_key), ("incident", self.incident)):
+                if value:  # checked text (event_input), what the run is launched with
+                    rec[key] = value
         if self.via:
             rec["via"] = self.via
         if self.item is not None:
@@ -150,7 +162,18 @@ class Policy:
             return Decision(rid, "ignored", routed.reason, alertname=routed.alertname)
         if fp is None:
             return Decision(rid, "ignored", "bad_fingerprint", alertname=routed.alertname)
-        base = Decision(rid, "", alertname=routed.alertname, fingerprint=fp, via=routed.via)
+        group_key, incident, reason = incident_fields(alert)
+        if reason:
+            return Decision(rid, "ignored", reason, alertname=routed.alertname)
+        base = Decision(
+            rid,
+            "",
+            alertname=routed.alertname,
+            fingerprint=fp,
+            via=routed.via,
+            group_key=group_key,
+            incident=incident,
+        )
         return self._place(base, routed, now)
 
     def _place(self, base: Decision, routed: routing.Routed, now: float) -> Decision:
@@ -271,16 +294,19 @@ class Policy:
         action, rid = rec.get("action"), str(rec.get("rid"))
         fp = str(rec.get("fingerprint") or receipt.get("fingerprint") or "")
         name = str(rec.get("alertname") or receipt.get("alertname") or "")
+        attached = Attached(
+            rid, name, fp, str(rec.get("group_key") or ""), str(rec.get("incident") or "")
+        )
         if action in (QUEUED, "throttled") and isinstance(rec.get("runbook"), str):
             self.items[rid] = Item(
                 rid,
                 str(rec["runbook"]),
                 str(rec.get("service")),
-                [Attached(rid, name, fp)],
+                [attached],
                 not_before=float(rec.get("not_before") or 0.0),
             )
         elif action == "attached" and str(rec.get("item")) in self.items:
-            self.items[str(rec["item"])].alerts.append(Attached(rid, name, fp))
+            self.items[str(rec["item"])].alerts.append(attached)
         elif action == "resolved":
             for item in list(self.items.values()):
                 if item.state == QUEUED and fp:
@@ -345,7 +371,24 @@ class Policy:
 
 
 def _with(base: Decision, action: str, reason: str, item: Item | None = None) -> Decision:
-    return Decision(base.rid, action, reason, item, (), base.alertname, base.fingerprint, base.via)
+    return dataclasses.replace(base, action=action, reason=reason, item=item, cancelled=())
+
+
+def incident_fields(alert: dict[str, Any]) -> tuple[str, str, str]:
+    """(group key, incident annotation, reason): the notification's ``groupKey`` and the
+    alert's ``incident`` annotation when both may travel with its run (checked by the
+    collection's event_input, as the playbook's first play checks them), else the reason to
+    ignore the alert (``bad_group_key``, ``bad_incident``)."""
+    group_key = alert.get("groupKey")
+    group_key = "" if group_key is None else group_key
+    if event_input.group_key_problem(group_key):
+        return "", "", BAD_GROUP_KEY
+    annotations = alert.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    incident = annotations.get(event_input.INCIDENT_ANNOTATION, "")
+    if event_input.incident_key_problem(incident):
+        return "", "", BAD_INCIDENT
+    return str(group_key), str(incident), ""
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Launching runs: the fixed argv of ``pflow-ops alert``, the child process, the run lock probe.
 
 A run is always a child process with an argv list (never a shell). Only the validated alertname
-(a catalogue name) and fingerprint (hex) come from the alert; everything else is the receiver's
-own configuration, and the receipt id the receiver made itself.
+(a catalogue name), fingerprint (hex), Alertmanager's group key (checked text, one argv item)
+and the alert's ``incident`` annotation (an incident key) come from the alert; everything else
+is the receiver's own configuration, and the receipt id the receiver made itself.
 
 The child runs in its own session, so it outlives a receiver killed mid-run. Its run record
 carries the receipt: the restarted receiver, about to launch the requeued item again, first
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from pflow_ops import coordination, outcome, runrecord
+from pflow_ops import coordination, event_input, outcome, runrecord
 from pflow_ops.lock import RunLock
 from pflow_ops.paths import locks_dir
 from pflow_ops.receiver.payload import FINGERPRINT
@@ -45,6 +46,9 @@ def build_argv(
     fingerprint: str,
     check: bool,
     receipt: str | None = None,
+    *,
+    group_key: str = "",
+    incident: str = "",
 ) -> list[str]:
     if not _ALERTNAME.match(alertname):
         raise ValueError(f"alertname {alertname!r} is not an identifier")
@@ -52,8 +56,16 @@ def build_argv(
         raise ValueError(f"fingerprint {fingerprint!r} is not hex")
     if receipt is not None and not RECEIPT.match(receipt):
         raise ValueError(f"receipt {receipt!r} is not a receipt id")
+    problem = event_input.group_key_problem(group_key) or event_input.incident_key_problem(incident)
+    if problem:
+        raise ValueError(problem)
     argv = [*prefix, alertname, "--env", env, "--output", "json", "--yes"]
     argv += ["--fingerprint", fingerprint]
+    # `--opt=value`: a group key is one argv item even when it starts with a dash.
+    if group_key:
+        argv.append(f"--group-key={group_key}")
+    if incident:
+        argv.append(f"--alert-incident={incident}")
     if check:
         argv.append("--check")
     if receipt is not None:

@@ -48,6 +48,7 @@ DEADLINE = 300.0  # generous: a slow machine is not a failure
 def _recorder() -> list[dict[str, Any]]:
     record = (
         "{{ {'alertname': pflow_alert_name, 'fingerprint': pflow_alert_fingerprint,"
+        " 'group_key': pflow_alert_group_key, 'incident': pflow_alert_incident,"
         " 'mode': pflow_mode, 'playbook': recorded_playbook, 'event': ansible_eda.event,"
         " 'group_var': recorded_group_var} | to_json }}"
     )
@@ -141,6 +142,12 @@ def hostile_alerts(pwned: Path) -> dict[str, dict]:
         cases[f"subshell-{slug}"] = _set(_alert(), field, f"$(touch {pwned}/{slug}-subshell)")
         cases[f"semicolon-{slug}"] = _set(_alert(), field, f"x;touch {pwned}/{slug}-semicolon")
         cases[f"traversal-{slug}"] = _set(_alert(), field, "../" * 12 + f"{pwned}/{slug}-dots")
+    # The incident annotation names the incident: an incident key or the alert is refused.
+    for kind, value in (
+        ("lookup", f"{{{{ lookup('pipe', 'touch {pwned}/incident-lookup') }}}}"),
+        ("subshell", f"$(touch {pwned}/incident-subshell)"),
+    ):
+        cases[f"{kind}-annotations_incident"] = _set(_alert(), "annotations.incident", value)
     # Every field at once.
     for kind, value in (
         ("lookup", f"{{{{ lookup('pipe', 'touch {pwned}/all-lookup') }}}}"),
@@ -154,9 +161,13 @@ def hostile_alerts(pwned: Path) -> dict[str, dict]:
     return cases
 
 
-def _notification(*alerts: dict) -> dict:
+GROUP_KEY = '{}/{severity="critical"}:{alertname="BackendServiceDown", instance="1e5"}'
+
+
+def _notification(*alerts: dict, group_key: str = GROUP_KEY) -> dict:
     return {
         "version": "4",
+        "groupKey": group_key,
         "status": "firing",
         "receiver": "pflow-ops-eda",
         "groupLabels": {},
@@ -300,6 +311,9 @@ def test_hostile_alerts_run_nothing_and_real_alerts_route_like_the_receiver(
     assert _post(rulebook.port, _notification(_alert()), token=None) == 401
     assert _post(rulebook.port, _notification(_alert()), token="not-the-token") == 401
     assert _post(rulebook.port, {"no": "alerts"}) == 200  # a refusal line, nothing else
+    # A hostile group key refuses the notification's alerts (one line each).
+    hostile_key = '{}:{a="' + f"{{{{ lookup('pipe', 'touch {rulebook.pwned}/group-key') }}}}" + '"}'
+    assert _post(rulebook.port, _notification(_alert(), group_key=hostile_key)) == 200
 
     # Positive controls. RB-01: shell syntax and traversal in every free-text field are data,
     # dropped before the rules. A storm of re-sends and another alert of RB-01: throttled.
@@ -316,6 +330,7 @@ def test_hostile_alerts_run_nothing_and_real_alerts_route_like_the_receiver(
     _post(rulebook.port, _notification(_alert("PostgresqlDown", "4e12345678901234")))
     labelled = _alert("TeamCacheSaturated", "1234567890123456")
     labelled["labels"]["runbook"] = " rb-03 "
+    labelled["annotations"]["incident"] = "OPS-42"
     _post(rulebook.port, _notification(labelled))
     # Nothing: a resolved alert, a runbook label that is no catalogue id, then the last one.
     resolved = _alert("DatabaseSlowQueries", "fedcba9876543210")
@@ -340,13 +355,21 @@ def test_hostile_alerts_run_nothing_and_real_alerts_route_like_the_receiver(
         assert run["group_var"] == "from-group-vars"  # -i DIR keeps group_vars
         # The run gets the screened alert only: no annotation, label or URL text.
         assert set(run["event"]) <= {"alert", "meta"}
-        assert set(run["event"]["alert"]) == {"status", "fingerprint", "labels"}
+        assert set(run["event"]["alert"]) == {
+            "status",
+            "fingerprint",
+            "labels",
+            "group_key",
+            "incident",
+        }
         assert set(run["event"]["alert"]["labels"]) <= {"alertname", "runbook"}
+        assert run["group_key"] == GROUP_KEY  # unchanged: quotes, braces, "1e5" not a float
     assert runs[2]["event"]["alert"]["labels"]["runbook"] == "RB-03"
+    assert [r["incident"] for r in runs] == ["", "", "OPS-42"]
     assert "touch" not in json.dumps(runs) and "passwd" not in json.dumps(runs)
 
     refusals = [line for line in output.splitlines() if "pflow-ops refused an alert:" in line]
-    assert len(refusals) == len(hostile) + 1, "\n".join(refusals)
+    assert len(refusals) == len(hostile) + 2, "\n".join(refusals)
     assert all("{" not in line.split("refused an alert:", 1)[1] for line in refusals)
     assert any("not an Alertmanager notification" in line for line in refusals)
     assert "no runbook for firing alert RedisHighEvictions" in output  # label RB-99

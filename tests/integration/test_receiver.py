@@ -313,7 +313,8 @@ def test_dry_run_passes_check_and_labels_never_reach_argv(receiver: Receiver) ->
     [rid] = [e["rid"] for e in receiver.journal() if e.get("action") == "queued"]
     assert launch["argv"] == [
         "RedisHighEvictions", "--env", "local", "--output", "json", "--yes",
-        "--fingerprint", "00aa00aa00aa00aa", "--check", "--receipt", rid, "--runbook", "RB-03",
+        "--fingerprint", "00aa00aa00aa00aa", '--group-key={}:{alertname=""}', "--check",
+        "--receipt", rid, "--runbook", "RB-03",
     ]  # fmt: skip
     assert not Path("/tmp/pwned").exists()
 

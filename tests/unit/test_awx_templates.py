@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pflow_ops import eda
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 AWX_MODULES = next(
@@ -567,3 +569,11 @@ def test_recover_templates_take_the_alert_the_eda_controller_rulebook_passes(
     )
     for var in ("pflow_alert_name", "pflow_alert_fingerprint"):
         assert (questions[var]["required"], questions[var]["default"]) == (False, "")
+    # Issue 16: the group key and incident annotation the rulebook passes, and the operator's
+    # incident key, bounded as alert_input bounds them (event_input.py).
+    bounds = {"pflow_alert_group_key": 2048, "pflow_alert_incident": 128, "pflow_incident_key": 128}
+    for var, most in bounds.items():
+        assert (questions[var]["type"], questions[var]["max"]) == ("text", most)
+        assert (questions[var]["required"], questions[var]["default"]) == (False, "")
+    extra = eda._extra_vars(eda.Options(controller=True))
+    assert set(extra) - {"pflow_mode"} <= set(questions)

@@ -113,6 +113,8 @@ def test_every_automated_runbook_has_a_rule_routed_like_the_receiver(
             "pflow_mode": "recover",
             "pflow_alert_name": "{{ event.alert.labels.alertname | tojson }}",
             "pflow_alert_fingerprint": "{{ event.alert.fingerprint | tojson }}",
+            "pflow_alert_group_key": "{{ event.alert.group_key | tojson }}",
+            "pflow_alert_incident": "{{ event.alert.incident | tojson }}",
         }
         entry = yaml.safe_load((ROOT / rb.playbook).read_text(encoding="utf-8"))
         assert run["name"] == entry[0]["ansible.builtin.import_playbook"]
@@ -218,3 +220,19 @@ def test_the_run_gets_the_alert_values_as_strings_unchanged(value: str) -> None:
     assert render_string(extra["pflow_alert_fingerprint"], event) == value
     assert render_string(extra["pflow_alert_name"], event) == value
     assert type(render_string(extra["pflow_alert_fingerprint"], event)) is str
+
+
+@pytest.mark.parametrize(
+    "group_key",
+    ['{}/{severity="critical"}:{alertname="BackendServiceDown"}', "{}:{}", "", "1e5", "'q' & <x>"],
+)
+def test_the_run_gets_the_group_key_and_the_incident_annotation_unchanged(group_key: str) -> None:
+    """The group key holds braces, quotes, = and : (and ansible-rulebook's literal_eval would
+    turn "1e5" into a float): tojson carries it as the same string; the annotation likewise."""
+    from ansible_rulebook.util import render_string
+
+    extra = eda._extra_vars(eda.Options())
+    event = {"event": {"alert": {"group_key": group_key, "incident": "INC-42"}}}
+    rendered = render_string(extra["pflow_alert_group_key"], event)
+    assert rendered == group_key and type(rendered) is str
+    assert render_string(extra["pflow_alert_incident"], event) == "INC-42"

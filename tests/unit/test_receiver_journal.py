@@ -206,7 +206,7 @@ def test_restart_requeues_the_interrupted_run_and_decides_what_was_undecided(
     app.journal.close()
 
 
-def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_path: Path) -> None:
+def test_labels_reach_argv_only_as_the_checked_name_fingerprint_group_key(tmp_path: Path) -> None:
     launcher = RecordingLauncher()
     app = _receiver(tmp_path, launcher, dry_run=True)
     nasty = {
@@ -235,6 +235,8 @@ def test_labels_never_reach_argv_only_the_validated_name_and_fingerprint(tmp_pat
             "--yes",
             "--fingerprint",
             "00ff00ff00ff00ff",
+            # The notification's group key: checked text, one argv item, hashed by the run.
+            '--group-key={}:{alertname=""}',
             "--check",
             "--receipt",
             queued_rid,

@@ -32,6 +32,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False, msg=f"refused alert input: {problem}")
         else:
             result.update(
-                changed=False, msg="alert input is data: names, fingerprint and event checked"
+                changed=False,
+                msg="alert input is data: names, fingerprint, group key, incident, event checked",
             )
         return result

@@ -18,6 +18,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import coordination
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import event_input
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident_store
 
@@ -43,15 +44,30 @@ def raw_text(task_vars: dict, name: str) -> str:
 
 
 def choose_key(args: dict, task_vars: dict) -> dict:
-    """{key, source}: the key argument, else pflow_incident_key / pflow_alert_fingerprint read RAW
-    from the task's variables (an AWX survey answer or -e value is never templated here), else the
-    run itself. A given key that is not valid fails the task (documented nowhere, never elsewhere)."""
+    """{key, source}: the key argument, else (module_utils/incident.py select_key, in its order)
+    pflow_incident_key, pflow_alert_incident (the alert's annotation), pflow_alert_group_key,
+    pflow_alert_fingerprint, all read RAW from the task's variables (an AWX survey answer or -e
+    value is never templated here), else the run itself. A given key or annotation that is not
+    valid fails the task (documented nowhere, never elsewhere)."""
     if args["key"]:
         return incident.select_key(args["key"])
     return incident.select_key(raw_text(task_vars, "pflow_incident_key"),
                                raw_text(task_vars, "pflow_alert_fingerprint"),
                                raw_text(task_vars, "pflow_env") or "default", args["runbook"] or "-",
-                               raw_text(task_vars, "pflow_run_id") or now_text())
+                               raw_text(task_vars, "pflow_run_id") or now_text(),
+                               annotation=raw_text(task_vars, "pflow_alert_incident"),
+                               group_key=group_key(task_vars))
+
+
+def group_key(task_vars: dict) -> str:
+    """Alertmanager's group key of the alert, RAW (pflow_alert_group_key), checked as the
+    playbook's first play checks it; "" when none. The sinks get it as data (a task result is
+    never templated) and the PagerDuty sink only ever sends its hash."""
+    value = raw_text(task_vars, "pflow_alert_group_key")
+    problem = event_input.group_key_problem(value, "pflow_alert_group_key")
+    if problem:
+        raise incident.IncidentError(problem)
+    return value
 
 
 def get_or_update(home: str, args: dict, records: Any = None) -> dict:
@@ -105,6 +121,7 @@ class ActionModule(ActionBase):
             args = dict(args, state="get")  # a dry run documents nothing
         try:
             chosen = choose_key(args, task_vars or {})
+            alert_group = group_key(task_vars or {})
             args = dict(args, key=chosen["key"], env=raw_text(task_vars or {}, "pflow_env") or "default")
             home = coordination.state_home()
             got = get_or_update(home, args, records_for(home, task_vars or {}))
@@ -114,5 +131,5 @@ class ActionModule(ActionBase):
         for warning in got["warnings"]:
             self._display.warning(warning)
         result.update(changed=False, key=chosen["key"], key_source=chosen["source"], record=got["record"], exists=got["exists"], path=got["path"],
-                      warnings_text=got["warnings"])
+                      warnings_text=got["warnings"], group_key=alert_group)
         return result

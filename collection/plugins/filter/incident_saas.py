@@ -25,4 +25,6 @@ class FilterModule(object):
             "incident_pd_event": _saas.pagerduty_event,
             "incident_pd_changes": _saas.change_summaries,
             "incident_pd_handle": _saas.pagerduty_handle,
+            "incident_pd_severity": _saas.trigger_severity,
+            "incident_catalogue_severity": _saas.catalogue_severity,
         }

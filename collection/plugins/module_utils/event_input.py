@@ -10,8 +10,12 @@ the moment a role templates it. Two places use these pure functions, so they can
   it reads the RAW variables (never templated) and fails closed with one line;
 - the ``pivotal.flow_ops.alert_guard`` EDA event filter: it splits an Alertmanager notification
   into one event per alert, keeps only what the rules and the run need (status, fingerprint,
-  ``alertname``, ``runbook`` label) and turns a hostile alert into a refusal event, so the rule
-  engine never sees, and no run ever receives, the hostile value.
+  ``alertname``, ``runbook`` label, the notification's ``groupKey``, the ``incident``
+  annotation) and turns a hostile alert into a refusal event, so the rule engine never sees, and
+  no run ever receives, the hostile value.
+
+The receiver (``pflow_ops/event_input.py`` loads this file) checks the group key and the
+incident annotation with the same functions before it launches a run.
 
 Standard library only: the EDA filter loads this file by path (ansible-rulebook runs filters
 with ``runpy``, outside Ansible's collection loader).
@@ -34,7 +38,23 @@ MAX_STRING = 4096
 MAX_DEPTH = 8
 MAX_ITEMS = 1024
 
-ALERT_VARS = ("pflow_alert_name", "pflow_alert_fingerprint")
+# Alertmanager's group key (the webhook's ``groupKey``: ``<route key>:<group labels>``, e.g.
+# ``{}/{severity="critical"}:{alertname="X"}``): text with braces, quotes, ``=`` and ``:`` by
+# design, so it is not matched against a pattern but bounded, printable and free of Jinja
+# openers (a label name never follows a brace with ``{``, ``%`` or ``#``: only a hostile label
+# value can). It is hashed before it names anything (the incident, the PagerDuty dedup_key).
+GROUP_KEY_MAX = 2048
+# The incident key (a ticket id, the ``incident`` annotation): module_utils/incident.py's
+# KEY_PATTERN (a unit test keeps them equal; this file stays standard-library only).
+INCIDENT_KEY = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+INCIDENT_ANNOTATION = "incident"
+
+ALERT_VARS = (
+    "pflow_alert_name",
+    "pflow_alert_fingerprint",
+    "pflow_alert_group_key",
+    "pflow_alert_incident",
+)
 EDA_VAR = "ansible_eda"  # what ansible-rulebook adds to every run it starts (the rule, the event)
 ALERT_PREFIX = "pflow_alert_"
 REFUSED_KEY = "pflow_refused"  # the EDA filter's refusal event: {"pflow_refused": "<one line>"}
@@ -59,6 +79,29 @@ def _text_problem(path: str, text: str) -> str:
         return f"{path}: oversized ({len(text)} characters, at most {MAX_STRING})"
     if any(marker in text for marker in MARKERS):
         return f"{path}: carries a template marker (a Jinja opener): {shown(text)}"
+    return ""
+
+
+def group_key_problem(value: object, where: str = "groupKey") -> str:
+    """Why ``value`` is not an Alertmanager group key that may travel with a run; "" when it
+    may (the empty string: no group key)."""
+    if not isinstance(value, str):
+        return f"{where}: not a string: {shown(value)}"
+    if len(value) > GROUP_KEY_MAX:
+        return f"{where}: oversized ({len(value)} characters, at most {GROUP_KEY_MAX})"
+    if any(marker in value for marker in MARKERS):
+        return f"{where}: carries a template marker (a Jinja opener): {shown(value)}"
+    if not value.isprintable():
+        return f"{where}: carries a control character: {shown(value)}"
+    return ""
+
+
+def incident_key_problem(value: object, where: str = "incident") -> str:
+    """Why ``value`` may not name an incident; "" when it may (the empty string: none given)."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not INCIDENT_KEY.fullmatch(value):
+        return f"{where}: not an incident key (1-128 of A-Z a-z 0-9 . _ : / -): {shown(value)}"
     return ""
 
 
@@ -97,9 +140,10 @@ def check_vars(variables: dict) -> str:
     """The first reason this run's variables carry alert data that may not run; "" when none.
 
     ``variables`` are the RAW values (never templated): pflow_alert_name must be a Prometheus
-    identifier, pflow_alert_fingerprint an Alertmanager fingerprint, pflow_mode one of MODES,
-    and nothing under ansible_eda or any other pflow_alert_* may carry a template marker or be
-    oversized."""
+    identifier, pflow_alert_fingerprint an Alertmanager fingerprint, pflow_alert_group_key a
+    group key (group_key_problem), pflow_alert_incident and pflow_incident_key incident keys,
+    pflow_mode one of MODES, and nothing under ansible_eda or any other pflow_alert_* may carry
+    a template marker or be oversized."""
     for name, rule, what in (
         (
             "pflow_alert_name",
@@ -117,6 +161,15 @@ def check_vars(variables: dict) -> str:
             continue  # unset (or the empty default of a run no alert started)
         if not isinstance(value, str) or not rule.fullmatch(value):
             return f"{name}: {what}: {shown(value)}"
+    for name, check in (
+        ("pflow_alert_group_key", group_key_problem),
+        ("pflow_alert_incident", incident_key_problem),
+        ("pflow_incident_key", incident_key_problem),
+    ):
+        value = variables.get(name)
+        problem = check(value, name) if value is not None else ""
+        if problem:
+            return problem
     mode = variables.get("pflow_mode")
     if mode is not None and mode not in MODES:
         return f"pflow_mode: not one of {', '.join(MODES)}: {shown(mode)}"
@@ -134,10 +187,12 @@ def _refused(reason: str) -> dict:
     return {REFUSED_KEY: reason}
 
 
-def screen_alert(alert: object, where: str = "alert") -> dict:
+def screen_alert(alert: object, where: str = "alert", group_key: str = "") -> dict:
     """One Alertmanager alert as the EDA rules see it: ``{"alert": {status, fingerprint,
-    labels: {alertname[, runbook]}}}``, or ``{"pflow_refused": "<line>"}`` when any of its values
-    is hostile, its alertname or fingerprint malformed, or its runbook label not a runbook id.
+    group_key, incident, labels: {alertname[, runbook]}}}``, or ``{"pflow_refused": "<line>"}``
+    when any of its values is hostile, its alertname or fingerprint malformed, its runbook label
+    not a runbook id or its ``incident`` annotation not an incident key. ``group_key`` is the
+    notification's (checked by alert_events); ``incident`` is "" when the alert has none.
 
     The runbook label is normalised as pflow_ops.routing.route does (stripped, upper case), so
     the rule comparing it routes exactly like the receiver."""
@@ -163,11 +218,19 @@ def screen_alert(alert: object, where: str = "alert") -> dict:
                 f"{where}.labels.runbook ({name}): not a runbook id: {shown(labels['runbook'])}"
             )
         kept["runbook"] = runbook
+    annotations = alert.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    incident = annotations.get(INCIDENT_ANNOTATION, "")
+    problem = incident_key_problem(incident, f"{where}.annotations.incident ({name})")
+    if problem:
+        return _refused(problem)
     status = alert.get("status")
     return {
         "alert": {
             "status": status if status in ("firing", "resolved") else "unknown",
             "fingerprint": fingerprint,
+            "group_key": group_key,
+            "incident": incident,
             "labels": kept,
         }
     }
@@ -176,9 +239,16 @@ def screen_alert(alert: object, where: str = "alert") -> dict:
 def alert_events(event: object) -> list:
     """The events an Alertmanager notification received by a webhook source
     (``{"payload": {..., "alerts": [...]}, "meta": ...}``) becomes: one screened event per alert
-    (see screen_alert). Nothing else of the notification or the request (headers) is kept."""
+    (see screen_alert), each with the notification's ``groupKey``; a group key that may not
+    travel with a run refuses every alert of the notification. Nothing else of the notification
+    or the request (headers) is kept."""
     payload = event.get("payload") if isinstance(event, dict) else None
     alerts = payload.get("alerts") if isinstance(payload, dict) else None
     if not isinstance(alerts, list):
         return [_refused("payload.alerts: not an Alertmanager notification (no alerts list)")]
-    return [screen_alert(alert, f"alerts[{i}]") for i, alert in enumerate(alerts)]
+    group_key = payload.get("groupKey", "")
+    group_key = "" if group_key is None else group_key
+    problem = group_key_problem(group_key, "payload.groupKey")
+    if problem:
+        return [_refused(problem) for _alert in alerts] or [_refused(problem)]
+    return [screen_alert(alert, f"alerts[{i}]", group_key) for i, alert in enumerate(alerts)]

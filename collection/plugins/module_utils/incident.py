@@ -53,26 +53,51 @@ def valid_key(key):
     return isinstance(key, str) and bool(KEY_PATTERN.match(key))
 
 
-def select_key(explicit="", fingerprint="", env="", runbook="", run_id=""):
-    """{key, source}: the incident this run documents.
+def _given(value, source):
+    """A key given by a human or an alert, stripped; IncidentError when it is not a valid key."""
+    value = "" if value is None else str(value).strip()
+    if value and not valid_key(value):
+        raise IncidentError("%s incident key %r is not valid: 1-128 characters of A-Z a-z 0-9 . _ : / -"
+                            % (source, value[:140]))
+    return value
 
-    The key given by the operator (``--incident``, an AWX survey field) wins, then the alert's
-    fingerprint (Alertmanager's incident), else the run itself is the incident
-    (``<env>/<runbook>/<run_id>``). A given key that is not valid raises (fail closed: it is never
-    replaced by another key, which would document into the wrong incident).
+
+def select_key(explicit="", fingerprint="", env="", runbook="", run_id="", annotation="", group_key=""):
+    """{key, source}: the incident this run documents, the first of:
+
+    1. ``given``: the key the operator gave (``--incident``, the AWX survey's
+       ``pflow_incident_key``);
+    2. ``annotation``: the alert's ``incident`` annotation (a ticket id the alert rule names);
+    3. ``group_key``: Alertmanager's group key, hashed (it holds braces, quotes and label
+       values, so it never names anything itself): the key is then the very dedup_key
+       Alertmanager's own PagerDuty notifier sends for that group (notify.Key.Hash);
+    4. ``fingerprint``: the alert's fingerprint;
+    5. ``run``: the run itself (``<env>/<runbook>/<run_id>``).
+
+    A given key or annotation that is not valid raises (fail closed: it is never replaced by
+    another key, which would document into the wrong incident). The group key is hashed
+    exactly as received (never stripped: Alertmanager hashes the raw string).
     """
-    explicit = "" if explicit is None else str(explicit).strip()
+    explicit = _given(explicit, "the given")
     if explicit:
-        if not valid_key(explicit):
-            raise IncidentError("incident key %r is not valid: 1-128 characters of A-Z a-z 0-9 . _ : / -"
-                                % explicit[:140])
         return {"key": explicit, "source": "given"}
+    annotation = _given(annotation, "the alert's annotation")
+    if annotation:
+        return {"key": annotation, "source": "annotation"}
+    if isinstance(group_key, str) and group_key:
+        return {"key": alertmanager_key(group_key), "source": "group_key"}
     fingerprint = "" if fingerprint is None else str(fingerprint).strip()
     if fingerprint and valid_key(fingerprint):
         return {"key": fingerprint, "source": "fingerprint"}
     parts = [str(p).strip() or "-" for p in (env, runbook, run_id)]
     key = "/".join(re.sub(r"[^A-Za-z0-9._:-]", "_", p) for p in parts)[:128]
     return {"key": key, "source": "run"}
+
+
+def alertmanager_key(group_key):
+    """The hex sha256 of Alertmanager's group key, as its PagerDuty notifier sends it for the
+    group (``dedup_key``), or "" without a group key. The same digest as key_sha."""
+    return key_sha(group_key) if isinstance(group_key, str) and group_key else ""
 
 
 def key_sha(key):

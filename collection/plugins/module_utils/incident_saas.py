@@ -111,6 +111,38 @@ def pagerduty_severity(severity):
     return SEVERITY_MAP.get(str(severity or "").strip().lower(), DEFAULT_SEVERITY)
 
 
+# The catalogue's words, worst first: a batch of several runbooks pages as its worst.
+CATALOGUE_ORDER = ("critical", "high", "medium-high", "medium", "low", "maintenance")
+
+
+def catalogue_severity(results, severities):
+    """The catalogue severity of the runbook(s) a document is about: ``results`` are the
+    batch's ``pflow_run_result`` dicts (each names its ``runbook``), ``severities`` the
+    catalogue's {runbook id: severity} (the incident role's ``incident_severities``). The worst
+    one known, else "" (a runbook the map does not name: the trigger falls back)."""
+    severities = severities if isinstance(severities, dict) else {}
+    found = set()
+    for result in results if isinstance(results, list) else []:
+        if isinstance(result, dict):
+            word = str(severities.get(str(result.get("runbook") or ""), "") or "").strip().lower()
+            if word:
+                found.add(word)
+    for word in CATALOGUE_ORDER:
+        if word in found:
+            return word
+    return sorted(found)[0] if found else ""
+
+
+def trigger_severity(sink_severity, catalogue, outcome_severity):
+    """The trigger's PagerDuty severity: the sink's own ``severity`` when its config pins one,
+    else the runbook's catalogue severity (critical -> critical, high -> error, medium-high ->
+    warning...), else the outcome's (messages.severity), else Alertmanager's default."""
+    for word in (sink_severity, catalogue, outcome_severity):
+        if str(word or "").strip():
+            return pagerduty_severity(word)
+    return DEFAULT_SEVERITY
+
+
 def alertmanager_dedup_key(group_key):
     """The dedup_key Alertmanager's PagerDuty notifier sends for a group: the hex sha256 of the
     group key (notify.Key.Hash in notify/util.go, used by notify/pagerduty notifyV2), the same

@@ -19,9 +19,13 @@ description:
   - Reads the variables raw, as given, without templating them.
   - Fails when C(pflow_alert_name) is set and is not a Prometheus alert name
     (C([A-Za-z_][A-Za-z0-9_]*), at most 128 characters); when C(pflow_alert_fingerprint) is set
-    and is not an Alertmanager fingerprint (1 to 32 lowercase hex digits); when C(pflow_mode) is
-    set and is not C(recover), C(diagnose) or C(maintain); when any string (or key) under
-    C(ansible_eda) (the rule and event ansible-rulebook passes to every run) or under any other
+    and is not an Alertmanager fingerprint (1 to 32 lowercase hex digits); when
+    C(pflow_alert_group_key) (Alertmanager's C(groupKey)) is not a string of at most 2048
+    printable characters without a Jinja opener (its braces, quotes, C(=) and C(:) are its
+    normal text); when C(pflow_alert_incident) (the alert's C(incident) annotation) or
+    C(pflow_incident_key) is set and is not an incident key (1 to 128 letters, digits and
+    C(._:/-)); when C(pflow_mode) is set and is not C(recover), C(diagnose) or C(maintain);
+    when any string (or key) under C(ansible_eda) (the rule and event ansible-rulebook passes to every run) or under any other
     C(pflow_alert_*) variable carries a Jinja opener (C({{), C({%), C({#)) or is longer than
     4096 characters, or such a structure is nested deeper than 8 or holds more than 1024 values.
   - The message shows the offending value as a truncated repr with C({) written as C(\x7b).

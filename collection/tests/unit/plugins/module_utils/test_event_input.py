@@ -128,6 +128,8 @@ def test_screen_alert_keeps_only_what_the_rules_need() -> None:
         "alert": {
             "status": "firing",
             "fingerprint": "1a2b3c4d5e6f7081",
+            "group_key": "",
+            "incident": "",
             "labels": {"alertname": "BackendServiceDown"},
         }
     }
