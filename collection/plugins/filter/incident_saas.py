@@ -25,4 +25,8 @@ class FilterModule(object):
             "incident_pd_event": _saas.pagerduty_event,
             "incident_pd_changes": _saas.change_summaries,
             "incident_pd_handle": _saas.pagerduty_handle,
+            "incident_jira_text": _saas.jira_text,
+            "incident_jira_handle": _saas.jira_handle,
+            "incident_ticket_answer": _saas.ticket_answer,
+            "incident_ticket_handle": _saas.ticket_handle,
         }
