@@ -1,5 +1,6 @@
 """A local stand-in for the SaaS APIs the incident sinks call (Slack Web API, PagerDuty Events
-API v2, Jira REST API 2; Mattermost, Matrix and Teams in recording_chat.py), recording every request: method, path, headers and JSON body.
+API v2, Jira REST API 2; Mattermost, Matrix and Teams in recording_chat.py), recording every
+request: method, path, headers and JSON body.
 
 Slack, PagerDuty and Jira cannot run locally, so the tests point the sinks' configurable base URLs
 here (``/slack/api``, ``/pagerduty``, ``/jira``) and assert the exact request sequence. It
@@ -128,7 +129,9 @@ class RecordingEndpoint:
             return self._jira(request.method, path.removeprefix("/jira/rest/api/2/"), body)
         if path.startswith(CHAT_PREFIXES):
             with self._lock:
-                return self.chat.handle(request.method, request.raw_path, dict(request.headers), body)
+                return self.chat.handle(
+                    request.method, request.raw_path, dict(request.headers), body
+                )
         return web.json_response({"error": "not found"}, status=404)
 
     def _slack(self, method: str, body: dict[str, Any]) -> web.Response:

@@ -1,7 +1,8 @@
-"""The incident role's Slack, PagerDuty, Jira, Mattermost, Matrix and Teams sinks, run by real ansible-playbook against a
-local endpoint that records every request and answers as the SaaS APIs do: the exact request
-sequence over three documents of one incident (an escalation, a rerun, the alert resolved), and
-every sink failure (5xx, timeout, refused, rejected) left as a warning, never as the outcome.
+"""The incident role's Slack, PagerDuty, Jira, Mattermost, Matrix and Teams sinks, run by real
+ansible-playbook against a local endpoint that records every request and answers as the SaaS
+APIs do: the exact request sequence over the documents of one incident (an escalation, a rerun,
+the alert resolved; chat messages edited in place and replied to in their thread), and every
+sink failure (5xx, timeout, refused, rejected) left as a warning, never as the outcome.
 
 The sink task files are driven by a small playbook that feeds them the sink contract's inputs
 (collection/roles/incident/README.md) the way document.yml does, so the sinks are tested on
