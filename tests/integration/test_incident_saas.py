@@ -462,16 +462,25 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
     (closed,) = free_ports(1)
     saas.fail("/slack/", 503)
     saas.hang("/pagerduty/", 20)
-    sinks = _sinks(
-        saas.url,
-        pagerduty={"timeout": 2, "retries": 1},
-        jira={"uri": f"http://127.0.0.1:{closed}/jira", "retries": 1},
-    )
+    teams = {
+        "kind": "teams",
+        "url": f"http://127.0.0.1:{closed}/teams/workflows/run?{TEAMS_SIG}",
+        "retries": 1,
+        "delay": 0,
+    }
+    sinks = [
+        *_sinks(
+            saas.url,
+            pagerduty={"timeout": 2, "retries": 1},
+            jira={"uri": f"http://127.0.0.1:{closed}/jira", "retries": 1},
+        ),
+        teams,
+    ]
     record = _record()
     proc, results = document(
         tmp_path,
         sinks,
-        {"slack": "create", "pagerduty": "trigger", "jira": "create"},
+        {"slack": "create", "pagerduty": "trigger", "jira": "create", "teams": "create"},
         record,
         event="documented",
         outcome="escalate",
@@ -482,9 +491,11 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
         "slack": "failed",
         "pagerduty": "failed",
         "jira": "failed",
+        "teams": "failed",
     }
     for r in results.values():
         assert "\n" not in r["detail"] and 0 < len(r["detail"]) <= 300
+    assert "refused" in results["teams"]["detail"].lower()
     assert "HTTP 503" in results["slack"]["detail"]
     assert "timed out" in results["pagerduty"]["detail"].lower()
     assert "refused" in results["jira"]["detail"].lower()
@@ -498,13 +509,23 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
 def test_a_rejected_request_is_not_retried(saas: RecordingEndpoint, tmp_path: Path) -> None:
     """400 and Slack's channel_not_found cannot get better by retrying: one request each."""
     saas.fail("/pagerduty/", 400)
-    sinks = _sinks(saas.url, slack={"channel": "#nope"})
+    chat = _chat_sinks(saas.url)
+    chat[1]["room_id"] = "#incidents:matrix.test"  # an alias: refused before any request
+    sinks = [*_sinks(saas.url, slack={"channel": "#nope"}), *chat[:2]]
     record = _record()
     record["handles"]["slack"] = {"channel": "C-GONE", "ts": "1.000001"}  # a message since deleted
+    gone = {"post_id": "gonepost000000000000000000", "channel_id": MATTERMOST_CHANNEL_ID}
+    record["handles"]["mattermost"] = gone
     _, results = document(
         tmp_path,
         sinks,
-        {"slack": "update", "pagerduty": "trigger", "jira": "create"},
+        {
+            "slack": "update",
+            "pagerduty": "trigger",
+            "jira": "create",
+            "mattermost": "update",
+            "matrix": "create",
+        },
         record,
         event="documented",
         outcome="escalate",
@@ -515,6 +536,11 @@ def test_a_rejected_request_is_not_retried(saas: RecordingEndpoint, tmp_path: Pa
     assert saas.calls("/slack/") == ["POST /slack/api/chat.update"]
     assert saas.calls("/pagerduty/") == ["POST /pagerduty/v2/enqueue"]
     assert results["jira"]["status"] == "ok"
+    # Mattermost: the post is gone (404), one patch only; Matrix: an alias is no room id.
+    assert saas.calls("/mattermost/") == [f"PUT /mattermost/api/v4/posts/{gone['post_id']}/patch"]
+    assert "HTTP 404" in results["mattermost"]["detail"]
+    assert results["matrix"]["status"] == "failed" and "room id" in results["matrix"]["detail"]
+    assert saas.calls("/matrix/") == []
 
 
 ROLE_DOCUMENT = ROOT / "collection" / "roles" / "incident" / "tasks" / "document.yml"
