@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import incident_chat as chat
 
 POST_ID = "8xk3ms1q7ffbtmz5hpe4n9a0rw"
@@ -235,3 +236,16 @@ def test_the_email_handle_keeps_the_root_and_first_subject_and_counts() -> None:
         "subject": "S1",
         "messages": 2,
     }
+
+
+# --- registration in the incident core -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", chat.KINDS)
+def test_the_new_kinds_are_chat_sinks_of_the_incident_core(kind) -> None:
+    assert incident.FAMILY[kind] == "chat" and kind in incident.SINK_KINDS
+    assert incident.check_sinks([{"kind": kind}]) == [{"kind": kind}]
+    assert incident.sink_action(kind, {}, "documented", "escalate") == "create"
+    assert incident.sink_action(kind, {"x": 1}, "documented", "recovered") == "update"
+    assert incident.sink_action(kind, {"x": 1}, "resolved", "recovered") == "resolve"
+    assert incident.sink_action(kind, {"x": 1}, "still_firing", "escalate", acked=True) == "skip"
