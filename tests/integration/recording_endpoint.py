@@ -1,5 +1,6 @@
 """A local stand-in for the SaaS APIs the incident sinks call (Slack Web API, PagerDuty Events
-API v2, Jira REST API 2), recording every request: method, path, headers and JSON body.
+API v2, Jira REST API 2; Mattermost, Matrix and Teams in recording_chat.py), recording every
+request: method, path, headers and JSON body.
 
 Slack, PagerDuty and Jira cannot run locally, so the tests point the sinks' configurable base URLs
 here (``/slack/api``, ``/pagerduty``, ``/jira``) and assert the exact request sequence. It
@@ -21,6 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from pflow_ops.sandbox.net import free_ports
+from tests.integration.recording_chat import PREFIXES as CHAT_PREFIXES
+from tests.integration.recording_chat import ChatApis
 
 SLACK_CHANNEL_ID = "C0PFLOWOPS"
 JIRA_TRANSITIONS = [
@@ -60,6 +63,7 @@ class RecordingEndpoint:
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _issues: dict[str, str] = field(default_factory=dict)
     _messages: set[str] = field(default_factory=set)
+    chat: ChatApis = field(default_factory=ChatApis)
 
     @property
     def url(self) -> str:
@@ -81,6 +85,7 @@ class RecordingEndpoint:
             self._faults.clear()
             self._issues.clear()
             self._messages.clear()
+            self.chat.reset()
 
     def calls(self, prefix: str = "/") -> list[str]:
         return [r.call for r in self.requests if r.path.startswith(prefix)]
@@ -122,6 +127,11 @@ class RecordingEndpoint:
             return self._pagerduty(path, body)
         if path.startswith("/jira/rest/api/2/"):
             return self._jira(request.method, path.removeprefix("/jira/rest/api/2/"), body)
+        if path.startswith(CHAT_PREFIXES):
+            with self._lock:
+                return self.chat.handle(
+                    request.method, request.raw_path, dict(request.headers), body
+                )
         return web.json_response({"error": "not found"}, status=404)
 
     def _slack(self, method: str, body: dict[str, Any]) -> web.Response:

@@ -1,7 +1,8 @@
-"""The incident role's Slack, PagerDuty and Jira sinks, run by real ansible-playbook against a
-local endpoint that records every request and answers as the SaaS APIs do: the exact request
-sequence over three documents of one incident (an escalation, a rerun, the alert resolved), and
-every sink failure (5xx, timeout, refused, rejected) left as a warning, never as the outcome.
+"""The incident role's Slack, PagerDuty, Jira, Mattermost, Matrix and Teams sinks, run by real
+ansible-playbook against a local endpoint that records every request and answers as the SaaS
+APIs do: the exact request sequence over the documents of one incident (an escalation, a rerun,
+the alert resolved; chat messages edited in place and replied to in their thread), and every
+sink failure (5xx, timeout, refused, rejected) left as a warning, never as the outcome.
 
 The sink task files are driven by a small playbook that feeds them the sink contract's inputs
 (collection/roles/incident/README.md) the way document.yml does, so the sinks are tested on
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from pflow_ops.sandbox.net import free_ports
+from tests.integration.recording_chat import MATTERMOST_CHANNEL_ID
 from tests.integration.recording_endpoint import SLACK_CHANNEL_ID, RecordingEndpoint
 
 pytestmark = pytest.mark.integration
@@ -32,12 +34,17 @@ PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "incident_saas_sinks.
 SLACK_TOKEN = "xoxb-test-0000-SLACKSECRET"
 JIRA_TOKEN = "jira-pat-JIRASECRET"
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000000"
-SECRETS = (SLACK_TOKEN, JIRA_TOKEN, ROUTING_KEY)
+MM_TOKEN = "mmbot-MATTERMOSTSECRET00000"
+MX_TOKEN = "syt_cGZsb3c_MATRIXSECRET_0000"
+TEAMS_SIG = "sig=TEAMSWORKFLOWSECRET0000"
+SECRETS = (SLACK_TOKEN, JIRA_TOKEN, ROUTING_KEY, MM_TOKEN, MX_TOKEN, TEAMS_SIG)
+MATRIX_ROOM = "!pflowops:matrix.test"
 GROUP_KEY = '{}/{severity="critical"}:{alertname="BackendServiceDown"}'
 K = hashlib.sha256(GROUP_KEY.encode()).hexdigest()
 INCIDENT_KEY = "3f2a9c0d1e4b5a6f"
 HOSTILE = (
     "summary from the alert: <!channel> <https://evil.example|click> {{ lookup('pipe', 'id') }}"
+    " @here [docs](https://evil.example) {code}x{code} [pwn|https://evil.example]"
 )
 
 
@@ -79,6 +86,21 @@ def _sinks(url: str, **over: Any) -> list[dict[str, Any]]:
         },
     ]
     return [{**common, **s, **over.get(s["kind"], {})} for s in sinks]
+
+
+def _chat_sinks(url: str) -> list[dict[str, Any]]:
+    common = {"retries": 2, "delay": 0, "timeout": 5}
+    sinks = [
+        {
+            "kind": "mattermost",
+            "url": f"{url}/mattermost/",
+            "token": MM_TOKEN,
+            "channel_id": MATTERMOST_CHANNEL_ID,
+        },
+        {"kind": "matrix", "url": f"{url}/matrix", "token": MX_TOKEN, "room_id": MATRIX_ROOM},
+        {"kind": "teams", "url": f"{url}/teams/workflows/run?{TEAMS_SIG}"},
+    ]
+    return [{**common, **s} for s in sinks]
 
 
 class _Unsafe(str):
@@ -268,12 +290,98 @@ def test_three_documents_of_one_incident_make_the_exact_request_sequence(
     assert jira[0].body["fields"]["project"] == {"key": "OPS"}
     assert "run-1" in jira[0].body["fields"]["description"]
     assert "run-2" in jira[1].body["body"] and "run-3" in jira[2].body["body"]
+    # Alert text is Jira text, never wiki markup: no {code} block, no link, no templating.
+    for text in (jira[0].body["fields"]["description"], jira[1].body["body"]):
+        assert "\\{code\\}x\\{code\\}" in text and "\\[pwn\\|https://evil.example\\]" in text
+        assert "{code}" not in text.replace("\\{code\\}", "")
+        assert "\\{\\{ lookup('pipe', 'id') \\}\\}" in text
     assert jira[4].body["transition"] == {"id": "31"}
     assert saas.issue_status("OPS-1") == "Done"
     assert all(r.headers["Authorization"] == f"Bearer {JIRA_TOKEN}" for r in jira)
     assert record["handles"]["jira"] == {"issue": "OPS-1"}
 
     # Secrets: never in the run's output nor in the results the report and record keep.
+    _assert_no_secret(*outputs, json.dumps(record))
+
+
+def test_two_documents_post_then_edit_the_chat_message_in_place_and_reply_in_its_thread(
+    saas: RecordingEndpoint, tmp_path: Path
+) -> None:
+    """Mattermost and Matrix: one message per incident, edited in place by the second run, with
+    a thread reply; Teams, which cannot edit, one card per run. The Matrix homeserver holds the
+    first send past the client's timeout: the retry carries the same transaction id, so the
+    room gets one message, not two."""
+    sinks, record = _chat_sinks(saas.url), _record()
+    sinks[1]["timeout"] = 1
+    saas.hang("/matrix/", 3, count=1)
+    outputs = []
+    for run, action, outcome in (("run-1", "create", "escalate"), ("run-2", "update", "recovered")):
+        proc, results = document(
+            tmp_path,
+            sinks,
+            dict.fromkeys(("mattermost", "matrix", "teams"), action),
+            record,
+            event="documented",
+            outcome=outcome,
+            run=run,
+        )
+        assert {r["status"] for r in results.values()} == {"ok"}, results
+        outputs.append(proc.stdout + proc.stderr + json.dumps(results))
+
+    # Mattermost: create -> patch in place -> reply under the post (root_id).
+    mm = saas.under("/mattermost/")
+    post_id = record["handles"]["mattermost"]["post_id"]
+    assert record["handles"]["mattermost"] == {
+        "post_id": post_id,
+        "channel_id": MATTERMOST_CHANNEL_ID,
+    }
+    assert [r.call for r in mm] == [
+        "POST /mattermost/api/v4/posts",
+        f"PUT /mattermost/api/v4/posts/{post_id}/patch",
+        "POST /mattermost/api/v4/posts",
+    ]
+    assert "root_id" not in mm[0].body and mm[0].body["channel_id"] == MATTERMOST_CHANNEL_ID
+    assert mm[2].body == {
+        "channel_id": MATTERMOST_CHANNEL_ID,
+        "root_id": post_id,
+        "message": mm[1].body["message"],
+    }
+    assert "run-1" in mm[0].body["message"] and "run-2" in mm[1].body["message"]
+    assert saas.chat.posts[post_id]["message"] == mm[1].body["message"]  # edited, not re-posted
+    assert len(saas.chat.posts) == 2  # the message and one thread reply
+
+    # Matrix: send (held, retried with the same txn id) -> m.replace edit -> m.thread reply.
+    mx = saas.under("/matrix/")
+    event_id = record["handles"]["matrix"]["event_id"]
+    assert record["handles"]["matrix"] == {"event_id": event_id, "room_id": MATRIX_ROOM}
+    prefix = "PUT /matrix/_matrix/client/v3/rooms/!pflowops:matrix.test/send/m.room.message/"
+    assert all(r.call.startswith(prefix) for r in mx) and len(mx) == 4
+    txns = [r.path.rsplit("/", 1)[1] for r in mx]
+    assert txns[0] == txns[1] and len(set(txns)) == 3
+    assert len(saas.chat.events) == 3  # the retried send made no second message
+    assert all("%21pflowops%3Amatrix.test" in p for p in saas.chat.raw_paths if "/matrix/" in p)
+    assert "m.relates_to" not in mx[1].body
+    assert mx[2].body["m.relates_to"] == {"rel_type": "m.replace", "event_id": event_id}
+    assert "run-2" in mx[2].body["m.new_content"]["body"]
+    assert mx[3].body["m.relates_to"]["rel_type"] == "m.thread"
+    assert mx[3].body["m.relates_to"]["event_id"] == event_id
+    for r in mx:
+        assert r.body["m.mentions"] == {} and "formatted_body" not in r.body
+
+    # Teams: no id to edit by, one Adaptive Card per run.
+    teams = saas.under("/teams/")
+    assert [r.call for r in teams] == ["POST /teams/workflows/run"] * 2
+    cards = [r.body["attachments"][0]["content"]["body"] for r in teams]
+    assert ["run-1" in c[1]["text"] for c in cards] == [True, False]
+    assert record["handles"]["teams"] == {"posts": 2}
+
+    # Alert text: no link hidden behind a label, no @here, never templated.
+    texts = [mm[0].body["message"], mx[1].body["body"], cards[0][1]["text"]]
+    for text in texts:
+        assert "[docs](https" not in text and "[docs]\u200b(https" in text
+        assert "@here" not in text and "{{ lookup('pipe', 'id') }}" in text
+    for r in (*mm, *mx):
+        assert r.headers["Authorization"] in (f"Bearer {MM_TOKEN}", f"Bearer {MX_TOKEN}")
     _assert_no_secret(*outputs, json.dumps(record))
 
 
@@ -354,16 +462,25 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
     (closed,) = free_ports(1)
     saas.fail("/slack/", 503)
     saas.hang("/pagerduty/", 20)
-    sinks = _sinks(
-        saas.url,
-        pagerduty={"timeout": 2, "retries": 1},
-        jira={"uri": f"http://127.0.0.1:{closed}/jira", "retries": 1},
-    )
+    teams = {
+        "kind": "teams",
+        "url": f"http://127.0.0.1:{closed}/teams/workflows/run?{TEAMS_SIG}",
+        "retries": 1,
+        "delay": 0,
+    }
+    sinks = [
+        *_sinks(
+            saas.url,
+            pagerduty={"timeout": 2, "retries": 1},
+            jira={"uri": f"http://127.0.0.1:{closed}/jira", "retries": 1},
+        ),
+        teams,
+    ]
     record = _record()
     proc, results = document(
         tmp_path,
         sinks,
-        {"slack": "create", "pagerduty": "trigger", "jira": "create"},
+        {"slack": "create", "pagerduty": "trigger", "jira": "create", "teams": "create"},
         record,
         event="documented",
         outcome="escalate",
@@ -374,9 +491,11 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
         "slack": "failed",
         "pagerduty": "failed",
         "jira": "failed",
+        "teams": "failed",
     }
     for r in results.values():
         assert "\n" not in r["detail"] and 0 < len(r["detail"]) <= 300
+    assert "refused" in results["teams"]["detail"].lower()
     assert "HTTP 503" in results["slack"]["detail"]
     assert "timed out" in results["pagerduty"]["detail"].lower()
     assert "refused" in results["jira"]["detail"].lower()
@@ -390,13 +509,23 @@ def test_a_failing_sink_is_a_warning_with_one_line_never_the_outcome(
 def test_a_rejected_request_is_not_retried(saas: RecordingEndpoint, tmp_path: Path) -> None:
     """400 and Slack's channel_not_found cannot get better by retrying: one request each."""
     saas.fail("/pagerduty/", 400)
-    sinks = _sinks(saas.url, slack={"channel": "#nope"})
+    chat = _chat_sinks(saas.url)
+    chat[1]["room_id"] = "#incidents:matrix.test"  # an alias: refused before any request
+    sinks = [*_sinks(saas.url, slack={"channel": "#nope"}), *chat[:2]]
     record = _record()
     record["handles"]["slack"] = {"channel": "C-GONE", "ts": "1.000001"}  # a message since deleted
+    gone = {"post_id": "gonepost000000000000000000", "channel_id": MATTERMOST_CHANNEL_ID}
+    record["handles"]["mattermost"] = gone
     _, results = document(
         tmp_path,
         sinks,
-        {"slack": "update", "pagerduty": "trigger", "jira": "create"},
+        {
+            "slack": "update",
+            "pagerduty": "trigger",
+            "jira": "create",
+            "mattermost": "update",
+            "matrix": "create",
+        },
         record,
         event="documented",
         outcome="escalate",
@@ -407,6 +536,11 @@ def test_a_rejected_request_is_not_retried(saas: RecordingEndpoint, tmp_path: Pa
     assert saas.calls("/slack/") == ["POST /slack/api/chat.update"]
     assert saas.calls("/pagerduty/") == ["POST /pagerduty/v2/enqueue"]
     assert results["jira"]["status"] == "ok"
+    # Mattermost: the post is gone (404), one patch only; Matrix: an alias is no room id.
+    assert saas.calls("/mattermost/") == [f"PUT /mattermost/api/v4/posts/{gone['post_id']}/patch"]
+    assert "HTTP 404" in results["mattermost"]["detail"]
+    assert results["matrix"]["status"] == "failed" and "room id" in results["matrix"]["detail"]
+    assert saas.calls("/matrix/") == []
 
 
 ROLE_DOCUMENT = ROOT / "collection" / "roles" / "incident" / "tasks" / "document.yml"
@@ -419,8 +553,9 @@ def test_three_runs_through_the_roles_document_entry_point(
     saas: RecordingEndpoint, tmp_path: Path
 ) -> None:
     """The same sequence through tasks_from: document, the record kept by incident_record under
-    PFLOW_OPS_HOME: what the runbook roles and alert_loop run."""
-    sinks = _sinks(saas.url)
+    PFLOW_OPS_HOME: what the runbook roles and alert_loop run. The chat sinks ride along (their
+    sequence asserted on its own) to show the role accepts their kinds and keeps their handles."""
+    sinks = _sinks(saas.url) + _chat_sinks(saas.url)
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -471,7 +606,8 @@ def test_three_runs_through_the_roles_document_entry_point(
             [r.call, *(f"{k}={body[k]}" for k in ("event_action", "dedup_key") if k in body)]
         )
 
-    assert [shown(r) for r in saas.requests] == [
+    chat = [r for r in saas.requests if r.path.startswith(("/mattermost/", "/matrix/", "/teams/"))]
+    assert [shown(r) for r in saas.requests if r not in chat] == [
         "POST /slack/api/chat.postMessage",
         "POST /pagerduty/v2/enqueue event_action=trigger dedup_key=INC-42",
         "POST /pagerduty/v2/change/enqueue",
@@ -495,3 +631,25 @@ def test_three_runs_through_the_roles_document_entry_point(
     assert handles["jira"] == {"issue": "OPS-1"}
     assert handles["pagerduty"] == {"dedup_key": "INC-42", "triggered": False}
     assert handles["slack"]["channel"] == SLACK_CHANNEL_ID
+    # Chat: posted by the first run, then edited in place and replied to by each later one.
+    post_id, event_id = handles["mattermost"]["post_id"], handles["matrix"]["event_id"]
+    mx_send = "PUT /matrix/_matrix/client/v3/rooms/!pflowops:matrix.test"
+    later = [
+        f"PUT /mattermost/api/v4/posts/{post_id}/patch",
+        "POST /mattermost/api/v4/posts",
+        mx_send,
+        mx_send,
+        "POST /teams/workflows/run",
+    ]
+    assert [r.call.split("/send/")[0] for r in chat] == [
+        "POST /mattermost/api/v4/posts",
+        mx_send,
+        "POST /teams/workflows/run",
+        *later,
+        *later,
+    ]
+    assert [
+        (r.body.get("m.relates_to") or {}).get("rel_type") for r in chat if "/matrix/" in r.path
+    ] == [None, "m.replace", "m.thread", "m.replace", "m.thread"]
+    assert handles["matrix"] == {"event_id": event_id, "room_id": MATRIX_ROOM}
+    assert handles["teams"] == {"posts": 3}

@@ -27,4 +27,8 @@ class FilterModule(object):
             "incident_pd_handle": _saas.pagerduty_handle,
             "incident_pd_severity": _saas.trigger_severity,
             "incident_catalogue_severity": _saas.catalogue_severity,
+            "incident_jira_text": _saas.jira_text,
+            "incident_jira_handle": _saas.jira_handle,
+            "incident_ticket_answer": _saas.ticket_answer,
+            "incident_ticket_handle": _saas.ticket_handle,
         }

@@ -37,6 +37,7 @@ EVENTS = ("documented", "resolved", "still_firing", "renotify")
 # The sink kinds and the family that decides what each does.
 FAMILY = {"email": "chat", "slack": "chat", "ticket": "ticket", "jira": "ticket", "pagerduty": "pager",
           "alerta": "ticket"}
+FAMILY.update(mattermost="chat", matrix="chat", teams="chat")
 SINK_KINDS = tuple(sorted(FAMILY))
 SEVERITY = {"error": "critical", "escalate": "critical", "refused": "error", "recovered": "warning",
             "healthy": "info"}
@@ -133,7 +134,7 @@ def check_sinks(sinks):
 def sink_action(kind, handle, event, outcome, acked=False, resolved=False, key_source="given"):
     """What one sink does for this event: create | update | resolve | trigger | change | skip.
 
-    - chat (email, Slack): the first message creates the thread, every later one updates it
+    - chat (email, Slack, Mattermost, Matrix, Teams): the first message creates the thread, every later one updates it
       (edit in place + thread reply); the resolution is a ``resolve`` message.
     - ticket (generic webhook, Jira): create, then a comment per run; resolve only on the
       ``resolved`` event (the closed loop saw the alert clear), never on an escalation.

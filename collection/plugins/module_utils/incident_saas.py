@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import hashlib
+import re
 
 # --- calls -----------------------------------------------------------------------------------
 
@@ -69,6 +70,18 @@ def _jira_calls(action, handle):
     return first
 
 
+TICKET_CREATE = "create"  # POST <url>/tickets
+TICKET_COMMENT = "comment"  # POST <url>/tickets/<id>/comments
+TICKET_RESOLVE = "resolve"  # POST <url>/tickets/<id>/resolve (the comment in its body)
+
+
+def _ticket_calls(action, handle):
+    if action == "skip":
+        return []
+    first = [] if handle.get("id") else [TICKET_CREATE]
+    return first + [TICKET_RESOLVE if action == "resolve" else TICKET_COMMENT]
+
+
 def calls(kind, action, handle=None, changes=None, check_mode=False, event="documented"):
     """The API calls one document makes for one sink, in order.
 
@@ -83,6 +96,8 @@ def calls(kind, action, handle=None, changes=None, check_mode=False, event="docu
         return _pagerduty_calls(action, handle, list(changes or []), event)
     if kind == "jira":
         return _jira_calls(action, handle)
+    if kind == "ticket":
+        return _ticket_calls(action, handle)
     return []
 
 
@@ -320,3 +335,57 @@ def failure_line(sink, call, result, secrets=None):
         if secret and len(str(secret)) >= 4:
             line = line.replace(str(secret), "***")
     return _one_line(line, FAILURE_MAX)
+
+
+# --- Jira and the ticket webhook ---------------------------------------------------------------
+
+# Jira wiki markup: always markup are macros and {{monospace}} ({}), links, mentions and images
+# ([] !), tables (|) and numbered lists (#); the backslash (an escape, and two a line break) becomes
+# an entity. Text effects (*bold* _em_ -strike- +ins+ ^sup^ ~sub~ ??cite??) and bullets are markup
+# only at a word's edge, so they are escaped there and "web-1", "max_conn" stay readable.
+_JIRA_MARKUP = re.compile(r"\\|[{}\[\]|!#]|(?<![A-Za-z0-9])[*_+^~?-]|[*_+^~?-](?![A-Za-z0-9])")
+_JIRA_LINE = re.compile(r"^(\s*)(h[1-6]|bq)\.", re.M)  # headings and block quotes
+
+
+def _jira_escape(match):
+    char = match.group(0)
+    return "&#92;" if char == "\\" else "\\" + char
+
+
+def jira_text(text):
+    """Text from findings and actions as Jira wiki markup that renders as the same text, never
+    as markup: every markup character backslash-escaped (``{code}``, ``[x|y]``, ``|`` tables,
+    ``!image!``, ``*bold*``, ``{color}``...), the backslash itself as ``&#92;``, and a line
+    starting ``h1.`` or ``bq.`` with its dot as ``&#46;``."""
+    text = _JIRA_MARKUP.sub(_jira_escape, str(text or ""))
+    return _JIRA_LINE.sub(lambda m: m.group(1) + m.group(2) + "&#46;", text)
+
+
+def jira_handle(handle, created=""):
+    """The Jira handle: the issue opened by this document (also when a later call failed, so
+    the next document comments on it), else the one already kept."""
+    handle = dict(handle) if isinstance(handle, dict) else {}
+    if created:
+        handle["issue"] = str(created)
+    return handle
+
+
+def ticket_answer(handle, created=None):
+    """Where the ticket id comes from: the tracker's answer when this document opened the
+    ticket, else the stored handle (both checked by incident.ticket_id before a URL uses it)."""
+    created = created if isinstance(created, dict) else {}
+    if not created.get("skipped") and isinstance(created.get("json"), dict):
+        return created["json"]
+    return handle if isinstance(handle, dict) else {}
+
+
+def ticket_handle(handle, ticket, done=()):
+    """The ticket handle: its id and the number of comments posted; {} without an id (a failed
+    create leaves none, so the next document opens the ticket again)."""
+    handle = handle if isinstance(handle, dict) else {}
+    if not ticket:
+        return {}
+    comments = int(handle.get("comments") or 0)
+    if TICKET_COMMENT in done or TICKET_RESOLVE in done:
+        comments += 1
+    return {"id": str(ticket), "comments": comments}
