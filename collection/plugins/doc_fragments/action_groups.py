@@ -1,0 +1,46 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The action group of each module, as meta/runtime.yml ``action_groups`` declares it, so that
+``module_defaults: {group/pivotal.flow_ops.<group>: {...}}`` is documented where it applies.
+(String literals: ansible-test's yamllint reads fragments without running them.)"""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    POSTGRESQL = r"""
+attributes:
+  action_group:
+    description: Use C(group/pivotal.flow_ops.postgresql) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - pivotal.flow_ops.postgresql
+"""
+
+    REDIS = r"""
+attributes:
+  action_group:
+    description: Use C(group/pivotal.flow_ops.redis) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - pivotal.flow_ops.redis
+"""
+
+    SUPERVISOR = r"""
+attributes:
+  action_group:
+    description: Use C(group/pivotal.flow_ops.supervisor) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - pivotal.flow_ops.supervisor
+"""
+
+    DOCKER = r"""
+attributes:
+  action_group:
+    description: Use C(group/pivotal.flow_ops.docker) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - pivotal.flow_ops.docker
+"""
