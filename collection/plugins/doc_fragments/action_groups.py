@@ -3,13 +3,15 @@
 
 """The action group of each module, as meta/runtime.yml ``action_groups`` declares it, so that
 ``module_defaults: {group/pivotal.flow_ops.<group>: {...}}`` is documented where it applies.
-(String literals: ansible-test's yamllint reads fragments without running them.)"""
+Modules extend ``pivotal.flow_ops.action_groups.<group>_group``: a plain ``.redis`` suffix would
+load the ``redis`` connection fragment instead (the plugin loader resolves the dotted name as a
+fragment first). String literals: ansible-test's yamllint reads fragments without running them."""
 
 from __future__ import annotations
 
 
 class ModuleDocFragment:
-    POSTGRESQL = r"""
+    POSTGRESQL_GROUP = r"""
 attributes:
   action_group:
     description: Use C(group/pivotal.flow_ops.postgresql) in C(module_defaults) to set defaults for this module.
@@ -18,7 +20,7 @@ attributes:
       - pivotal.flow_ops.postgresql
 """
 
-    REDIS = r"""
+    REDIS_GROUP = r"""
 attributes:
   action_group:
     description: Use C(group/pivotal.flow_ops.redis) in C(module_defaults) to set defaults for this module.
@@ -27,7 +29,7 @@ attributes:
       - pivotal.flow_ops.redis
 """
 
-    SUPERVISOR = r"""
+    SUPERVISOR_GROUP = r"""
 attributes:
   action_group:
     description: Use C(group/pivotal.flow_ops.supervisor) in C(module_defaults) to set defaults for this module.
@@ -36,7 +38,7 @@ attributes:
       - pivotal.flow_ops.supervisor
 """
 
-    DOCKER = r"""
+    DOCKER_GROUP = r"""
 attributes:
   action_group:
     description: Use C(group/pivotal.flow_ops.docker) in C(module_defaults) to set defaults for this module.

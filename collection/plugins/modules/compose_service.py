@@ -31,6 +31,7 @@ author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
+  - pivotal.flow_ops.action_groups.docker_group
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

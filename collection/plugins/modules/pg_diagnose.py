@@ -26,7 +26,7 @@ author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - pivotal.flow_ops.action_groups.postgresql
+  - pivotal.flow_ops.action_groups.postgresql_group
   - pivotal.flow_ops.postgres
 attributes:
   check_mode:

@@ -28,7 +28,7 @@ author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - pivotal.flow_ops.action_groups.redis
+  - pivotal.flow_ops.action_groups.redis_group
   - pivotal.flow_ops.redis
 attributes:
   check_mode:

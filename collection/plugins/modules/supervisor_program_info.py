@@ -26,7 +26,7 @@ author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - pivotal.flow_ops.action_groups.supervisor
+  - pivotal.flow_ops.action_groups.supervisor_group
   - pivotal.flow_ops.supervisor
 attributes:
   check_mode:
