@@ -29,7 +29,8 @@ attributes:
   check_mode:
     support: full
   diff_mode:
-    support: none
+    support: full
+    details: The settings changed (or, in check mode, that would change), as C(name value) lines.
   platform:
     platforms: posix
 notes:
@@ -116,6 +117,7 @@ msg:
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.change_diff import settings_diff
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import (
     CONNECTION_OPTIONS,
     RedisReplyError,
@@ -361,6 +363,11 @@ def main() -> None:
         module.fail_json(msg=str(exc), changed=False)
     except (OSError, RedisReplyError) as exc:
         module.fail_json(msg=f"Redis at {module.params['host']}:{module.params['port']}: {exc}", changed=False)
+    if module._diff:
+        diff = settings_diff(result["actions"], "config_set", ("set", "would set (check mode)"),
+                             f"redis {module.params['host']}:{module.params['port']}")
+        if diff:
+            result["diff"] = diff
     if result.pop("failed"):
         module.fail_json(**result)
     module.exit_json(**result)
