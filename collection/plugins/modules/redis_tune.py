@@ -19,6 +19,11 @@ description:
     masters, pub/sub subscribers, blocked clients or this connection).
   - Never sends C(FLUSHALL), C(FLUSHDB), C(KEYS) or C(DEBUG).
   - In check mode only C(CONFIG GET) and C(CLIENT LIST) run; the result lists the would-be changes.
+seealso:
+  - module: pivotal.flow_ops.redis_diagnose
+    description: Finds what to tune.
+  - module: community.general.redis
+    description: Sets one configuration value (C(command=config)) without a ceiling, persistence report or write probe.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
@@ -86,32 +91,40 @@ actions:
   returned: always
   type: list
   elements: dict
+  sample:
+      - {action: config_set, target: maxmemory-policy, before: noeviction, after: allkeys-lru, result: set}
 persisted:
   description: Every change is in the config file (true also when there was nothing to persist).
   returned: always
   type: bool
+  sample: true
 config_file:
   description: The server's config file; empty when it started without one.
   returned: when connected
   type: str
+  sample: /etc/redis/redis.conf
 before:
   description: Current values of the wanted settings, as CONFIG GET returned them.
   returned: when connected
   type: dict
+  sample: {maxmemory-policy: noeviction, maxmemory: 256mb}
 wanted:
   description: The wanted settings in the form CONFIG GET answers with (maxmemory in bytes), for read-back checks.
   returned: when connected
   type: dict
+  sample: {maxmemory-policy: allkeys-lru, maxmemory: "268435456"}
 write_probe:
   description: >-
     ok and detail of the write probe (an OOM error under noeviction shows here); ok is null when
     this ACL user may not run SET (NOPERM): nothing is known about writes then.
   returned: when I(write_probe=true) and not in check mode
   type: dict
+  sample: {ok: true, detail: "SET and DEL of a probe key with a 10 s TTL succeeded"}
 msg:
   description: One line saying what happened, including why a change could not be persisted.
   returned: always
   type: str
+  sample: "maxmemory-policy noeviction -> allkeys-lru; persisted to /etc/redis/redis.conf with CONFIG REWRITE"
 """
 
 import uuid
