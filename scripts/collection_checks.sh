@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Collection quality gates for pivotal.flow_ops: the changelog fragments lint, then
-# `ansible-test sanity` on Python 3.11 (the controller version we support).
+# `ansible-test sanity` on Python 3.11 (the controller version we support), then its compile and
+# import tests on every other Python the modules declare (tests/config.yml, python_requires): the
+# modules run on the managed hosts' Python, so a 3.10-only construct there breaks a 3.8 host.
 #
 #   scripts/collection_checks.sh                  # everything
 #   scripts/collection_checks.sh --test pylint    # extra arguments go to `ansible-test sanity`
+#                                                 # (on 3.11 only; the per-version step is skipped)
+#
+# The other interpreters are looked up in ~/.pyenv/versions (this machine's image carries 3.8 to
+# 3.13 there), then on PATH; a declared version with no interpreter fails the check.
 #
 # ansible-test wants the collection at .../ansible_collections/pivotal/flow_ops and resolves
 # symlinks, so the checkout's collections/ symlink does not do: the collection is copied into a
@@ -82,9 +88,40 @@ for fqcn in deps:
     os.symlink(os.path.join(found[0], namespace, name), os.path.join(target, namespace, name))
 EOF
 
-(
-  cd "$dest"
-  # ANSIBLE_CONFIG would point ansible-doc and the import test at the checkout's collections/.
-  env -u ANSIBLE_CONFIG -u ANSIBLE_COLLECTIONS_PATH HOME="$cache" \
-    ansible-test sanity --local --python 3.11 --color no "$@"
+sanity() {
+  (
+    cd "$dest"
+    # ANSIBLE_CONFIG would point ansible-doc and the import test at the checkout's collections/.
+    env -u ANSIBLE_CONFIG -u ANSIBLE_COLLECTIONS_PATH HOME="$cache" \
+      ansible-test sanity --local --color no "$@"
+  )
+}
+sanity --python 3.11 "$@"
+[ "$#" -eq 0 ] || exit 0
+
+# The versions tests/config.yml declares for modules and module_utils, as ansible-test reads them.
+versions=$("$python" - "$root/collection/tests/config.yml" <<'EOF'
+import sys
+
+import yaml
+from ansible_test._internal.content_config import parse_python_requires
+
+with open(sys.argv[1], encoding="utf-8") as fh:
+    print(" ".join(parse_python_requires(yaml.safe_load(fh)["modules"]["python_requires"])))
+EOF
 )
+for version in $versions; do
+  [ "$version" != 3.11 ] || continue
+  interpreter=""
+  # pyenv's shims answer `command -v` for versions that are not selected: try each candidate.
+  for candidate in $(compgen -G "$HOME/.pyenv/versions/$version.*/bin/python$version" | sort -V -r) \
+    $(command -v "python$version" || true); do
+    if "$candidate" -c "" 2>/dev/null; then interpreter=$candidate && break; fi
+  done
+  if [ -z "$interpreter" ]; then
+    echo "collection_checks: no python$version (in ~/.pyenv/versions or on PATH): tests/config.yml declares it for the modules" >&2
+    exit 1
+  fi
+  step "ansible-test sanity compile, import (Python $version, $interpreter)"
+  PATH="$(dirname "$interpreter"):$PATH" sanity --python "$version" --test compile --test import
+done

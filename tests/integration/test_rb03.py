@@ -5,6 +5,8 @@ anything."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from pflow_ops.sandbox.net import free_ports
 from tests.integration.conftest import ROOT, Run, Stack
@@ -326,3 +329,54 @@ def test_idle_clients_are_killed_only_when_asked_and_never_our_own(bare_redis: i
     listing = str(redis.Redis(host="127.0.0.1", port=bare_redis).client_list())
     assert "subscribe" in listing, "pub/sub subscribers are never killed"
     subscriber.close()
+
+
+TUNED = {"maxmemory-policy": "allkeys-lru"}
+
+
+def _tune_by_playbook(tmp_path: Path, port: int, *flags: str) -> dict[str, Any]:
+    """redis_tune as a playbook task (its connection through the redis group's module_defaults);
+    the task's result as the json callback reports it."""
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "module_defaults": {
+                "group/pivotal.flow_ops.redis": {"host": "127.0.0.1", "port": port}
+            },
+            "tasks": [{"name": "Tune", "pivotal.flow_ops.redis_tune": {"settings": TUNED}}],
+        }
+    ]
+    (tmp_path / "tune.yml").write_text(yaml.safe_dump(play))
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": local}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"
+    )
+    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "hosts.yml", "tune.yml"]
+    proc = subprocess.run(
+        [*argv, *flags], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    result: dict[str, Any] = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return result
+
+
+def test_redis_tune_shows_its_settings_change_with_diff(bare_redis: int, tmp_path: Path) -> None:
+    client = redis.Redis(host="127.0.0.1", port=bare_redis, socket_timeout=5)
+    client.config_set("maxmemory-policy", "noeviction")
+    diff = {
+        "before_header": f"redis 127.0.0.1:{bare_redis} (before)",
+        "after_header": f"redis 127.0.0.1:{bare_redis} (after)",
+        "before": "maxmemory-policy noeviction\n",
+        "after": "maxmemory-policy allkeys-lru\n",
+    }
+    check = _tune_by_playbook(tmp_path, bare_redis, "--check", "--diff")
+    assert check["changed"] is True and check["diff"] == diff
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    real = _tune_by_playbook(tmp_path, bare_redis, "--diff")
+    assert real["changed"] is True and real["diff"] == diff
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    again = _tune_by_playbook(tmp_path, bare_redis, "--diff")
+    assert again["changed"] is False and "diff" not in again

@@ -1,4 +1,5 @@
-"""supervisor_program against a real supervisord (the one the project's venv ships)."""
+"""supervisor_program and supervisor_program_info against a real supervisord (the one the
+project's venv ships)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ SUPERVISORD = Path(sys.executable).with_name("supervisord")
 
 
 sp = load_plugin("supervisor_program")
+spi = load_plugin("supervisor_program_info")
+rpc = spi.read_program.__globals__  # module_utils/supervisor_rpc, as the modules import it
 
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)"
@@ -95,7 +98,7 @@ def supervisord(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if sock.exists():
-            res, _ = sp.run_module(params(url, "sleeper"), False)
+            res, _ = spi.read_program(params(url, "sleeper"))
             if res["reachable"] and res["program"]["state"] == "RUNNING":
                 break
         time.sleep(0.1)
@@ -113,7 +116,6 @@ def params(url: str, name: str, **kw: object) -> dict:
         "name": name,
         "username": None,
         "password": None,
-        "state": "info",
         "log_lines": 50,
         "wait_timeout": 10.0,
         "gate_timeout": 10.0,
@@ -127,7 +129,11 @@ def params(url: str, name: str, **kw: object) -> dict:
 
 
 def run(url: str, name: str, check_mode: bool = False, **kw: object) -> dict:
-    result, warnings = sp.run_module(params(url, name, **kw), check_mode)
+    """supervisor_program with a ``state``, supervisor_program_info without one."""
+    if "state" in kw:
+        result, warnings = sp.run_module(params(url, name, **kw), check_mode)
+    else:
+        result, warnings = spi.read_program(params(url, name, **kw))
     assert warnings == []
     return result
 
@@ -256,7 +262,6 @@ def test_connection_refused(tmp_path: Path) -> None:
         ("stopped", "BACKOFF", ["stop"]),
         ("stopped", "STOPPING", ["wait_stop"]),
         ("stopped", "FATAL", []),
-        ("info", "RUNNING", []),
     ],
 )
 def test_plan(state: str, current: str, actions: list[str]) -> None:
@@ -268,7 +273,19 @@ def test_bad_parameters() -> None:
         with pytest.raises(sp.ModuleFailure):
             run(url, "sleeper")
     with pytest.raises(sp.ModuleFailure):
-        run("unix:///tmp/x.sock", "sleeper", wait_timeout=0.0)
+        run("unix:///tmp/x.sock", "sleeper", state="restarted", wait_timeout=0.0)
+    for state in ({}, {"state": "restarted"}):
+        with pytest.raises(sp.ModuleFailure, match="log_lines"):
+            run("unix:///tmp/x.sock", "sleeper", log_lines=-1, **state)
+
+
+def test_both_modules_raise_the_one_failure_type() -> None:
+    """The info module and the action module share module_utils/supervisor_rpc: one failure type,
+    one connection spec; the action module takes no ``info`` state any more."""
+    assert spi.ModuleFailure is sp.ModuleFailure is rpc["ModuleFailure"]
+    spec = rpc["connection_argument_spec"]()
+    assert set(spec) == {"name", "server_url", "username", "password", "log_lines"}
+    assert "state" not in spec
 
 
 def test_restart_without_waiting_for_running_returns_once_spawned(supervisord: dict) -> None:

@@ -11,7 +11,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils import service_st
 
 
 def supervisor_status(result, name):
-    """pivotal.flow_ops.supervisor_status: service_manager_status from supervisor_program state=info."""
+    """pivotal.flow_ops.supervisor_status: service_manager_status from supervisor_program_info."""
     return _state.supervisor_status(result, name)
 
 

@@ -5,7 +5,7 @@
 available memory, load per CPU. Shared by host_resources and dependency_check (RB-01 reads the
 host and its dependencies in one module call)."""
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 

@@ -6,7 +6,7 @@ unhealthy, hung, refused, timeout or error; a health gate and a soak built on it
 http_health (the probe module) and supervisor_program (whose restart gates on the service's
 health while it watches the process it started)."""
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
@@ -64,7 +64,7 @@ def probe(target: Target, timeout: float) -> dict:
     out: dict = {"state": "error", "status": None, "reason": None, "latency_ms": None, "body": None}
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    except socket.timeout:  # noqa: UP041 - not TimeoutError on target Pythons before 3.10
+    except socket.timeout:  # not TimeoutError on target Pythons before 3.10
         out.update(state="timeout", reason=f"TCP connect timed out after {timeout:g} s")
     except ConnectionRefusedError:
         out.update(state="refused", reason=f"connection refused on {target.host}:{target.port}")
@@ -88,7 +88,7 @@ def _request(target: Target, sock: socket.socket, started: float, timeout: float
         conn.request("GET", target.path, headers=target.headers)
         response = conn.getresponse()
         raw = response.read(BODY_READ_MAX)
-    except socket.timeout:  # noqa: UP041 - as above
+    except socket.timeout:  # as above
         out.update(state="hung", reason=f"no HTTP response within {timeout:g} s after connecting")
     except ssl.SSLError as exc:
         out.update(reason=f"TLS error: {exc.reason or exc}")

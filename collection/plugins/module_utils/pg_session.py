@@ -61,7 +61,9 @@ class Session:
             if cursor.description is None:
                 return []
             names = [col.name for col in cursor.description]
-            return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+            # No zip(strict=True): it is Python 3.10+ and this runs on the target (3.8+,
+            # tests/config.yml); psycopg2 gives every row one value per described column.
+            return [dict(zip(names, map(plain, row))) for row in cursor.fetchall()]
         except pg_check._DeadlineReached:
             self.conn.cancel()
             raise QueryFailed(f"no answer within {budget:g} s", "57014") from None

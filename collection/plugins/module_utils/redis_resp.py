@@ -109,7 +109,7 @@ def _step_timeout(timeout: float, deadline: float | None) -> float:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise socket.timeout("deadline reached")  # noqa: UP041 - see classify()
+        raise socket.timeout("deadline reached")  # not TimeoutError before 3.10: see classify()
     return min(timeout, left)
 
 

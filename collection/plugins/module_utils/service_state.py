@@ -92,7 +92,7 @@ def process_id(manager, instance):
 
 
 def supervisor_status(result, name):
-    """service_manager_status from a supervisor_program state=info result (the manager-neutral
+    """service_manager_status from a supervisor_program_info result (the manager-neutral
     shape of tasks/status.yml)."""
     result = result or {}
     program = result.get("program") or {}

@@ -23,6 +23,9 @@ description:
     could not be read at the deadline). A still-firing alert is a result, not a task failure.
   - With I(wait_timeout=0) it looks once. Read-only; in check mode it looks once too, since a
     dry run fixed nothing to wait for.
+seealso:
+  - module: pivotal.flow_ops.alert_input
+    description: The alert a run starts from.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

@@ -27,6 +27,7 @@ author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - pivotal.flow_ops.docker
+  - pivotal.flow_ops.action_groups.docker_group
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -25,6 +25,11 @@ description:
   - A diagnostic. It never changes anything and does not fail when a dependency is unavailable.
     It returns C(available=false) and the reason, classified. The task fails only on bad
     parameters.
+seealso:
+  - module: pivotal.flow_ops.pg_diagnose
+    description: PostgreSQL's full diagnosis.
+  - module: pivotal.flow_ops.redis_ping
+    description: The same Redis check as its own task.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

@@ -18,6 +18,9 @@ description:
     means the data could not be read (no C(/proc/meminfo) on this platform, unreadable filesystem).
   - Read-only and cheap (no subprocess); it runs for real in check mode and always reports
     C(changed=false). Unhealthy findings are results, not task failures.
+seealso:
+  - module: ansible.builtin.setup
+    description: The host's facts (mounts, memory) without thresholds.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

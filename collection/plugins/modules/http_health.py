@@ -25,6 +25,11 @@ description:
     healthy. An unhealthy endpoint is a result, not a task failure; the task fails only on bad
     parameters.
   - Read-only; it runs for real in check mode and always reports C(changed=false).
+seealso:
+  - module: ansible.builtin.uri
+    description: One HTTP request, without the classification, samples or gate.
+  - module: pivotal.flow_ops.supervisor_program
+    description: Restarts a program and gates on the same probe while watching the started process.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

@@ -22,10 +22,18 @@ description:
     M(pivotal.flow_ops.pg_remediate), and the problems a human must handle (C(escalations)).
   - Works as a least-privilege monitoring role (C(pg_monitor) and C(pg_signal_backend)). A missing
     pg_stat_statements is a finding with the fix, not a failure.
+seealso:
+  - module: pivotal.flow_ops.pg_remediate
+    description: Acts on the candidates this module returns, re-checking each one.
+  - module: community.postgresql.postgresql_info
+    description: The server's configuration and objects, without a diagnosis.
+  - module: community.postgresql.postgresql_ping
+    description: Whether the server answers, from the community collection.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.postgresql_group
   - pivotal.flow_ops.postgres
 attributes:
   check_mode:
@@ -124,15 +132,20 @@ available:
   description: The database answered C(SELECT 1).
   returned: always
   type: bool
+  sample: true
 connectivity:
   description: C({available, state, msg, latency_ms, attempts}); state as in M(pivotal.flow_ops.dependency_check).
   returned: always
   type: dict
+  sample: {available: true, state: ok, msg: "PostgreSQL at 127.0.0.1:5432/pivotal answered in 1.2 ms", latency_ms: 1.2, attempts: 1}
 findings:
   description: One C({check, status, value, threshold, detail}) per check; status ok, warning, critical or skipped.
   returned: always
   type: list
   elements: dict
+  sample:
+      - {check: long_running_queries, status: critical, value: "1 (longest 6.2 min)",
+     threshold: "warning 60 s, runaway 300 s", detail: "pid 4242 (report-worker): SELECT pg_sleep(3600)"}
 candidates:
   description:
     - What M(pivotal.flow_ops.pg_remediate) may act on, already filtered (no superuser, system,
@@ -153,6 +166,7 @@ pending:
   returned: always
   type: list
   elements: str
+  sample: ["pid 4242 blocks 3 sessions; cancelled once it runs 300 s (database_runaway_query_s)"]
 escalations:
   description:
     - C({check, reason, advisory}) for problems a human must handle.
@@ -160,6 +174,7 @@ escalations:
   returned: always
   type: list
   elements: dict
+  sample: [{check: wraparound, reason: "pivotal at 62% of autovacuum_freeze_max_age", advisory: false}]
 data:
   description:
     - Details for the report, such as sessions by state, application, user and client, lock chains and top statements.
@@ -170,10 +185,12 @@ msg:
   description: One line summing up the diagnosis.
   returned: always
   type: str
+  sample: "problems: long_running_queries critical"
 elapsed_s:
   description: Wall time of the module.
   returned: always
   type: float
+  sample: 0.84
 """
 
 import time

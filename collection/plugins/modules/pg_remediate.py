@@ -24,10 +24,16 @@ description:
   - Settings get C(ALTER SYSTEM) and C(pg_reload_conf()), only when they are in
     I(allowed_settings) and reloadable. Restart-only settings are never applied.
   - In check mode it runs only the read-only re-checks and returns what it would do.
+seealso:
+  - module: pivotal.flow_ops.pg_diagnose
+    description: Finds the sessions, tables, indexes and settings this module acts on.
+  - module: community.postgresql.postgresql_set
+    description: Changes any setting, with C(restart_required), through ALTER SYSTEM.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.postgresql_group
   - pivotal.flow_ops.postgres
 attributes:
   check_mode:
@@ -166,14 +172,17 @@ failed_actions:
   description: How many actions failed or could not be done for lack of privilege.
   returned: always
   type: int
+  sample: 0
 connectivity:
   description: Result of connecting as I(user), as in M(pivotal.flow_ops.pg_diagnose).
   returned: always
   type: dict
+  sample: {available: true, state: ok, msg: "PostgreSQL at 127.0.0.1:5432/pivotal answered in 1.2 ms", latency_ms: 1.2, attempts: 1}
 msg:
   description: One line summing up.
   returned: always
   type: str
+  sample: "2 actions, 0 failed, 1 skipped"
 """
 
 from ansible.module_utils.basic import AnsibleModule

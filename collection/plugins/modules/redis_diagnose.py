@@ -24,10 +24,18 @@ description:
   - Read-only. It does not fail when Redis is unavailable; it returns C(available=false) with the
     reason classified (refused, timeout, auth_failed, noauth, auth_not_required, loading,
     max_clients, busy, error).
+seealso:
+  - module: pivotal.flow_ops.redis_tune
+    description: Applies the settings this module proposes.
+  - module: pivotal.flow_ops.redis_ping
+    description: Whether Redis answers, and why not.
+  - module: community.general.redis_info
+    description: The raw C(INFO) of a Redis server.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.redis_group
   - pivotal.flow_ops.redis
 attributes:
   check_mode:

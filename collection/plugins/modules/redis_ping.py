@@ -17,10 +17,16 @@ description:
     I(timeout) seconds, with no client-library retries.
   - A diagnostic. It never changes anything and does not fail when Redis is unavailable; it returns
     C(available=false) with the reason classified.
+seealso:
+  - module: pivotal.flow_ops.redis_diagnose
+    description: The diagnosis, once Redis answers.
+  - module: community.general.redis_info
+    description: The raw C(INFO) of a Redis server.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.redis_group
   - pivotal.flow_ops.redis
 attributes:
   check_mode:
@@ -46,6 +52,7 @@ available:
   description: Redis answered PING with PONG.
   returned: always
   type: bool
+  sample: true
 state:
   description: >-
     C(ok), C(refused), C(timeout), C(auth_failed) (WRONGPASS or invalid password), C(noauth)
@@ -54,18 +61,22 @@ state:
     C(busy) (a script is running), or C(error).
   returned: always
   type: str
+  sample: ok
 msg:
   description: One line saying what happened.
   returned: always
   type: str
+  sample: "Redis 7.0.15 at cache-01.prod.internal:6379 answered PING in 0.4 ms"
 latency_ms:
   description: Round trip of the PING in milliseconds.
   returned: when available
   type: float
+  sample: 0.412
 server:
   description: Selected fields of C(INFO server) (redis_version, redis_mode, uptime_in_seconds).
   returned: when available
   type: dict
+  sample: {redis_version: 7.0.15, redis_mode: standalone, uptime_in_seconds: 86400}
 """
 
 from ansible.module_utils.basic import AnsibleModule

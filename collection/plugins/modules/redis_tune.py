@@ -19,16 +19,23 @@ description:
     masters, pub/sub subscribers, blocked clients or this connection).
   - Never sends C(FLUSHALL), C(FLUSHDB), C(KEYS) or C(DEBUG).
   - In check mode only C(CONFIG GET) and C(CLIENT LIST) run; the result lists the would-be changes.
+seealso:
+  - module: pivotal.flow_ops.redis_diagnose
+    description: Finds what to tune.
+  - module: community.general.redis
+    description: Sets one configuration value (C(command=config)) without a ceiling, persistence report or write probe.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.redis_group
   - pivotal.flow_ops.redis
 attributes:
   check_mode:
     support: full
   diff_mode:
-    support: none
+    support: full
+    details: The settings changed (or, in check mode, that would change), as C(name value) lines.
   platform:
     platforms: posix
 notes:
@@ -84,37 +91,46 @@ actions:
   returned: always
   type: list
   elements: dict
+  sample:
+      - {action: config_set, target: maxmemory-policy, before: noeviction, after: allkeys-lru, result: set}
 persisted:
   description: Every change is in the config file (true also when there was nothing to persist).
   returned: always
   type: bool
+  sample: true
 config_file:
   description: The server's config file; empty when it started without one.
   returned: when connected
   type: str
+  sample: /etc/redis/redis.conf
 before:
   description: Current values of the wanted settings, as CONFIG GET returned them.
   returned: when connected
   type: dict
+  sample: {maxmemory-policy: noeviction, maxmemory: 256mb}
 wanted:
   description: The wanted settings in the form CONFIG GET answers with (maxmemory in bytes), for read-back checks.
   returned: when connected
   type: dict
+  sample: {maxmemory-policy: allkeys-lru, maxmemory: "268435456"}
 write_probe:
   description: >-
     ok and detail of the write probe (an OOM error under noeviction shows here); ok is null when
     this ACL user may not run SET (NOPERM): nothing is known about writes then.
   returned: when I(write_probe=true) and not in check mode
   type: dict
+  sample: {ok: true, detail: "SET and DEL of a probe key with a 10 s TTL succeeded"}
 msg:
   description: One line saying what happened, including why a change could not be persisted.
   returned: always
   type: str
+  sample: "maxmemory-policy noeviction -> allkeys-lru; persisted to /etc/redis/redis.conf with CONFIG REWRITE"
 """
 
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.change_diff import settings_diff
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import (
     CONNECTION_OPTIONS,
     RedisReplyError,
@@ -360,6 +376,11 @@ def main() -> None:
         module.fail_json(msg=str(exc), changed=False)
     except (OSError, RedisReplyError) as exc:
         module.fail_json(msg=f"Redis at {module.params['host']}:{module.params['port']}: {exc}", changed=False)
+    if module._diff:
+        diff = settings_diff(result["actions"], "config_set", ("set", "would set (check mode)"),
+                             f"redis {module.params['host']}:{module.params['port']}")
+        if diff:
+            result["diff"] = diff
     if result.pop("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -40,6 +40,11 @@ description:
   - A restart recorded in the future (the clock went backwards) still counts, with a warning.
   - Warnings are returned in C(budget_warnings) as well as shown as task warnings.
   - This is an action plugin; it runs on the controller and never contacts the target host.
+seealso:
+  - module: pivotal.flow_ops.supervisor_program
+    description: The restart the budget guards.
+  - module: pivotal.flow_ops.run_lock
+    description: One run at a time per target.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

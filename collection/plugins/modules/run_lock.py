@@ -35,6 +35,9 @@ description:
     ends, so a second run on a healthy system still reports C(changed=0); C(taken) and C(released)
     say what the task did.
   - This is an action plugin; it runs on the controller and never contacts the target host.
+seealso:
+  - module: pivotal.flow_ops.restart_budget
+    description: How many restarts a service may have per window.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:

@@ -8,20 +8,27 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: supervisor_program
-short_description: Inspect, start, stop or restart one supervisord program over XML-RPC
+short_description: Start, stop or restart one supervisord program over XML-RPC
 version_added: 0.1.0
 description:
   - Talks to supervisord's XML-RPC API directly (no C(supervisorctl) process), over its unix socket
-    or its HTTP port, and reports the program's process state and the tail of its stdout log.
-  - With I(state=info) it is a diagnostic; it changes nothing and does not fail when supervisord is
-    unreachable (it returns C(reachable=false) and the reason).
+    or its HTTP port, brings the program to I(state) and reports the program's process state before
+    and after, and the tail of its stdout log.
+  - To only read the program's state, use M(pivotal.flow_ops.supervisor_program_info).
   - State changes poll supervisord until the program settles, bounded by I(wait_timeout). A program
     that does not reach the requested state is reported with C(state_reached=false), not a failure;
     the task fails only on bad parameters, an unreachable supervisord or an unknown program.
+seealso:
+  - module: pivotal.flow_ops.supervisor_program_info
+    description: Read a program's state and log tail without changing anything.
+  - module: community.general.supervisorctl
+    description: The same actions through the C(supervisorctl) command on the target.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pivotal.flow_ops.action_groups.supervisor_group
+  - pivotal.flow_ops.supervisor
 attributes:
   check_mode:
     support: full
@@ -30,38 +37,17 @@ attributes:
   platform:
     platforms: posix
 options:
-  name:
-    description:
-      - Program name as supervisord knows it (C(backend)), or C(group:name) for grouped programs.
-    type: str
-    required: true
-  server_url:
-    description:
-      - C(unix:///path/to/supervisor.sock) or C(http://host:port) (C(/RPC2) is appended when no path
-        is given).
-    type: str
-    required: true
-  username:
-    description: User for supervisord's HTTP basic authentication; required together with I(password).
-    type: str
-  password:
-    description: Password for supervisord's HTTP basic authentication; required together with I(username).
-    type: str
   state:
     description:
-      - C(info) only reports. C(restarted) always stops (when running) and starts the program.
+      - C(restarted) always stops (when running) and starts the program.
         C(started) starts it unless it is C(RUNNING) or C(STARTING); a program in C(BACKOFF) is
         stopped first so that it gets a fresh set of start retries. C(stopped) stops it when it is
         C(RUNNING), C(STARTING) or C(BACKOFF).
+      - Before 0.6.0 this option also took C(info), the default; reading is now
+        M(pivotal.flow_ops.supervisor_program_info).
     type: str
-    choices: [info, restarted, started, stopped]
-    default: info
-  log_lines:
-    description:
-      - Number of lines of the program's stdout log to return, read before any action so that it
-        shows why the program needed one. C(0) disables.
-    type: int
-    default: 50
+    choices: [restarted, started, stopped]
+    required: true
   wait_timeout:
     description:
       - Seconds to wait for the program to stop and, separately, to start. supervisord escalates to
@@ -110,12 +96,6 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Read the backend's process state and log tail
-  pivotal.flow_ops.supervisor_program:
-    name: backend
-    server_url: unix:///run/supervisor/supervisor.sock
-  register: backend_proc
-
 - name: Restart the backend
   pivotal.flow_ops.supervisor_program:
     name: backend
@@ -144,48 +124,31 @@ reachable:
   type: bool
   returned: always
 program:
-  description: The program before any action; null when supervisord is unreachable.
+  description:
+    - The program before any action, the same fields as
+      RV(pivotal.flow_ops.supervisor_program_info#module:program).
   type: dict
   returned: always
-  contains:
-    name: {description: Program name., type: str}
-    group: {description: Group name., type: str}
-    state:
-      description: supervisord state name (RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN).
-      type: str
-    pid: {description: "Process id, null when no process.", type: int}
-    exitstatus: {description: Exit status of the last exit., type: int}
-    start: {description: Epoch seconds of the last start., type: int}
-    stop: {description: Epoch seconds of the last stop., type: int}
-    now: {description: "supervisord's clock, epoch seconds.", type: int}
-    uptime_s: {description: "Seconds since start when RUNNING or STOPPING, else null.", type: int}
-    spawnerr: {description: "Last spawn error, empty when none.", type: str}
-    description: {description: supervisord's one-line description., type: str}
-    exit_reason:
-      description:
-        - "How the last process ended in supervisord's own words, read from its main log when the
-          program is not running: C(exit status 1; not expected), C(terminated by SIGKILL; not
-          expected). Empty when unknown or running."
-      type: str
   sample: {name: backend, group: backend, state: RUNNING, pid: 4242, exitstatus: 0, start: 1767225600,
-           stop: 0, now: 1767225700, uptime_s: 100, spawnerr: "", description: "pid 4242, uptime 0:01:40"}
+           stop: 0, now: 1767225700, uptime_s: 100, spawnerr: "", description: "pid 4242, uptime 0:01:40",
+           exit_reason: ""}
 program_after:
   description:
     - The program after the action, same shape as RV(program). Equal to RV(program) when no action
       was needed; null in check mode.
   type: dict
-  returned: when state is not info and supervisord is reachable
+  returned: success
 state_reached:
   description: Whether the program ended in the requested state (always true in check mode).
   type: bool
-  returned: when state is not info and supervisord is reachable
+  returned: success
 actions:
   description:
     - The steps taken (or that would be taken in check mode), in order. C(wait_stop) waits for a
       stop that was already in progress and does not count as a change.
   type: list
   elements: str
-  returned: when state is not info and supervisord is reachable
+  returned: success
   sample: [stop, start]
 program_final:
   description:
@@ -221,14 +184,9 @@ msg:
   returned: when something went wrong
 """
 
-import base64
 import contextlib
-import http.client
-import re
-import socket
 import time
 import xmlrpc.client
-from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import (
@@ -238,8 +196,19 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import
     run_gate,
     run_soak,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.supervisor_rpc import (
+    ModuleFailure,
+    Unreachable,
+    call,
+    check_log_lines,
+    connect,
+    connection_argument_spec,
+    described,
+    get_info,
+    observe,
+    unreachable_msg,
+)
 
-RPC_TIMEOUT = 10.0  # calls never block in supervisord: start/stop use wait=False and we poll
 POLL_S = 0.05
 STOPPABLE = ("RUNNING", "STARTING", "BACKOFF")
 DOWN = ("STOPPED", "EXITED", "FATAL", "UNKNOWN")
@@ -247,153 +216,12 @@ START_SETTLED = ("RUNNING", "STOPPED", "EXITED", "FATAL")
 # With wait_running=false a start counts once supervisord has spawned the process.
 SPAWNED = ("STARTING", "RUNNING", "BACKOFF", "FATAL")
 # supervisord fault codes (supervisor.xmlrpc.Faults)
-SHUTDOWN_STATE = 6
-BAD_NAME = 10
-NO_FILE = 20
 SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
 # States in which the process supervisord started is alive.
 ALIVE = ("STARTING", "RUNNING")
-# States after which supervisord's main log says how the process ended ("exited: NAME (...)").
-EXITED = ("EXITED", "BACKOFF", "FATAL")
-MAIN_LOG_BYTES = 32 * 1024
 LOG_SINCE_MAX = 50
-
-
-class ModuleFailure(Exception):
-    def __init__(self, msg: str, **result: object) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
-
-
-class Unreachable(Exception):
-    pass
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class _Transport(xmlrpc.client.Transport):
-    """xmlrpc transport with a timeout and, for unix:// URLs, a unix socket."""
-
-    def __init__(self, socket_path: str | None, headers: list[tuple[str, str]]) -> None:
-        super().__init__(headers=headers)
-        self._socket_path = socket_path
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        if self._connection[1] is not None:
-            return self._connection[1]
-        if self._socket_path:
-            conn = _UnixHTTPConnection(self._socket_path, RPC_TIMEOUT)
-        else:
-            chost, self._extra_headers, _x509 = self.get_host_info(host)
-            conn = http.client.HTTPConnection(chost, timeout=RPC_TIMEOUT)
-        self._connection = host, conn
-        return conn
-
-
-def connect(server_url: str, username: str | None, password: str | None) -> xmlrpc.client.ServerProxy:
-    headers = []
-    if username is not None:
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
-        headers.append(("Authorization", "Basic " + token))
-    parts = urlsplit(server_url)
-    if parts.scheme == "unix":
-        path = server_url[len("unix://"):]
-        if not path.startswith("/"):
-            raise ModuleFailure(f"server_url {server_url!r}: a unix socket URL needs an absolute path")
-        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_Transport(path, headers),
-                                         allow_none=True)
-    if parts.scheme == "http" and parts.hostname:
-        uri = server_url if parts.path not in ("", "/") else server_url.rstrip("/") + "/RPC2"
-        return xmlrpc.client.ServerProxy(uri, transport=_Transport(None, headers), allow_none=True)
-    raise ModuleFailure(f"server_url {server_url!r}: expected unix:///path/to.sock or http://host:port")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "socket file does not exist (is supervisord running?)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is supervisord running?)"
-    if isinstance(exc, PermissionError):
-        return "permission denied on the socket (run with become, or fix the socket's chmod/chown)"
-    if isinstance(exc, socket.timeout):
-        return f"no answer within {RPC_TIMEOUT:g} s"
-    if isinstance(exc, xmlrpc.client.Fault):
-        return f"supervisord refused the call: {exc.faultString}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def call(server_url: str, fn, *args):  # type: ignore[no-untyped-def]
-    """One RPC; transport problems become Unreachable, auth problems a failure."""
-    try:
-        return fn(*args)
-    except xmlrpc.client.Fault as exc:
-        if exc.faultCode == SHUTDOWN_STATE:
-            raise Unreachable("supervisord is shutting down") from exc
-        raise
-    except xmlrpc.client.ProtocolError as exc:
-        if exc.errcode == 401:
-            raise ModuleFailure(f"supervisord at {server_url} rejected the credentials (HTTP 401)",
-                                reachable=True) from exc
-        raise Unreachable(f"HTTP {exc.errcode} {exc.errmsg}") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise Unreachable(_reason(exc)) from exc
-
-
-def shape(info: dict) -> dict:
-    state = info.get("statename")
-    start, now = info.get("start") or 0, info.get("now") or 0
-    running = state in ("RUNNING", "STOPPING") and start > 0
-    return {
-        "name": info.get("name"),
-        "group": info.get("group"),
-        "state": state,
-        "pid": info.get("pid") or None,
-        "exitstatus": info.get("exitstatus"),
-        "start": start,
-        "stop": info.get("stop") or 0,
-        "now": now,
-        "uptime_s": max(now - start, 0) if running else None,
-        "spawnerr": info.get("spawnerr") or "",
-        "description": info.get("description") or "",
-        "exit_reason": "",
-    }
-
-
-def exit_reason(proxy, server_url: str, name: str, info: dict) -> str:  # type: ignore[no-untyped-def]
-    """supervisord's own words for how the last process ended ("exit status 1; not expected",
-    "terminated by SIGKILL; not expected"), from its main log; empty when unknown. getProcessInfo
-    says only "exit status -1" for a process killed by a signal."""
-    if info.get("statename") not in EXITED:
-        return ""
-    try:
-        text = call(server_url, proxy.supervisor.readLog, -MAIN_LOG_BYTES, 0)
-    except Exception:  # an unreadable main log must not hide the process state
-        return ""
-    found = re.findall(r"exited: %s \(([^)]*)\)" % re.escape(name.rsplit(":", 1)[-1]), text)
-    return found[-1] if found else ""
-
-
-def described(proxy, server_url: str, name: str, info: dict) -> dict:  # type: ignore[no-untyped-def]
-    out = shape(info)
-    out["exit_reason"] = exit_reason(proxy, server_url, name, info)
-    return out
 
 
 def log_size(proxy, server_url: str, name: str) -> int:  # type: ignore[no-untyped-def]
@@ -455,38 +283,6 @@ def gate(proxy, server_url: str, name: str, started: dict, params: dict, target:
     return out
 
 
-def get_info(proxy, server_url: str, name: str) -> dict:  # type: ignore[no-untyped-def]
-    try:
-        return call(server_url, proxy.supervisor.getProcessInfo, name)
-    except xmlrpc.client.Fault as exc:
-        if exc.faultCode != BAD_NAME:
-            raise ModuleFailure(f"getProcessInfo({name!r}) failed: {exc.faultString}", reachable=True) from exc
-    known = sorted(
-        p["name"] if p["group"] == p["name"] else f"{p['group']}:{p['name']}"
-        for p in call(server_url, proxy.supervisor.getAllProcessInfo)
-    )
-    raise ModuleFailure(f"supervisord at {server_url} has no program {name!r}; known programs: "
-                        f"{', '.join(known) or '(none)'}", reachable=True)
-
-
-def tail_log(proxy, server_url: str, name: str, lines: int) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
-    if lines <= 0:
-        return [], None
-    nbytes = min(max(lines * 256, 4096), 256 * 1024)
-    try:
-        text, _offset, overflow = call(server_url, proxy.supervisor.tailProcessStdoutLog, name, 0, nbytes)
-    except xmlrpc.client.Fault as exc:
-        if exc.faultCode == NO_FILE:
-            return [], None  # stdout_logfile=NONE, or nothing logged yet
-        return [], f"could not read the log of {name}: {exc.faultString}"
-    except Exception as exc:  # a log with bytes XML cannot carry must not hide the process state
-        return [], f"could not read the log of {name}: {_reason(exc)}"
-    out = text.splitlines()
-    if overflow and out:
-        out = out[1:]  # the buffer starts mid-line
-    return out[-lines:], None
-
-
 def wait_for(proxy, server_url: str, name: str, settled: tuple, timeout: float) -> dict:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -506,9 +302,7 @@ def plan(state: str, current: str) -> list[str]:
             return []
         # BACKOFF is stopped first: supervisord refuses to start it, and a stop resets its retries
         return [*down, "start"]
-    if state == "stopped":
-        return down
-    return []
+    return down  # stopped
 
 
 def act(proxy, server_url: str, name: str, actions: list[str], timeout: float,  # type: ignore[no-untyped-def]
@@ -548,8 +342,7 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
     server_url, name, state = params["server_url"], params["name"], params["state"]
     if params["wait_timeout"] <= 0:
         raise ModuleFailure("wait_timeout must be > 0")
-    if params["log_lines"] < 0:
-        raise ModuleFailure("log_lines must be >= 0")
+    check_log_lines(params["log_lines"])
     target = None
     if params.get("gate_url"):
         if params["gate_timeout"] <= 0 or params["gate_interval"] < 0.01 or params["gate_probe_timeout"] <= 0:
@@ -561,16 +354,8 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
         except ProbeError as exc:
             raise ModuleFailure(f"gate_url: {exc}") from exc
     proxy = connect(server_url, params.get("username"), params.get("password"))
-    warnings: list[str] = []
     try:
-        before = get_info(proxy, server_url, name)
-        log_tail, warning = tail_log(proxy, server_url, name, params["log_lines"])
-        if warning:
-            warnings.append(warning)
-        result = {"changed": False, "reachable": True, "program": described(proxy, server_url, name, before),
-                  "log_tail": log_tail}
-        if state == "info":
-            return result, warnings
+        before, result, warnings = observe(proxy, server_url, name, params["log_lines"])
         actions = plan(state, before["statename"])
         result.update(changed="stop" in actions or "start" in actions, actions=actions, state_reached=True)
         if check_mode or not actions:
@@ -590,10 +375,7 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
             result["log_since_start"] = log_since(proxy, server_url, name, offset)
         return result, warnings
     except Unreachable as exc:
-        msg = f"supervisord at {server_url} is unreachable: {exc}"
-        if state == "info":
-            return {"changed": False, "reachable": False, "program": None, "log_tail": [], "msg": msg}, warnings
-        raise ModuleFailure(msg, reachable=False) from exc
+        raise ModuleFailure(unreachable_msg(server_url, exc), reachable=False) from exc
     finally:
         proxy("close")()
 
@@ -601,12 +383,8 @@ def run_module(params: dict, check_mode: bool) -> tuple[dict, list[str]]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
-            server_url=dict(type="str", required=True),
-            username=dict(type="str"),
-            password=dict(type="str", no_log=True),
-            state=dict(type="str", default="info", choices=["info", "restarted", "started", "stopped"]),
-            log_lines=dict(type="int", default=50),
+            connection_argument_spec(),
+            state=dict(type="str", required=True, choices=["restarted", "started", "stopped"]),
             wait_timeout=dict(type="float", default=30.0),
             wait_running=dict(type="bool", default=True),
             gate_url=dict(type="str", default=""),
