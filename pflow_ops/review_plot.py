@@ -40,7 +40,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
             points = [p for p in stats["timeline"] if p["outcome"] == outcome]
             label = f"{stats['runbook']} {outcome}"
             ax.scatter(
-                [datetime.fromisoformat(p["started_at"]) for p in points],
+                _dates(points),
                 [p["duration_s"] for p in points],
                 marker=MARKERS[i % len(MARKERS)],
                 color=COLOURS.get(outcome, "#757575"),
@@ -57,3 +57,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def _dates(points: list[dict[str, Any]]) -> Any:
+    """The start times as datetimes: matplotlib plots them on a date axis (its stubs type x as
+    numbers only)."""
+    return [datetime.fromisoformat(p["started_at"]) for p in points]
