@@ -48,4 +48,4 @@ rm -rf "$out"
 step "changelog lint and ansible-test sanity"
 scripts/collection_checks.sh
 step "pytest"
-python -m pytest -q "$@"
+python -m pytest -q --durations=25 "$@"
