@@ -165,14 +165,38 @@ def alertmanager_dedup_key(group_key):
     return hashlib.sha256(group_key.encode("utf-8")).hexdigest()
 
 
-def dedup_key(handle, group_key, incident_key):
+ROUTE_SEPARATOR = "}:{"
+
+
+def pager_group_key(group_key, route_key=""):
+    """The group key the pager route's notifications carry, from the one pflow-ops received.
+
+    Alertmanager's group key is ``<route key>:<group labels>`` (dispatch.aggrGroup: route.Key()
+    + ":" + the group's labels), so the same alert group has another key on each route. When the
+    PagerDuty config sits on another route than the pflow-ops webhook (the production example:
+    pflow-ops with ``continue: true``, then the pager), the sink names that route's key
+    (``alertmanager_route_key``, e.g. ``{}/{severity=~"critical|high"}``) and the group-labels
+    part is kept: with the same ``group_by`` on both routes that is the pager's own group key.
+    No route key: the key as received (the PagerDuty config in the same receiver). A key whose
+    split is ambiguous is not rewritten (None): the caller falls back and says so."""
+    group_key, route_key = str(group_key or ""), str(route_key or "").strip()
+    if not route_key or not group_key:
+        return group_key
+    if not (route_key.startswith("{") and route_key.endswith("}")) or group_key.count(ROUTE_SEPARATOR) != 1:
+        return None
+    return route_key + ":" + group_key[group_key.index(ROUTE_SEPARATOR) + 2:]
+
+
+def dedup_key(handle, group_key, incident_key, route_key=""):
     """The incident's dedup_key: the one already used (stable across runs), else Alertmanager's
-    for the alert's group, so the human's incident is the same one, else the incident key."""
+    for the alert's group on the pager's route (``route_key``, see pager_group_key), so the
+    human's incident is the same one, else the incident key."""
     handle = handle if isinstance(handle, dict) else {}
     if handle.get("dedup_key"):
         return str(handle["dedup_key"])
     if group_key:
-        return alertmanager_dedup_key(str(group_key))
+        pager_key = pager_group_key(group_key, route_key)
+        return alertmanager_dedup_key(pager_key if pager_key is not None else str(group_key))
     return str(incident_key)
 
 

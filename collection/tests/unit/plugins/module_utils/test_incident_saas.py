@@ -333,3 +333,38 @@ def test_the_failure_line_masks_a_secret_echoed_back_even_where_it_is_cut() -> N
 )
 def test_a_sink_that_did_not_fail_says_what_it_sent(calls: object, expected: dict) -> None:
     assert saas.sent_summary(calls) == expected
+
+
+PFLOW_KEY = '{}/{alertname=~"RedisDown|BackendServiceDown"}:{alertname="RedisDown", env="prod"}'
+PAGER_ROUTE = '{}/{severity=~"critical|high"}'
+
+
+@pytest.mark.parametrize(
+    ("group_key", "route_key", "expected"),
+    [
+        # No route key: the PagerDuty config is in the pflow-ops receiver, the key as received.
+        (PFLOW_KEY, "", PFLOW_KEY),
+        # Another route: its key, the group labels kept.
+        (PFLOW_KEY, PAGER_ROUTE, PAGER_ROUTE + ':{alertname="RedisDown", env="prod"}'),
+        (PFLOW_KEY, "  " + PAGER_ROUTE + " ", PAGER_ROUTE + ':{alertname="RedisDown", env="prod"}'),
+        ("", PAGER_ROUTE, ""),  # no group key: nothing to rewrite
+        # Ambiguous or malformed: not rewritten (None), the caller keeps the received key.
+        ('{}/{a="}:{"}:{alertname="X"}', PAGER_ROUTE, None),
+        ('{}:{}:{}', PAGER_ROUTE, None),
+        ("no-route-separator", PAGER_ROUTE, None),
+        (PFLOW_KEY, "severity=critical", None),
+    ],
+)
+def test_pager_group_key(group_key: str, route_key: str, expected: str | None) -> None:
+    assert saas.pager_group_key(group_key, route_key) == expected
+
+
+def test_dedup_key_follows_the_pager_route() -> None:
+    pager_key = PAGER_ROUTE + ':{alertname="RedisDown", env="prod"}'
+    assert saas.dedup_key({}, PFLOW_KEY, "INC-1", PAGER_ROUTE) == hashlib.sha256(
+        pager_key.encode()
+    ).hexdigest()
+    # The received key when the rewrite is refused; the stored key always wins.
+    assert saas.dedup_key({}, "odd", "INC-1", PAGER_ROUTE) == hashlib.sha256(b"odd").hexdigest()
+    assert saas.dedup_key({"dedup_key": "kept"}, PFLOW_KEY, "INC-1", PAGER_ROUTE) == "kept"
+    assert saas.dedup_key({}, "", "INC-1", PAGER_ROUTE) == saas.dedup_key({}, "", "INC-1")
