@@ -21,6 +21,9 @@ from pflow_ops.sandbox.errors import SandboxError
 from pflow_ops.sandbox.layout import HOST
 
 FAULT_MAXMEMORY = "16mb"
+FAULT_MAXMEMORY_BYTES = 16 * 1024 * 1024
+OOM_MARGIN = 1024 * 1024
+"""redis-oom fills this far past maxmemory before capping it."""
 EVICTION_KEYS = 8000
 """Working set of the eviction helper: ~18.4 MB with Redis overhead, over 16mb, under 16mb + 25%."""
 CLIENTS_MAX = 32
@@ -58,28 +61,39 @@ def _loader(ctx: Context, name: str, *args: str) -> int:
     return loaders.spawn(ctx.layout, f"cache-{name}", argv)
 
 
+def _used_memory(client: redis.Redis) -> int:
+    return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
+
+
 def _oom(ctx: Context) -> str:
+    """Filled past maxmemory by OOM_MARGIN first, then capped: writes fail however the memory
+    of client buffers, expiring keys or the backend's own cache moves by a few kilobytes (filling
+    just up to the first refused SET left Redis a pipeline buffer under its limit, and a later
+    write could succeed)."""
     client = _client(ctx)
     client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 0)
+    target = FAULT_MAXMEMORY_BYTES + OOM_MARGIN
+    i = 0
+    while _used_memory(client) < target:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(500):
+            pipe.set(f"{PREFIX}oom:{i}", b"x" * 4096)
+            i += 1
+        pipe.execute()
+        if i > 1_000_000:
+            raise SandboxError("Redis memory did not grow while filling it")
     client.config_set("maxmemory", FAULT_MAXMEMORY)
     client.config_rewrite()
-    i = 0
-    # Big values first, then small ones: once even a small SET is refused, used_memory is over
-    # maxmemory and every write fails, whatever its size.
-    for value in (b"x" * 4096, b"x" * 64):
-        while True:
-            pipe = client.pipeline(transaction=False)
-            for _ in range(500):
-                pipe.set(f"{PREFIX}oom:{i}", value)
-                i += 1
-            replies = pipe.execute(raise_on_error=False)
-            if any(isinstance(r, redis.exceptions.ResponseError) for r in replies):
-                break
-            if i > 1_000_000:
-                raise SandboxError("Redis never answered OOM; is maxmemory set?")
+    try:
+        client.set(f"{PREFIX}oom:probe", b"x")
+    except redis.exceptions.OutOfMemoryError:
+        pass
+    else:
+        raise SandboxError("Redis accepted a write over maxmemory; is the policy noeviction?")
     return (
-        f"set maxmemory {FAULT_MAXMEMORY} and maxmemory-policy noeviction (CONFIG REWRITE), "
-        f"filled Redis with {i} keys: writes now fail with OOM"
+        f"filled Redis with {i} keys, then set maxmemory {FAULT_MAXMEMORY} and "
+        "maxmemory-policy noeviction (CONFIG REWRITE): writes now fail with OOM"
     )
 
 

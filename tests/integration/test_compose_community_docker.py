@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ansible_collections
+import ansible
 import pytest
 
 from tests.integration.conftest import ROOT
@@ -30,7 +30,10 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.docker_engine"]
 
 BIN = Path(sys.executable).parent
-BUNDLE = Path(ansible_collections.__path__[0]).parent  # the pinned `ansible` package's collections
+# The pinned `ansible` package's collections sit next to ansible-core in site-packages. Not
+# ansible_collections.__path__[0]: once a test has loaded Ansible's collection finder, that
+# namespace path starts with the checkout's collections/ (the order depends on the tests run before).
+BUNDLE = Path(ansible.__file__).resolve().parent.parent
 CACHED_5 = ROOT / ".cache" / "collections" / "community.docker-5"
 
 PLAYBOOK = """\

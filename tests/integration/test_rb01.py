@@ -123,7 +123,11 @@ def test_dependency_down_escalates_without_restarting(
     assert sandbox.backend_pid() == pid, "the backend must not be restarted"
     assert sandbox.budget_entries() == []
     md = Path(data["report"]["md"]).read_text()
-    assert "## Escalation" in md and "Escalation path (RB-01)" in md
+    assert "## Escalation" in md
+    # The path links the runbook page's escalation section when the report knows its URL.
+    url = data.get("runbook_url") or ""
+    path = f"[RB-01]({url}#escalation)" if url else "RB-01"
+    assert f"Escalation path ({path}):" in md
 
 
 def test_check_mode_diagnoses_for_real_and_changes_nothing(sandbox: Stack) -> None:
