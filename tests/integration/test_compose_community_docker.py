@@ -32,7 +32,7 @@ pytest_plugins = ["tests.integration.docker_engine"]
 BIN = Path(sys.executable).parent
 # The pinned `ansible` package's collections sit next to ansible-core in site-packages. Not
 # ansible_collections.__path__[0]: once a test has loaded Ansible's collection finder, that
-# namespace path starts with the checkout's collections/ (the order depends on the tests run before).
+# namespace path starts with the checkout's collections/ (it depends on the tests run before).
 BUNDLE = Path(ansible.__file__).resolve().parent.parent
 CACHED_5 = ROOT / ".cache" / "collections" / "community.docker-5"
 
