@@ -55,6 +55,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def receiver(tmp: Path, code: Path) -> Iterator[int]:
+    """The receiver of ``code`` (a checkout or an extracted commit) with that code's own catalogue
+    and inventories: a newer catalogue need not parse with an older receiver."""
     port = free_port()
     fake = tmp / "fake_alert.py"
     fake.write_text(FAKE_ALERT)
@@ -63,7 +65,7 @@ def receiver(tmp: Path, code: Path) -> Iterator[int]:
         "PFLOW_OPS_HOME": str(tmp / "home"),
         "PFLOW_OPS_RECEIVER_TOKEN": TOKEN,
         "PYTHONPATH": str(code),
-        PROJECT_ENV: str(ROOT),  # the catalogue and playbooks of this checkout
+        PROJECT_ENV: str(code),
     }
     argv = [sys.executable, "-m", "pflow_ops.receiver", "--port", str(port)]
     argv += ["--launcher-cmd", f"{sys.executable} {fake}"]
@@ -276,8 +278,9 @@ def main() -> None:
     run("this receiver", ROOT, args)
     if args.old:
         with tempfile.TemporaryDirectory(prefix="pflow-old-") as old:
+            # The whole tree: that receiver loads collection files and its own catalogue.
             archive = subprocess.run(
-                ["git", "archive", OLD_COMMIT, "pflow_ops"],
+                ["git", "archive", OLD_COMMIT],
                 cwd=ROOT,
                 capture_output=True,
                 check=True,
