@@ -12,6 +12,9 @@ records (:mod:`pflow_ops.receiver.policy` writes them):
 - ``skipped``, ``cancelled``: its queued run never started, with the reason;
 - ``pending``, ``running``: still queued (or throttled) or running when the journal ends.
 
+``not_started`` lists every fate but ``started``, ``covered`` and ``running`` (their run did
+start): the alerts the receiver did not act on, and those whose run was refused.
+
 Read only, never the receiver's lock: the live file and its compaction archives (gzip), oldest
 first. A torn or corrupt line, or a cut-short archive, is counted and skipped, never fatal.
 :func:`summarize` is pure: records in, the review's ``receiver`` section out.
@@ -218,7 +221,7 @@ def summarize(
     alerts = [a for a in state.alerts.values() if start <= a.ts <= end]
     runs = [r for r in state.runs.values() if start <= r.ts <= end]
     fates = Counter(a.fate for a in alerts)
-    acted = ("started", "covered")
+    acted = ("started", "covered", "running")
     return {
         "journals": [
             {"env": s.env, "path": str(s.path), "records": s.records, "corrupt_lines": s.corrupt}

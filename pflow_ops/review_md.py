@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+
+def code(text: str) -> str:
+    """``text`` as an inline code span: an alert name from the journal (any text a sender chose)
+    reads literally in every Markdown renderer, never as HTML or markup. Whitespace runs become
+    one space (a newline would end the list item)."""
+    flat = " ".join(text.split()) or "(no name)"
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", flat)), default=0) + 1)
+    return (
+        f"{fence} {flat} {fence}"
+        if flat.startswith("`") or flat.endswith("`")
+        else fence + flat + fence
+    )
 
 
 def _seconds(value: Any) -> str:
@@ -66,12 +80,13 @@ def receiver_md(r: dict[str, Any]) -> list[str]:
     ] or ["- No receiver journal found"]
     out += ["", "Runs the receiver started:"]
     out += [
-        f"- {i['count']} x {i['runbook']} for {i['alertname']}: {i['outcome']}" for i in r["runs"]
+        f"- {i['count']} x {i['runbook']} for {code(i['alertname'])}: {i['outcome']}"
+        for i in r["runs"]
     ] or ["- none"]
     out += ["", "Alerts that started no run, and why:"]
     out += [
-        f"- {i['count']} x {i['alertname'] or '(no name)'}: {i['fate']}"
-        + (f" ({i['reason']})" if i["reason"] else "")
+        f"- {i['count']} x {code(i['alertname'])}: {i['fate']}"
+        + (f" ({' '.join(i['reason'].split())})" if i["reason"] else "")
         for i in r["not_started"]
     ] or ["- none"]
     return out

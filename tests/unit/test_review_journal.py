@@ -136,8 +136,6 @@ def test_every_alert_has_its_fate(tmp_path: Path) -> None:
         ("pending", "DatabaseSlowQueries"): "queued",
         ("refused", "DatabaseSlowQueries"): "restart budget spent",
         ("resolved", "BackendServiceDown"): "cancelled queued work",
-        ("running", "BackendServiceDown"): "its run had not finished when the journal ends",
-        ("running", "HighErrorRate"): "its run had not finished when the journal ends",
         ("skipped", "DatabaseSlowQueries"): "silenced",
     }
 
@@ -222,7 +220,23 @@ def test_hostile_values_are_escaped_in_html_and_never_evaluated(tmp_path: Path) 
     assert "<h2>Alerts received (the receiver journal)</h2>" in page
     assert "<td>restart budget spent</td>" in page
     md = review_md.to_markdown(data)
-    assert f"- 1 x {SCRIPT}: ignored (bad_alertname)" in md  # Markdown carries text as it came
+    assert f"- 1 x `{SCRIPT}`: ignored (bad_alertname)" in md  # a code span: read, never run
+    assert "- 1 x `DatabaseSlowQueries`: refused (restart budget spent)" in md
+    assert "- 1 x RB-01 for `BackendServiceDown`: recovered" in md
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("BackendServiceDown", "`BackendServiceDown`"),
+        ("a`b", "``a`b``"),
+        ("`x``", "``` `x`` ```"),
+        ("two\n- lines", "`two - lines`"),
+        ("", "`(no name)`"),
+    ],
+)
+def test_markdown_shows_alert_names_as_code(text: str, span: str) -> None:
+    assert review_md.code(text) == span
 
 
 def test_html_without_plot_or_rows() -> None:
