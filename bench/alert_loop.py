@@ -18,7 +18,7 @@ printed: its key (the alert's fingerprint), each document's sinks, the Alerta al
 (status, notes) and the emails of its thread.
 With --keep DIR, the review of the bench run (`pflow-ops review --save DIR`: the run reports and
 the receiver journal of its state directory) is saved in DIR (review.md, .html, .png, .json)
-before the sandbox is purged, and the paths are printed.
+before the sandbox is purged, and the paths are printed; a failed bench keeps it too.
 The sandbox is stopped and purged at the end.
 Usage: .venv/bin/python bench/alert_loop.py [--notifications N] [--concurrency N] [--faults F,...]
                                             [--no-sinks] [--keep DIR]
@@ -278,9 +278,9 @@ def main() -> int:
             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
             f"wall {result.wall_s:.2f} s, statuses {dict(result.statuses)}"
         )
-        if args.keep is not None:
-            keep_review(env, args.keep)
     finally:
+        if args.keep is not None:  # a failed bench's review too: the journal says what happened
+            keep_review(env, args.keep)
         sinks_on.close()  # Alerta first: its database is on the sandbox's PostgreSQL
         subprocess.run([PFLOW, "sandbox", "down", "--purge"], env=env, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
