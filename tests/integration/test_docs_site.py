@@ -122,13 +122,17 @@ def test_the_index_links_every_runbook_and_a_screenshot(
 
 
 def test_the_review_page_shows_hostile_alert_names_as_text(
-    browser: webdriver.Chrome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`pflow-ops review --save`'s HTML in the browser: the plot (a data: URI) is drawn, and an
     alert named `<script>...` is shown as those characters, never run."""
     monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path))
     generate(tmp_path, offset=time.time() - T)  # a receiver journal with every alert fate
     assert cli.main(["review", "--save", str(tmp_path / "review")]) == 0
+    assert "Alerts that started no run, and why:" in capsys.readouterr().out
     browser.get((tmp_path / "review" / "review.html").as_uri())
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1"))
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Runbook review")
