@@ -16,9 +16,12 @@ alerta-server on the sandbox's PostgreSQL, from .venv-alerta), configured in the
 inventory of a project copy the receiver runs from; after each fault the incident record is
 printed: its key (the alert's fingerprint), each document's sinks, the Alerta alert read back
 (status, notes) and the emails of its thread.
+With --keep DIR, the review of the bench run (`pflow-ops review --save DIR`: the run reports and
+the receiver journal of its state directory) is saved in DIR (review.md, .html, .png, .json)
+before the sandbox is purged, and the paths are printed; a failed bench keeps it too.
 The sandbox is stopped and purged at the end.
 Usage: .venv/bin/python bench/alert_loop.py [--notifications N] [--concurrency N] [--faults F,...]
-                                            [--no-sinks]
+                                            [--no-sinks] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -192,6 +195,25 @@ def show_incident(env: dict[str, str], sinks: Sinks, key: str | None) -> None:
         print(f"      email: {len(thread)} messages, first: {thread[0]['Subject']}")
 
 
+def keep_review(env: dict[str, str], keep: Path) -> None:
+    """Save the bench run's review in ``keep`` and print where (and its receiver summary)."""
+    proc = subprocess.run(
+        [PFLOW, "review", "--save", str(keep), "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(f"review: pflow-ops review exited {proc.returncode}: {proc.stderr.strip()}")
+        return
+    receiver = json.loads(proc.stdout)["receiver"]
+    print(f"review of this bench run: {receiver['alerts']} alerts, fates {receiver['fates']}")
+    for name in ("review.md", "review.html", "review.png", "review.json"):
+        print(f"  {keep.resolve() / name}")
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:7.1f}"
 
@@ -203,6 +225,12 @@ def main() -> int:
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument(
         "--no-sinks", action="store_true", help="the timings alone, no incident sinks"
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        type=Path,
+        help="save the review of this bench run (md, html, png, json) in DIR",
     )
     args = parser.parse_args()
     # Killed with SIGTERM, still take the sandbox down (the finally below).
@@ -251,6 +279,8 @@ def main() -> int:
             f"wall {result.wall_s:.2f} s, statuses {dict(result.statuses)}"
         )
     finally:
+        if args.keep is not None:  # a failed bench's review too: the journal says what happened
+            keep_review(env, args.keep)
         sinks_on.close()  # Alerta first: its database is on the sandbox's PostgreSQL
         subprocess.run([PFLOW, "sandbox", "down", "--purge"], env=env, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)

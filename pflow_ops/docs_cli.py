@@ -59,32 +59,47 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def add_review_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", default="30d", help="the period: 30d (default), 12h, 2w")
-    p.add_argument("--output", choices=["md", "json"], default="md")
+    p.add_argument(
+        "--output",
+        choices=["md", "json", "html"],
+        default="md",
+        help="md (default), json, or html (one self-contained page, the plot embedded)",
+    )
     p.add_argument(
         "--save",
         metavar="DIR",
-        help="also write DIR/review.json, DIR/review.md and DIR/review.png (embedded in the md)",
+        help="also write DIR/review.json, review.md, review.html and review.png (embedded in both)",
     )
 
 
 def cmd_review(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from pflow_ops import catalogue, review, review_md
-    from pflow_ops.paths import runs_dir
+    from pflow_ops import catalogue, review, review_html, review_journal, review_md
+    from pflow_ops.paths import runs_dir, state_home
 
     days = review.since_days(args.since)
-    data = review.review(catalogue.load(), review.load_reports(runs_dir()), datetime.now(UTC), days)
-    if args.save:
+    now = datetime.now(UTC)
+    data = review.review(catalogue.load(), review.load_reports(runs_dir()), now, days)
+    sources, records = review_journal.load(state_home() / "receiver")
+    end = now.timestamp()
+    data["receiver"] = review_journal.summarize(sources, records, end - days * 86400, end)
+    png = b""
+    if args.save or args.output == "html":
         from pflow_ops import review_plot
 
+        png = review_plot.png_bytes(data)
+    if args.save:
         out = Path(args.save)
         out.mkdir(parents=True, exist_ok=True)
-        review_plot.plot(data, out / "review.png")
+        (out / "review.png").write_bytes(png)
         (out / "review.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         (out / "review.md").write_text(review_md.to_markdown(data, "review.png"), encoding="utf-8")
+        (out / "review.html").write_text(review_html.to_html(data, png), encoding="utf-8")
     if args.output == "json":
         console.emit_json(data)
+    elif args.output == "html":
+        console.write(review_html.to_html(data, png))
     else:
         console.write(review_md.to_markdown(data))
     return OK

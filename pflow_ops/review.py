@@ -5,7 +5,8 @@ recovered runs' durations), escalations with their reasons, budget refusals and 
 most frequent findings, the checks that never crossed their threshold, the alerts that started
 runs (and those that started none), and the catalogue steps whose phase never ran in the period
 (input for "update procedures based on new learnings"). Pure functions of the
-reports' JSON; the CLI reads ``runs/*/report.json`` and renders JSON or Markdown.
+reports' JSON; the CLI reads ``runs/*/report.json``, adds the receiver journal's section
+(:mod:`pflow_ops.review_journal`) and renders JSON, Markdown or HTML.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ the plot shows when and whether recovery time drifts. matplotlib, imported only 
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pflow_ops.errors import UsageError
 
@@ -21,7 +22,14 @@ COLOURS = {
 MARKERS = ("o", "s", "^", "D", "v")
 
 
-def plot(data: dict[str, Any], path: Path) -> None:
+def png_bytes(data: dict[str, Any]) -> bytes:
+    """The PNG in memory (the HTML review embeds it)."""
+    buf = io.BytesIO()
+    plot(data, buf)
+    return buf.getvalue()
+
+
+def plot(data: dict[str, Any], path: Path | IO[bytes]) -> None:
     """Write the PNG: run duration (s) against start time, per runbook and outcome."""
     try:
         import matplotlib

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,8 +23,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pflow_ops import catalogue, docs
+from pflow_ops import catalogue, cli, docs
 from tests.integration.conftest import ROOT, Stack
+from tests.unit.test_review_journal import SCRIPT, T, generate
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -117,6 +119,27 @@ def test_the_index_links_every_runbook_and_a_screenshot(
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_the_review_page_shows_hostile_alert_names_as_text(
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`pflow-ops review --save`'s HTML in the browser: the plot (a data: URI) is drawn, and an
+    alert named `<script>...` is shown as those characters, never run."""
+    monkeypatch.setenv("PFLOW_OPS_HOME", str(tmp_path))
+    generate(tmp_path, offset=time.time() - T)  # a receiver journal with every alert fate
+    assert cli.main(["review", "--save", str(tmp_path / "review")]) == 0
+    assert "Alerts that started no run, and why:" in capsys.readouterr().out
+    browser.get((tmp_path / "review" / "review.html").as_uri())
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1"))
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Runbook review")
+    img = browser.find_element(By.TAG_NAME, "img")
+    assert browser.execute_script("return arguments[0].naturalWidth", img) > 100
+    assert SCRIPT in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.TAG_NAME, "script") == []
 
 
 def test_the_manual_diagnosis_queries_run_in_psql(stack: Stack) -> None:
