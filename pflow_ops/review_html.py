@@ -106,7 +106,8 @@ def to_html(data: dict[str, Any], png: bytes | None = None) -> str:
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f"<p>{esc(p['runs'])} run(s) in the period ({esc(days)} days), "
-        "from the run reports (<code>runs/</code>) and the receiver journal.</p>",
+        "from the run reports (<code>runs/</code>)"
+        + (" and the receiver journal.</p>" if "receiver" in data else ".</p>"),
     ]
     if png:
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -98,7 +98,8 @@ def to_markdown(data: dict[str, Any], plot: str = "") -> str:
     out = [
         f"# Runbook review {p['from'][:10]} to {p['to'][:10]}",
         "",
-        f"{p['runs']} run(s) in the period ({p['days']:g} days), from the run reports (`runs/`).",
+        f"{p['runs']} run(s) in the period ({p['days']:g} days), from the run reports (`runs/`)"
+        + (" and the receiver journal." if "receiver" in data else "."),
     ]
     if plot:
         out += ["", f"![Run duration and outcome over the period]({plot})"]

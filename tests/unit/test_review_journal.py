@@ -223,6 +223,7 @@ def test_hostile_values_are_escaped_in_html_and_never_evaluated(tmp_path: Path) 
     assert f"- 1 x `{SCRIPT}`: ignored (bad_alertname)" in md  # a code span: read, never run
     assert "- 1 x `DatabaseSlowQueries`: refused (restart budget spent)" in md
     assert "- 1 x RB-01 for `BackendServiceDown`: recovered" in md
+    assert "from the run reports (`runs/`) and the receiver journal." in md
 
 
 @pytest.mark.parametrize(
@@ -243,6 +244,8 @@ def test_html_without_plot_or_rows() -> None:
     data = review.review(catalogue.load(), [], NOW, 30)
     page = review_html.to_html(data)
     assert "<img" not in page and "Alerts received" not in page
+    assert "from the run reports (<code>runs/</code>).</p>" in page  # no journal, not named
+    assert "from the run reports (`runs/`)." in review_md.to_markdown(data)
     assert page.count("<p>none</p>") == 9  # three counted tables per runbook, all empty
 
 
