@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import psutil
 
 _GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+T = TypeVar("T")
 
 
 def _process(pid: int) -> psutil.Process | None:
@@ -20,25 +22,24 @@ def _process(pid: int) -> psutil.Process | None:
         return None
 
 
-def start_time(pid: int) -> int | None:
-    """Start time in hundredths of a second since the epoch, or None when the pid is gone."""
+def _read(pid: int, read: Callable[[psutil.Process], T], gone: T) -> T:
+    """``read(process)``, or ``gone`` when the pid is gone or not ours to read."""
     proc = _process(pid)
     if proc is None:
-        return None
+        return gone
     try:
-        return round(proc.create_time() * 100)
-    except _GONE:
-        return None
+        return read(proc)
+    except (*_GONE, OSError):
+        return gone
+
+
+def start_time(pid: int) -> int | None:
+    """Start time in hundredths of a second since the epoch, or None when the pid is gone."""
+    return _read(pid, lambda proc: round(proc.create_time() * 100), None)
 
 
 def _status(pid: int) -> str | None:
-    proc = _process(pid)
-    if proc is None:
-        return None
-    try:
-        return str(proc.status())
-    except _GONE:
-        return None
+    return _read(pid, lambda proc: str(proc.status()), None)
 
 
 def is_stopped(pid: int) -> bool:
@@ -47,34 +48,16 @@ def is_stopped(pid: int) -> bool:
 
 
 def parent_pid(pid: int) -> int | None:
-    proc = _process(pid)
-    if proc is None:
-        return None
-    try:
-        return int(proc.ppid())
-    except _GONE:
-        return None
+    return _read(pid, lambda proc: int(proc.ppid()), None)
 
 
 def cmdline(pid: int) -> str:
-    proc = _process(pid)
-    if proc is None:
-        return ""
-    try:
-        return " ".join(proc.cmdline()).strip()
-    except _GONE:
-        return ""
+    return _read(pid, lambda proc: " ".join(proc.cmdline()).strip(), "")
 
 
 def cwd(pid: int) -> str:
     """The working directory of ``pid`` ("" when it is gone or not ours to read)."""
-    proc = _process(pid)
-    if proc is None:
-        return ""
-    try:
-        return str(proc.cwd())
-    except (*_GONE, OSError):
-        return ""
+    return _read(pid, lambda proc: str(proc.cwd()), "")
 
 
 def is_alive(pid: int) -> bool:
