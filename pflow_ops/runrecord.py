@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import psutil
+
 from pflow_ops import outcome, paths
 from pflow_ops.runner import EventConsumer, RunResult
 
@@ -48,11 +50,11 @@ def write_private(path: Path, text: str) -> None:
 
 
 def _start_time(pid: int) -> str:
-    """The process's start time (clock ticks since boot): a pid reused later does not match."""
+    """The process's start time (hundredths of a second since the epoch, through psutil): a pid
+    reused later does not match."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        return str(round(psutil.Process(pid).create_time() * 100))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return ""
 
 
@@ -84,15 +86,11 @@ def _playbook_lives(run_id: str) -> bool:
     their command lines carry the run id and ansible-playbook)."""
     if not run_id:
         return False
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            if run_id.encode() in cmdline and b"ansible-playbook" in cmdline:
-                return True
-        except OSError:
-            continue
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] != me and run_id in line and "ansible-playbook" in line:
+            return True
     return False
 
 

@@ -30,7 +30,8 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
+
+import psutil
 
 PR_SET_PDEATHSIG = 1
 GRACE_S = 3.0
@@ -63,24 +64,10 @@ def _hold(path: str, run_id: str) -> int:
 def _descendants(root: int) -> set[int]:
     """Every live process below ``root`` (ansible's workers start their own sessions, so the
     process group alone does not reach them)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    try:
+        return {child.pid for child in psutil.Process(root).children(recursive=True)}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
 
 
 def _signal_all(pids: set[int], signum: int) -> None:
@@ -95,7 +82,7 @@ def _stop_run() -> None:
     tree = _descendants(os.getpid())
     _signal_all(tree, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in tree):
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in tree):
         tree |= _descendants(os.getpid())
         time.sleep(0.1)
     _signal_all(tree | _descendants(os.getpid()), signal.SIGKILL)
@@ -118,15 +105,11 @@ def _remove(path: str) -> None:
 def children() -> list[int]:
     """This process's watchdog children (one per run)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in psutil.Process().children():
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-            if ppid == os.getpid() and b"watchdog.py" in cmdline:
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
+            if any("watchdog.py" in part for part in child.cmdline()):
+                found.append(child.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
 

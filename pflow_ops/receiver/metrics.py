@@ -1,29 +1,30 @@
-"""The receiver's own Prometheus metrics, in the text exposition format (version 0.0.4).
+"""The receiver's own Prometheus metrics, exposed by prometheus_client (text format 0.0.4).
 
 Counters live in memory and restart at zero with the receiver: Prometheus treats that as a
 counter reset. Label values come from the catalogue and a fixed set of reasons, never from an
-alert's labels, and are escaped anyway.
+alert's labels; prometheus_client escapes them. The values are kept here (their label sets vary
+by counter and are only known when first counted) and handed to prometheus_client as metric
+families at each scrape by a custom collector, so formatting and escaping are the library's.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 PREFIX = "pflow_receiver"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
-
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs) + "}"
+# Our counters restart with the process; the extra *_created series would only add noise
+# (the function is untyped upstream).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def _num(value: float) -> str:
@@ -60,66 +61,71 @@ class Metrics:
             return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
     def render(self, queue_depth: int, running: int) -> str:
-        out: list[str] = []
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(lambda: self._families(queue_depth, running)))
+        return generate_latest(registry).decode()
+
+    def _families(self, queue_depth: int, running: int) -> list[Metric]:
+        out: list[Metric] = []
         with self._lock:
             for name, help_text in _COUNTERS:
                 full = f"{PREFIX}_{name}"
-                out += [f"# HELP {full} {help_text}", f"# TYPE {full} counter"]
+                family = Metric(full.removesuffix("_total"), help_text, "counter")
                 series = self._counters.get(name) or {}
                 if not series and name in _UNLABELLED:
-                    out.append(f"{full} 0")
+                    family.add_sample(full, {}, 0.0)
                 for key, value in sorted(series.items()):
-                    out.append(f"{full}{_labels(key)} {_num(value)}")
-            out += self._histogram()
-        out += _gauge("queue_depth", "Alerts queued, waiting for their run", queue_depth)
-        out += _gauge("runs_in_progress", "Runs in progress", running)
+                    family.add_sample(full, dict(key), value)
+                out.append(family)
+            out.append(self._histogram())
+        out.append(_gauge("queue_depth", "Alerts queued, waiting for their run", queue_depth))
+        out.append(_gauge("runs_in_progress", "Runs in progress", running))
         out += self._read_gauges()
         out += self._policy_gauges()
-        return "\n".join(out) + "\n"
+        return out
 
     # -- HTTP server (issue 14, part 2): gauges read when scraped ----------------------------
     def gauge(self, name: str, help_text: str, read: Callable[[], int]) -> None:
         """Register a gauge whose value ``read()`` gives at each scrape (e.g. connections)."""
         self._gauges[name] = (help_text, read)
 
-    def _read_gauges(self) -> list[str]:
-        out: list[str] = []
-        for name, (help_text, read) in sorted(self._gauges.items()):
-            out += _gauge(name, help_text, read())
-        return out
+    def _read_gauges(self) -> list[Metric]:
+        return [_gauge(name, text, read()) for name, (text, read) in sorted(self._gauges.items())]
 
     # -- end of the HTTP server's part --------------------------------------------------------
 
-    def _histogram(self) -> list[str]:
-        full = f"{PREFIX}_run_duration_seconds"
-        out = [
-            f"# HELP {full} Duration of the runs the receiver launched",
-            f"# TYPE {full} histogram",
-        ]
-        for bound, count in zip(DURATION_BUCKETS, self._buckets, strict=True):
-            out.append(f'{full}_bucket{{le="{_num(bound)}"}} {count}')
-        out.append(f'{full}_bucket{{le="+Inf"}} {self._duration_count}')
-        out.append(f"{full}_sum {_num(round(self._duration_sum, 3))}")
-        out.append(f"{full}_count {self._duration_count}")
-        return out
+    def _histogram(self) -> HistogramMetricFamily:
+        cumulative = list(zip((_num(b) for b in DURATION_BUCKETS), self._buckets, strict=True))
+        return HistogramMetricFamily(
+            f"{PREFIX}_run_duration_seconds",
+            "Duration of the runs the receiver launched",
+            buckets=[*cumulative, ("+Inf", self._duration_count)],
+            sum_value=round(self._duration_sum, 3),
+        )
 
     # -- the policy's gauges (pause switch) -------------------------------------------------
     def set_gauge(self, name: str, value: float) -> None:
         with self._lock:
             self._set_gauges[name] = value
 
-    def _policy_gauges(self) -> list[str]:
+    def _policy_gauges(self) -> list[Metric]:
         with self._lock:
             values = dict(self._set_gauges)
-        out: list[str] = []
-        for name, help_text in _POLICY_GAUGES:
-            out += _gauge(name, help_text, int(values.get(name, 0)))
-        return out
+        return [_gauge(name, text, int(values.get(name, 0))) for name, text in _POLICY_GAUGES]
 
 
-def _gauge(name: str, help_text: str, value: int) -> list[str]:
-    full = f"{PREFIX}_{name}"
-    return [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {value}"]
+def _gauge(name: str, help_text: str, value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", help_text, value=value)
+
+
+class _Families(Collector):
+    """A prometheus_client collector that yields the families read at scrape time."""
+
+    def __init__(self, read: Callable[[], list[Metric]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._read()
 
 
 _COUNTERS = (

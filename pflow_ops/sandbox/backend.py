@@ -29,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pflow_ops.sandbox.metrics import Metrics
+from pflow_ops.sandbox.metrics import CONTENT_TYPE, Metrics
 from pflow_ops.sandbox.pgpool import PgPool, PoolExhausted
 
 LOG = logging.getLogger("pivotal-flow-backend")
@@ -167,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
             status, health = app.health()
             return "/health", status, json.dumps(health), "application/json"
         if path == "/metrics":
-            return "/metrics", 200, app.metrics.render(), "text/plain; version=0.0.4"
+            return "/metrics", 200, app.metrics.render(), CONTENT_TYPE
         if path == "/api/items" or path.startswith("/api/items/"):
             route = "/api/items" if path == "/api/items" else "/api/items/:id"
             status, data = self._api(path, query)

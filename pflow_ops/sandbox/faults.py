@@ -50,7 +50,7 @@ def _crash(ctx: Context) -> str:
 def _hang(ctx: Context) -> str:
     pid = ctx.running_pid("backend")
     procs.send(pid, signal.SIGSTOP)
-    if not _until(lambda: procs.proc_state(pid) == "T"):
+    if not _until(lambda: procs.is_stopped(pid)):
         raise SandboxError(f"backend (pid {pid}) did not stop after SIGSTOP")
     port = ctx.state.ports.backend
     return f"stopped backend (pid {pid}) with SIGSTOP; port {port} accepts TCP but never answers"
@@ -108,7 +108,7 @@ def _heal_backend_process(ctx: Context) -> list[str]:
     if info["statename"] != "RUNNING":
         return []
     pid, actions = int(info["pid"]), []
-    if procs.proc_state(pid) == "T":
+    if procs.is_stopped(pid):
         procs.send(pid, signal.SIGCONT)
         actions.append(f"resumed backend (pid {pid}) with SIGCONT")
     procs.send(pid, signal.SIGUSR2)

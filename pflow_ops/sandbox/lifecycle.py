@@ -259,7 +259,7 @@ def _programs_status(sv: Supervisor, layout: Layout) -> dict[str, dict[str, Any]
             "pid": int(info["pid"]) or None,
             "uptime_s": round(now - info["start"], 1) if running else None,
             "exitstatus": None if running else info["exitstatus"],
-            "stopped": running and procs.proc_state(int(info["pid"])) == "T",
+            "stopped": running and procs.is_stopped(int(info["pid"])),
             "description": info["description"],
             "log_file": str(layout.log(info["name"])),
         }
@@ -318,7 +318,7 @@ def _stop(layout: Layout, state: SandboxState | None) -> None:
             supervisord_pid = sv.pid()
             for info in sv.all_info():
                 # A SIGSTOPped program would sit out stopwaitsecs before SIGKILL: resume it.
-                if info["pid"] and procs.proc_state(int(info["pid"])) == "T":
+                if info["pid"] and procs.is_stopped(int(info["pid"])):
                     procs.send(int(info["pid"]), signal.SIGCONT)
             sv.stop_all()
             sv.shutdown()

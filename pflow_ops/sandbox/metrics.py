@@ -1,4 +1,9 @@
-"""Hand-written Prometheus text exposition for the reference backend (no prometheus_client)."""
+"""The reference backend's Prometheus metrics, exposed by prometheus_client (text format 0.0.4).
+
+The values are kept here, under one lock, and handed to prometheus_client as metric families at
+each scrape (a custom collector): the families and names are the Node.js service's, which the
+alert rules and dashboards read, and the library does the formatting and escaping.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,28 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+# The Node.js service has no *_created series either (the function is untyped upstream).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def _fmt(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(pairs: dict[str, str]) -> str:
-    return ",".join(f'{key}="{_escape(val)}"' for key, val in pairs.items())
+def _le(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
 
 
 class Metrics:
@@ -74,45 +83,61 @@ class Metrics:
         return hits / total if total else math.nan
 
     def render(self) -> str:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(self._families))
+        return generate_latest(registry).decode()
+
+    def _families(self) -> list[Metric]:
         with self._lock:
             requests = sorted(self._requests.items())
             buckets = list(self._bucket_counts)
             dsum, dcount = self._duration_sum, self._duration_count
             cache = dict(self._cache)
-        out = [
-            "# HELP http_requests_total HTTP requests served, by method, route and status.",
-            "# TYPE http_requests_total counter",
-        ]
-        for (method, route, status), count in requests:
-            labels = _labels({"method": method, "route": route, "status": status})
-            out.append(f"http_requests_total{{{labels}}} {count}")
-        out += [
-            "# HELP http_request_duration_seconds HTTP request latency.",
-            "# TYPE http_request_duration_seconds histogram",
-        ]
-        for bound, count in zip(BUCKETS, buckets, strict=True):
-            out.append(f'http_request_duration_seconds_bucket{{le="{_fmt(bound)}"}} {count}')
-        out.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {dcount}')
-        out.append(f"http_request_duration_seconds_sum {_fmt(dsum)}")
-        out.append(f"http_request_duration_seconds_count {dcount}")
-        out += self._cache_lines(cache)
-        out += [
-            "# HELP process_start_time_seconds Start time of the process since unix epoch.",
-            "# TYPE process_start_time_seconds gauge",
-            f"process_start_time_seconds {_fmt(round(self.start_time, 3))}",
-        ]
-        return "\n".join(out) + "\n"
+        served = CounterMetricFamily(
+            "http_requests_total",
+            "HTTP requests served, by method, route and status.",
+            labels=["method", "route", "status"],
+        )
+        for key, count in requests:
+            served.add_metric(list(key), count)
+        latency = HistogramMetricFamily(
+            "http_request_duration_seconds",
+            "HTTP request latency.",
+            buckets=[
+                *((_le(b), n) for b, n in zip(BUCKETS, buckets, strict=True)),
+                ("+Inf", dcount),
+            ],
+            sum_value=dsum,
+        )
+        started = GaugeMetricFamily(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch.",
+            value=round(self.start_time, 3),
+        )
+        return [served, latency, *self._cache_families(cache), started]
 
-    def _cache_lines(self, cache: dict[str, int]) -> list[str]:
-        lines = [
-            "# HELP pivotal_cache_hit_rate Share of API cache lookups answered from the cache "
-            "over the last minute.",
-            "# TYPE pivotal_cache_hit_rate gauge",
-            f'pivotal_cache_hit_rate{{cache_type="redis"}} {_fmt(self.hit_rate())}',
-            "# HELP pivotal_cache_lookups_total API cache lookups by result.",
-            "# TYPE pivotal_cache_lookups_total counter",
-        ]
+    def _cache_families(self, cache: dict[str, int]) -> list[Metric]:
+        rate = GaugeMetricFamily(
+            "pivotal_cache_hit_rate",
+            "Share of API cache lookups answered from the cache over the last minute.",
+            labels=["cache_type"],
+        )
+        rate.add_metric(["redis"], self.hit_rate())
+        lookups = CounterMetricFamily(
+            "pivotal_cache_lookups_total",
+            "API cache lookups by result.",
+            labels=["cache_type", "result"],
+        )
         for result in ("hit", "miss", "error"):
-            labels = _labels({"cache_type": "redis", "result": result})
-            lines.append(f"pivotal_cache_lookups_total{{{labels}}} {cache[result]}")
-        return lines
+            lookups.add_metric(["redis", result], cache[result])
+        return [rate, lookups]
+
+
+class _Families(Collector):
+    """A prometheus_client collector that yields the families read at scrape time."""
+
+    def __init__(self, read: Callable[[], list[Metric]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._read()

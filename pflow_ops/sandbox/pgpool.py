@@ -1,4 +1,10 @@
-"""A small thread-safe PostgreSQL pool that drops broken connections instead of reusing them."""
+"""A small thread-safe PostgreSQL pool that drops broken connections instead of reusing them.
+
+Hand-written on purpose (issue 17): the maintained pool, ``psycopg_pool``, works with psycopg 3
+connections only, and the sandbox backend, the community.postgresql modules and this project's
+own modules use psycopg2; psycopg2's own ``ThreadedConnectionPool`` raises at once when
+exhausted and hands out dead connections after a database restart (see ``PgPool``).
+"""
 
 from __future__ import annotations
 

@@ -1,65 +1,69 @@
-"""Process bookkeeping through /proc: identity (pid + start time), trees, and termination."""
+"""Process bookkeeping: identity (pid + start time), trees, and termination, read through psutil
+(issue 17: no /proc parsing of our own)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-PROC = Path("/proc")
+import psutil
+
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+T = TypeVar("T")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _process(pid: int) -> psutil.Process | None:
     try:
-        raw = (PROC / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
+        return psutil.Process(pid)
+    except (*_GONE, ValueError):
         return None
-    # comm (field 2) is parenthesised and may contain spaces: split after the last ')'.
-    head, _, tail = raw.rpartition(")")
-    if not head:
-        return None
-    return tail.split()
+
+
+def _read(pid: int, read: Callable[[psutil.Process], T], gone: T) -> T:
+    """``read(process)``, or ``gone`` when the pid is gone or not ours to read."""
+    proc = _process(pid)
+    if proc is None:
+        return gone
+    try:
+        return read(proc)
+    except (*_GONE, OSError):
+        return gone
 
 
 def start_time(pid: int) -> int | None:
-    """Start time in clock ticks since boot (stat field 22), or None when the pid is gone."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
+    """Start time in hundredths of a second since the epoch, or None when the pid is gone."""
+    return _read(pid, lambda proc: round(proc.create_time() * 100), None)
 
 
-def proc_state(pid: int) -> str | None:
-    """The one-letter scheduler state (R, S, T for stopped, Z for zombie, ...)."""
-    fields = _stat_fields(pid)
-    return fields[0] if fields else None
+def _status(pid: int) -> str | None:
+    return _read(pid, lambda proc: str(proc.status()), None)
+
+
+def is_stopped(pid: int) -> bool:
+    """Stopped by a signal (SIGSTOP, or a tracer)."""
+    return _status(pid) in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
 def parent_pid(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if fields and len(fields) > 1 else None
+    return _read(pid, lambda proc: int(proc.ppid()), None)
 
 
 def cmdline(pid: int) -> str:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return _read(pid, lambda proc: " ".join(proc.cmdline()).strip(), "")
 
 
 def cwd(pid: int) -> str:
     """The working directory of ``pid`` ("" when it is gone or not ours to read)."""
-    try:
-        return os.readlink(PROC / str(pid) / "cwd")
-    except OSError:
-        return ""
+    return _read(pid, lambda proc: str(proc.cwd()), "")
 
 
 def is_alive(pid: int) -> bool:
     """True for a live process; zombies count as gone (they hold no resources but a pid)."""
-    state = proc_state(pid)
-    return state is not None and state not in ("Z", "X")
+    status = _status(pid)
+    return status is not None and status not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def identity(pid: int) -> list[int] | None:
@@ -75,24 +79,21 @@ def same_process(ident: list[int]) -> bool:
 
 
 def all_pids() -> list[int]:
-    return [int(p.name) for p in PROC.iterdir() if p.name.isdigit()]
+    return list(psutil.pids())
 
 
 def descendants(roots: Iterable[int]) -> set[int]:
     """Every live process below ``roots`` (the roots themselves included)."""
-    children: dict[int, list[int]] = {}
-    for pid in all_pids():
-        ppid = parent_pid(pid)
-        if ppid is not None:
-            children.setdefault(ppid, []).append(pid)
     found: set[int] = set()
-    stack = [pid for pid in roots if is_alive(pid)]
-    while stack:
-        pid = stack.pop()
-        if pid in found:
+    for pid in roots:
+        proc = _process(pid)
+        if proc is None or not is_alive(pid):
             continue
         found.add(pid)
-        stack.extend(children.get(pid, []))
+        try:
+            found.update(child.pid for child in proc.children(recursive=True))
+        except _GONE:
+            continue
     return found
 
 

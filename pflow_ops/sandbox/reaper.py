@@ -11,13 +11,6 @@ from pflow_ops.sandbox.layout import Layout, SandboxState
 BACKEND_MODULE = "pflow_ops.sandbox.backend"
 
 
-def _cwd(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return ""
-
-
 def _postmaster_pid(layout: Layout) -> int | None:
     try:
         first = (layout.pg_data / "postmaster.pid").read_text().splitlines()[0]
@@ -44,7 +37,7 @@ def _matches(layout: Layout, pid: int) -> bool:
         ("redis-server", layout.redis_dir),  # redis retitles itself to "redis-server host:port"
         (BACKEND_MODULE, layout.backend_dir),
     ]
-    cwd = _cwd(pid)
+    cwd = procs.cwd(pid)
     return any(cwd == str(path) and prog in cmd for prog, path in by_cwd)
 
 

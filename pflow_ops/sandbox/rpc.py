@@ -1,4 +1,13 @@
-"""supervisord's XML-RPC API over its unix socket (stdlib only, typed)."""
+"""supervisord's XML-RPC API over its unix socket, typed.
+
+The transport stays hand-written (issue 17): supervisor's own ``supervisor.xmlrpc.
+SupervisorTransport`` opens its ``UnixStreamHTTPConnection`` without a timeout (its
+``connect()`` calls ``socket.connect`` and the response is read with no deadline), so a
+supervisord that accepts the connection and never answers would hang ``sandbox status`` and
+every control call forever; measured against a listening socket that never answers: still
+blocked after 3 s, where this transport raises ``TimeoutError`` at its ``timeout``. The fault
+codes are supervisor's own constants (``supervisor.xmlrpc.Faults``), not copied numbers.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +17,9 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any, cast
 
-from pflow_ops.sandbox.errors import SandboxError
+from supervisor.xmlrpc import Faults
 
-# supervisor.xmlrpc.Faults values used here.
-BAD_NAME = 10
-SPAWN_ERROR = 50
-ALREADY_STARTED = 60
-NOT_RUNNING = 70
+from pflow_ops.sandbox.errors import SandboxError
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -78,7 +83,7 @@ class Supervisor:
         try:
             self._call("startProcess", name, True)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == ALREADY_STARTED:
+            if fault.faultCode == Faults.ALREADY_STARTED:
                 return False
             raise SandboxError(f"supervisord could not start {name}: {fault.faultString}") from None
         return True
@@ -88,7 +93,7 @@ class Supervisor:
         try:
             self._call("stopProcess", name, True)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == NOT_RUNNING:
+            if fault.faultCode == Faults.NOT_RUNNING:
                 return False
             raise SandboxError(f"supervisord could not stop {name}: {fault.faultString}") from None
         return True

@@ -35,7 +35,10 @@ COLLECTIONS = str(ROOT / "collections")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check  # noqa: E402
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import (  # noqa: E402
+    pg_check,
+    pg_connection,
+)
 
 dc: Any = load_plugin("dependency_check")
 
@@ -70,11 +73,11 @@ class Postgres:
 
     def params(self, **kw: Any) -> dict[str, Any]:
         base = {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "database": "appdb",
-            "user": "app",
-            "password": APP_PASSWORD,
+            "login_host": "127.0.0.1",
+            "login_port": self.port,
+            "login_db": "appdb",
+            "login_user": "app",
+            "login_password": APP_PASSWORD,
             "connect_timeout": 2.0,
         }
         return {**base, **kw}
@@ -225,9 +228,9 @@ def test_only_configured_dependencies_are_checked(redis_port: int) -> None:
 @pytest.mark.parametrize(
     ("kw", "state"),
     [
-        ({"password": "wrong-Pa55"}, "auth_failed"),
-        ({"database": "nope"}, "database_missing"),
-        ({"user": "stranger"}, "not_allowed"),  # no pg_hba.conf line for this role
+        ({"login_password": "wrong-Pa55"}, "auth_failed"),
+        ({"login_db": "nope"}, "database_missing"),
+        ({"login_user": "stranger"}, "not_allowed"),  # no pg_hba.conf line for this role
     ],
 )
 def test_postgres_failures_are_told_apart(
@@ -264,7 +267,13 @@ def test_all_slots_taken_is_too_many_clients(postgres: Postgres) -> None:
 
 def test_closed_ports_are_refused() -> None:
     pg_port, redis_port = free_ports(2)
-    pg = {"host": "127.0.0.1", "port": pg_port, "database": "x", "user": "x", "password": "x"}
+    pg = {
+        "login_host": "127.0.0.1",
+        "login_port": pg_port,
+        "login_db": "x",
+        "login_user": "x",
+        "login_password": "x",
+    }
     res = dc.run_module(_module_params({**pg, "connect_timeout": 2.0}, _redis_params(redis_port)))
     states = {name: dep["state"] for name, dep in res["dependencies"].items()}
     assert states == {"postgresql": "refused", "redis": "refused"}
@@ -275,7 +284,7 @@ def test_closed_ports_are_refused() -> None:
 def test_silent_postgres_times_out_within_its_timeout(postgres: Postgres) -> None:
     with silent_port() as port:
         started = time.monotonic()
-        res = dc.run_module(_module_params(postgres.params(port=port, connect_timeout=0.5)))
+        res = dc.run_module(_module_params(postgres.params(login_port=port, connect_timeout=0.5)))
         elapsed = time.monotonic() - started
     pg = res["dependencies"]["postgresql"]
     assert pg["state"] == "timeout" and "0.5 s" in pg["msg"], pg["msg"]
@@ -287,7 +296,7 @@ def test_checks_run_concurrently(postgres: Postgres) -> None:
         started = time.monotonic()
         res = dc.run_module(
             _module_params(
-                postgres.params(port=pg_port, connect_timeout=1.0),
+                postgres.params(login_port=pg_port, connect_timeout=1.0),
                 _redis_params(redis_port, timeout=1.0),
             )
         )
@@ -324,8 +333,9 @@ def test_redis_down_while_postgres_stays_available(postgres: Postgres) -> None:
 
 
 def test_missing_driver_is_a_state_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "psycopg2", None)  # makes `import psycopg2` fail
-    pg = pg_check.check(host="127.0.0.1", port=1, timeout=1.0)
+    # What pg_connection records when `import psycopg2` failed on the target.
+    monkeypatch.setattr(pg_connection, "HAS_PSYCOPG2", False)
+    pg = pg_check.check({"login_host": "127.0.0.1", "login_port": 1}, timeout=1.0)
     assert pg["state"] == "driver_missing" and pg["available"] is False and "psycopg2" in pg["msg"]
 
 
@@ -354,7 +364,7 @@ def test_msg_is_one_line_without_password() -> None:
 
 def test_bad_parameters_fail() -> None:
     with pytest.raises(dc.ModuleFailure, match=r"postgres\.connect_timeout must be > 0"):
-        dc.run_module(_module_params({"host": "h", "port": 5432, "connect_timeout": 0}))
+        dc.run_module(_module_params({"login_host": "h", "login_port": 5432, "connect_timeout": 0}))
     with pytest.raises(dc.ModuleFailure, match=r"redis\.port must be between 1 and 65535"):
         dc.run_module(_module_params(redis={"host": "h", "port": 0, "timeout": 1.0}))
 
@@ -383,16 +393,14 @@ PLAYBOOK = """
 """
 
 
-def test_runs_through_ansible_playbook(postgres: Postgres, redis_port: int, tmp_path: Path) -> None:
-    playbook = tmp_path / "deps.yml"
-    pg = json.dumps(postgres.params())
-    playbook.write_text(PLAYBOOK.format(pg=pg, redis=json.dumps(_redis_params(redis_port))))
+def run_playbook(playbook: Path) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook on localhost with this interpreter; the JSON callback on stdout."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
     }
-    proc = subprocess.run(
+    return subprocess.run(
         [
             Path(sys.executable).parent / "ansible-playbook",
             *("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"),
@@ -402,9 +410,16 @@ def test_runs_through_ansible_playbook(postgres: Postgres, redis_port: int, tmp_
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
+
+
+def test_runs_through_ansible_playbook(postgres: Postgres, redis_port: int, tmp_path: Path) -> None:
+    playbook = tmp_path / "deps.yml"
+    pg = json.dumps(postgres.params())
+    playbook.write_text(PLAYBOOK.format(pg=pg, redis=json.dumps(_redis_params(redis_port))))
+    proc = run_playbook(playbook)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert APP_PASSWORD not in proc.stdout and REDIS_PASSWORD not in proc.stdout  # no_log on both
     report = json.loads(proc.stdout)

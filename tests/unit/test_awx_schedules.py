@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from ansible_collections.awx.awx.plugins.lookup.schedule_rrule import LookupModule
+from croniter import croniter_range
 from dateutil.rrule import rrulestr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,35 +69,10 @@ def awx_rrule_errors(value: str) -> list[str]:
     return errors
 
 
-def _cron_field(field: str, low: int, high: int) -> set[int]:
-    """One cron field: '*', numbers, ranges a-b and steps (*/n, a-b/n), comma-separated."""
-    values: set[int] = set()
-    for part in field.split(","):
-        spec, _, step = part.partition("/")
-        if spec == "*":
-            start, end = low, high
-        elif "-" in spec:
-            start, end = (int(x) for x in spec.split("-"))
-        else:
-            start = end = int(spec)
-        values.update(range(start, end + 1, int(step or 1)))
-    return values
-
-
 def cron_times(expr: str, start: datetime, end: datetime) -> list[datetime]:
-    """Every minute in [start, end) a 5-field cron expression fires (UTC; Sunday is 0 or 7)."""
-    minute, hour, dom, month, dow = expr.split()
-    minutes, hours = _cron_field(minute, 0, 59), _cron_field(hour, 0, 23)
-    doms, months = _cron_field(dom, 1, 31), _cron_field(month, 1, 12)
-    dows = {d % 7 for d in _cron_field(dow, 0, 7)}
-    out, t = [], start
-    while t < end:
-        # cron: Sunday 0 .. Saturday 6; Python: Monday 0 .. Sunday 6.
-        day_ok = (t.day in doms or dom == "*") and ((t.weekday() + 1) % 7 in dows or dow == "*")
-        if t.minute in minutes and t.hour in hours and t.month in months and day_ok:
-            out.append(t)
-        t += timedelta(minutes=1)
-    return out
+    """Every minute in [start, end) a 5-field cron expression fires (UTC), read by croniter
+    rather than a parser of our own (issue 17)."""
+    return [t for t in croniter_range(start, end, expr) if t < end]
 
 
 def test_every_maintenance_job_has_exactly_one_schedule() -> None:

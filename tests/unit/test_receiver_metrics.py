@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from pflow_ops.receiver.metrics import Metrics
+from tests.unit.test_sandbox_metrics import _samples
 
 
 def _metrics() -> Metrics:
@@ -25,7 +26,9 @@ def _metrics() -> Metrics:
 
 
 def test_counters_histogram_and_gauges_render() -> None:
-    lines = _metrics().render(queue_depth=2, running=1).splitlines()
+    text = _metrics().render(queue_depth=2, running=1)
+    samples = _samples(text)
+    lines = [f"{name} {value:g}" for name, value in samples.items()] + text.splitlines()
     assert 'pflow_receiver_alerts_received_total{status="firing"} 2' in lines
     assert 'pflow_receiver_alerts_received_total{status="resolved"} 1' in lines
     assert "pflow_receiver_alerts_deduplicated_total 1" in lines

@@ -129,12 +129,13 @@ def test_the_connections_gauge_is_read_at_each_scrape() -> None:
     metrics = Metrics()
     open_now = [3]
     metrics.gauge("connections", "Open client connections", lambda: open_now[0])
-    assert "pflow_receiver_connections 3\n" in metrics.render(0, 0)
+    # prometheus_client writes every value as a Go float: 3.0, not 3.
+    assert "pflow_receiver_connections 3.0\n" in metrics.render(0, 0)
     open_now[0] = 0
     text = metrics.render(0, 0)
-    assert "# TYPE pflow_receiver_connections gauge\npflow_receiver_connections 0\n" in text
+    assert "# TYPE pflow_receiver_connections gauge\npflow_receiver_connections 0.0\n" in text
     metrics.inc("token_reloads_total", result="error")
-    assert 'pflow_receiver_token_reloads_total{result="error"} 1' in metrics.render(0, 0)
+    assert 'pflow_receiver_token_reloads_total{result="error"} 1.0' in metrics.render(0, 0)
 
 
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:

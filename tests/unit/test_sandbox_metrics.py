@@ -1,4 +1,4 @@
-"""The backend's hand-written Prometheus exposition."""
+"""The backend's Prometheus exposition (prometheus_client)."""
 
 from __future__ import annotations
 

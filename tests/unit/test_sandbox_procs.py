@@ -1,4 +1,4 @@
-"""/proc bookkeeping: process identity, trees and termination (with throwaway `sleep`s)."""
+"""Process bookkeeping (psutil): identity, trees and termination (with throwaway `sleep`s)."""
 
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ def test_stopped_process_is_seen_and_still_terminated() -> None:
         os.kill(proc.pid, signal.SIGSTOP)
         procs.wait_gone([], 0)
         for _ in range(100):
-            if procs.proc_state(proc.pid) == "T":
+            if procs.is_stopped(proc.pid):
                 break
             procs.wait_gone([proc.pid], 0.02)
-        assert procs.proc_state(proc.pid) == "T"
+        assert procs.is_stopped(proc.pid)
         procs.terminate([proc.pid], grace=2)
         assert proc.wait(timeout=5) == -signal.SIGTERM
     finally:

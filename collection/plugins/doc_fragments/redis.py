@@ -33,7 +33,20 @@ options:
     type: bool
     default: false
   validate_certs:
-    description: Verify the server certificate when I(tls=true).
+    description:
+      - Verify the server certificate (against I(ca_certs) when given, else the system's CAs) and
+        that it names I(host), when I(tls=true). A certificate that fails either check fails the
+        connection.
     type: bool
     default: true
+    aliases: [validate_tls]
+  ca_certs:
+    description: CA certificate(s) (PEM) that signed the server's certificate; needs I(tls=true).
+    type: path
+  client_cert_file:
+    description: Client certificate (PEM) for servers that ask for one (C(tls-auth-clients)); needs I(tls=true).
+    type: path
+  client_key_file:
+    description: Private key of I(client_cert_file), when that file does not hold it.
+    type: path
 """

@@ -3,20 +3,21 @@
 
 """Check that PostgreSQL accepts a query, and tell apart why it does not.
 
-psycopg2 is imported only when a check runs, so a target without it gets a C(driver_missing)
-result instead of an import traceback. The connection is asynchronous and polled against our
-own deadline: libpq's C(connect_timeout) counts whole seconds (at least 2) per address tried,
-which is not the hard, sub-second-exact bound a dependency check needs.
+A target without psycopg2 gets a C(driver_missing) result instead of an import traceback. The
+connection is pg_connection.connect(), polled against our own deadline (why: see pg_connection).
 """
 
 from __future__ import annotations
 
 import re
-import selectors
 import sys
 import time
 
-APPLICATION_NAME = "pflow-ops"
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_connection
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_connection import (
+    DeadlineReached,
+    wait,
+)
 
 # libpq and server messages, in the order they are tried, mapped to the state an on-call
 # engineer acts on. "Server answered" reasons come before "nothing answered" ones: with several
@@ -55,10 +56,6 @@ SQLSTATE_STATES = {
 _LIBPQ_PREFIX = re.compile(r'connection to server (?:at "[^"]*"(?: \([^)]*\))?, port \d+|on socket "[^"]*") failed: ')
 
 
-class _DeadlineReached(Exception):
-    pass
-
-
 def classify(message: str, sqlstate: str | None = None) -> str:
     for pattern, state in MESSAGE_STATES:
         if pattern.search(message):
@@ -74,91 +71,57 @@ def one_line(text: str, password: str | None = None) -> str:
     return text
 
 
-def _wait(conn, deadline: float, extensions) -> None:  # type: ignore[no-untyped-def]
-    """Drive an asynchronous connection or query until it is done or the deadline passes."""
-    while True:
-        state = conn.poll()
-        if state == extensions.POLL_OK:
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _DeadlineReached()
-        event = selectors.EVENT_READ if state == extensions.POLL_READ else selectors.EVENT_WRITE
-        # Registered anew each round: libpq opens a new socket for each address it tries.
-        with selectors.DefaultSelector() as selector:
-            selector.register(conn.fileno(), event)
-            selector.select(left)
-
-
-def _query(conn, sql: str, deadline: float, extensions):  # type: ignore[no-untyped-def]
+def _query(conn, sql: str, deadline: float):  # type: ignore[no-untyped-def]
     cursor = conn.cursor()
     try:
         cursor.execute(sql)
-        _wait(conn, deadline, extensions)
+        wait(conn, deadline)
         return cursor.fetchone()[0]
     finally:
         cursor.close()
 
 
-def check(
-    host: str,
-    port: int,
-    database: str | None = None,
-    user: str | None = None,
-    password: str | None = None,
-    timeout: float = 3.0,
-) -> dict:
-    """Connect, run C(SELECT 1) and C(SHOW server_version), close; all within I(timeout) seconds.
+def check(params: dict, timeout: float = 3.0) -> dict:
+    """Connect to I(params) (pg_connection's argument spec names), run C(SELECT 1) and
+    C(SHOW server_version), close; all within I(timeout) seconds.
 
     Never raises for an unavailable server. Returns {available, state, msg, latency_ms,
     server_version, elapsed_s}; latency_ms is the C(SELECT 1) round trip.
     """
     started = time.monotonic()
     deadline = started + timeout
-    where = f"{host}:{port}" + (f"/{database}" if database else "")
+    at = pg_connection.where(params)
+    password = params.get("login_password")
     result: dict = {"available": False, "state": "error", "msg": "", "latency_ms": None, "server_version": None}
-    try:
-        import psycopg2
-        from psycopg2 import extensions
-    except ImportError:
+    if not pg_connection.HAS_PSYCOPG2:
         result.update(
             state="driver_missing",
-            msg=f"PostgreSQL at {where}: driver_missing (psycopg2 is not installed for {sys.executable})",
+            msg=f"PostgreSQL at {at}: driver_missing (psycopg2 is not installed for {sys.executable})",
         )
         return _finish(result, started)
     conn = None
     phase = "connecting"
     try:
-        conn = psycopg2.connect(
-            host=host,
-            port=port,
-            dbname=database,
-            user=user,
-            password=password,
-            application_name=APPLICATION_NAME,
-            # The server gives up on its side too, so a slow query does not outlive the check.
-            options=f"-c statement_timeout={max(int(timeout * 1000), 1)}",
-            async_=True,
-        )
-        _wait(conn, deadline, extensions)
+        # The server gives up on its side too, so a slow query does not outlive the check.
+        conn = pg_connection.connect(params, deadline, options=f"-c statement_timeout={max(int(timeout * 1000), 1)}")
         phase = "querying"
         query_started = time.monotonic()
-        _query(conn, "SELECT 1", deadline, extensions)
+        _query(conn, "SELECT 1", deadline)
         latency_ms = (time.monotonic() - query_started) * 1000
-        version = str(_query(conn, "SHOW server_version", deadline, extensions))
+        version = str(_query(conn, "SHOW server_version", deadline))
         result.update(
             available=True,
             state="ok",
             latency_ms=round(latency_ms, 3),
             server_version=version,
-            msg=f"PostgreSQL {version.split()[0]} at {where} answered SELECT 1 in {latency_ms:.1f} ms",
+            msg=f"PostgreSQL {version.split()[0]} at {at} answered SELECT 1 in {latency_ms:.1f} ms",
         )
-    except _DeadlineReached:
-        result.update(state="timeout", msg=f"PostgreSQL at {where}: timeout (no answer within {timeout:g} s {phase})")
-    except (psycopg2.Error, OSError) as exc:
+    except DeadlineReached:
+        result.update(state="timeout", msg=f"PostgreSQL at {at}: timeout (no answer within {timeout:g} s {phase})")
+    except (pg_connection.psycopg2.Error, OSError, ValueError) as exc:
         state = classify(str(exc), getattr(exc, "pgcode", None))
         reason = one_line(str(exc), password) or type(exc).__name__
-        result.update(state=state, msg=f"PostgreSQL at {where}: {state} ({reason})")
+        result.update(state=state, msg=f"PostgreSQL at {at}: {state} ({reason})")
     finally:
         if conn is not None:
             conn.close()

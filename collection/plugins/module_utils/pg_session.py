@@ -3,9 +3,9 @@
 
 """One asynchronous PostgreSQL session with hard client-side deadlines, for the RB-02 modules.
 
-Built on pg_check: the same classified connection failures (refused, timeout, auth_failed,
-too_many_clients, starting_up, ...), but the connection stays open so a whole phase runs over
-one session. Asynchronous connections are always autocommit: each statement is its own
+Opened by pg_connection.connect() (the collection's one connect) and classified by pg_check: the
+same failures (refused, timeout, auth_failed, too_many_clients, starting_up, ...), but the
+connection stays open so a whole phase runs over one session. Asynchronous connections are always autocommit: each statement is its own
 transaction, so one failing check never aborts the others.
 """
 
@@ -15,7 +15,7 @@ import datetime
 import decimal
 import time
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check, pg_connection
 
 # Slack on top of the server-side statement_timeout before the client gives up by itself.
 CLIENT_SLACK_S = 2.0
@@ -43,31 +43,28 @@ class QueryFailed(Exception):
 class Session:
     """An open connection plus the helpers every check needs."""
 
-    def __init__(self, conn, extensions, password: str | None, statement_timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn, password: str | None, statement_timeout_s: float) -> None:  # type: ignore[no-untyped-def]
         self.conn = conn
-        self._extensions = extensions
         self._password = password
         self.statement_timeout_s = statement_timeout_s
 
     def rows(self, sql: str, params: tuple | dict | None = None, timeout_s: float | None = None) -> list[dict]:
         """Run one statement; return its rows as dicts (empty for statements without rows)."""
-        import psycopg2
-
         budget = (timeout_s or self.statement_timeout_s) + CLIENT_SLACK_S
         cursor = self.conn.cursor()
         try:
             cursor.execute(sql, params)
-            pg_check._wait(self.conn, time.monotonic() + budget, self._extensions)
+            pg_connection.wait(self.conn, time.monotonic() + budget)
             if cursor.description is None:
                 return []
             names = [col.name for col in cursor.description]
             # No zip(strict=True): it is Python 3.10+ and this runs on the target (3.8+,
             # tests/config.yml); psycopg2 gives every row one value per described column.
             return [dict(zip(names, map(plain, row))) for row in cursor.fetchall()]
-        except pg_check._DeadlineReached:
+        except pg_connection.DeadlineReached:
             self.conn.cancel()
             raise QueryFailed(f"no answer within {budget:g} s", "57014") from None
-        except psycopg2.Error as exc:
+        except pg_connection.psycopg2.Error as exc:
             raise QueryFailed(pg_check.one_line(str(exc), self._password), getattr(exc, "pgcode", None)) from None
         finally:
             cursor.close()
@@ -81,25 +78,20 @@ class Session:
 
 
 def open_session(
-    host: str,
-    port: int,
-    database: str | None,
-    user: str | None,
-    password: str | None,
+    params: dict,
     connect_timeout: float,
     statement_timeout_s: float,
     read_only: bool,
     lock_timeout_s: float | None = None,
-    application_name: str = pg_check.APPLICATION_NAME,
+    application_name: str = pg_connection.APPLICATION_NAME,
 ) -> tuple[Session | None, dict]:
-    """Connect within I(connect_timeout); return (session or None, {available, state, msg, latency_ms})."""
-    where = f"{host}:{port}" + (f"/{database}" if database else "")
+    """Connect to I(params) (pg_connection's argument spec names) within I(connect_timeout);
+    return (session or None, {available, state, msg, latency_ms})."""
+    at = pg_connection.where(params)
+    password = params.get("login_password")
     result: dict = {"available": False, "state": "error", "msg": "", "latency_ms": None}
-    try:
-        import psycopg2
-        from psycopg2 import extensions
-    except ImportError:
-        result.update(state="driver_missing", msg=f"PostgreSQL at {where}: psycopg2 is not installed on the target")
+    if not pg_connection.HAS_PSYCOPG2:
+        result.update(state="driver_missing", msg=f"PostgreSQL at {at}: psycopg2 is not installed on the target")
         return None, result
     options = [f"-c statement_timeout={max(int(statement_timeout_s * 1000), 1)}"]
     if lock_timeout_s:
@@ -107,59 +99,45 @@ def open_session(
     if read_only:
         # Belt and braces: a diagnosis cannot write even if a query were wrong.
         options.append("-c default_transaction_read_only=on")
-    conn = None
     try:
-        conn = psycopg2.connect(
-            host=host,
-            port=port,
-            dbname=database,
-            user=user,
-            password=password,
-            application_name=application_name,
-            options=" ".join(options),
-            async_=True,
+        conn = pg_connection.connect(
+            params, time.monotonic() + connect_timeout, options=" ".join(options), application_name=application_name
         )
-        pg_check._wait(conn, time.monotonic() + connect_timeout, extensions)
-    except pg_check._DeadlineReached:
-        if conn is not None:
-            conn.close()
-        result.update(
-            state="timeout", msg=f"PostgreSQL at {where}: timeout (no answer within {connect_timeout:g} s connecting)"
-        )
+    except pg_connection.DeadlineReached:
+        result.update(state="timeout", msg=f"PostgreSQL at {at}: timeout (no answer within {connect_timeout:g} s connecting)")
         return None, result
-    except (psycopg2.Error, OSError) as exc:
-        if conn is not None:
-            conn.close()
+    except (pg_connection.psycopg2.Error, OSError, ValueError) as exc:
         state = pg_check.classify(str(exc), getattr(exc, "pgcode", None))
         reason = pg_check.one_line(str(exc), password) or type(exc).__name__
-        result.update(state=state, msg=f"PostgreSQL at {where}: {state} ({reason})")
+        result.update(state=state, msg=f"PostgreSQL at {at}: {state} ({reason})")
         return None, result
-    session = Session(conn, extensions, password, statement_timeout_s)
+    session = Session(conn, password, statement_timeout_s)
     started = time.monotonic()
     try:
         session.rows("SELECT 1", timeout_s=connect_timeout)
     except QueryFailed as exc:
         session.close()
         state = pg_check.classify(str(exc), exc.sqlstate)
-        result.update(state=state, msg=f"PostgreSQL at {where}: {state} on SELECT 1 ({exc})")
+        result.update(state=state, msg=f"PostgreSQL at {at}: {state} on SELECT 1 ({exc})")
         return None, result
     latency_ms = round((time.monotonic() - started) * 1000, 3)
+    user = params.get("login_user")
     result.update(
         available=True,
         state="ok",
         latency_ms=latency_ms,
-        msg=f"PostgreSQL at {where} answered SELECT 1 in {latency_ms:.1f} ms as {user or 'the default role'}",
+        msg=f"PostgreSQL at {at} answered SELECT 1 in {latency_ms:.1f} ms as {user or 'the default role'}",
     )
     return session, result
 
 
-def open_with_wait(wait_s: float, interval_s: float, **kwargs) -> tuple[Session | None, dict]:  # type: ignore[no-untyped-def]
+def open_with_wait(wait_s: float, interval_s: float, params: dict, **kwargs) -> tuple[Session | None, dict]:  # type: ignore[no-untyped-def]
     """open_session, retried until it succeeds or I(wait_s) passes (0: one attempt)."""
     deadline = time.monotonic() + wait_s
     attempts = 0
     while True:
         attempts += 1
-        session, result = open_session(**kwargs)
+        session, result = open_session(params, **kwargs)
         result["attempts"] = attempts
         if session is not None or time.monotonic() + interval_s > deadline:
             return session, result

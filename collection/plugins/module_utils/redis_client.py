@@ -9,14 +9,13 @@ max_clients, busy, error).
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_resp import (
     RedisReplyError,
     classify,
     encode,
+    open_socket,
     read_reply,
 )
 
@@ -31,7 +30,10 @@ CONNECTION_OPTIONS = dict(
     password=dict(type="str", no_log=True),
     timeout=dict(type="float", default=3.0),
     tls=dict(type="bool", default=False),
-    validate_certs=dict(type="bool", default=True),
+    validate_certs=dict(type="bool", default=True, aliases=["validate_tls"]),
+    ca_certs=dict(type="path"),
+    client_cert_file=dict(type="path"),
+    client_key_file=dict(type="path"),
 )
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
@@ -69,14 +71,8 @@ class RedisConnection:
     def __init__(self, params: dict):
         self.timeout = params["timeout"]
         self.where = f"{params['host']}:{params['port']}"
-        sock = socket.create_connection((params["host"], params["port"]), timeout=self.timeout)
+        sock = open_socket(params, lambda: self.timeout)
         try:
-            if params.get("tls"):
-                context = ssl.create_default_context()
-                if not params.get("validate_certs", True):
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                sock = context.wrap_socket(sock, server_hostname=params["host"])
             self.sock = sock
             self.stream = sock.makefile("rb")
             if params.get("password"):

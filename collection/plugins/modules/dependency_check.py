@@ -55,23 +55,49 @@ options:
     description: PostgreSQL to check; omit to skip it. At least one of I(postgres), I(redis) and I(resources) is required.
     type: dict
     suboptions:
-      host:
+      login_host:
         description: Host name or address, or the directory of the Unix socket when it starts with C(/).
         type: str
         default: 127.0.0.1
-      port:
+        aliases: [host]
+      login_port:
         description: Port.
         type: int
         default: 5432
-      database:
+        aliases: [port]
+      login_db:
         description: Database to connect to; libpq's default (the user name) when omitted.
         type: str
-      user:
+        aliases: [database, db]
+      login_user:
         description: Login role; libpq's default (the OS user running the module) when omitted.
         type: str
-      password:
-        description: Password of I(user).
+        aliases: [user]
+      login_password:
+        description: Password of I(login_user).
         type: str
+        aliases: [password]
+      ssl_mode:
+        description:
+          - libpq's C(sslmode). V(verify-full) checks the server's certificate against I(ca_cert)
+            and that it names I(login_host). A certificate that fails the check is C(state=error).
+        type: str
+        default: prefer
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate(s) (PEM) that signed the server's certificate (libpq's C(sslrootcert)).
+        type: path
+        aliases: [ssl_rootcert]
+      ssl_cert:
+        description: Client certificate (PEM) (libpq's C(sslcert)).
+        type: path
+      ssl_key:
+        description: Private key of I(ssl_cert) (libpq's C(sslkey)).
+        type: path
+      connect_params:
+        description: Further libpq keywords; not the ones the module sets itself (see M(pivotal.flow_ops.pg_diagnose)).
+        type: dict
+        default: {}
       connect_timeout:
         description:
           - Hard limit in seconds on the whole check (connect, authenticate, both queries).
@@ -105,9 +131,19 @@ options:
         type: bool
         default: false
       validate_certs:
-        description: Verify the server certificate when I(tls=true).
+        description: Verify the server certificate and its host name when I(tls=true).
         type: bool
         default: true
+        aliases: [validate_tls]
+      ca_certs:
+        description: CA certificate(s) (PEM) that signed the server's certificate; needs I(tls=true).
+        type: path
+      client_cert_file:
+        description: Client certificate (PEM) for servers that ask for one; needs I(tls=true).
+        type: path
+      client_key_file:
+        description: Private key of I(client_cert_file), when that file does not hold it.
+        type: path
   resources:
     description:
       - Also read the host's infrastructure health in the same call, exactly as
@@ -222,11 +258,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check, redis_resp
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_connection import postgres_common_argument_spec
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import (
     HostCheckError,
     check_host,
     host_checks_argument_spec,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.redis_client import CONNECTION_OPTIONS as REDIS_CONNECTION_OPTIONS
 
 # How long past its own timeout a check may run before it is abandoned. Only a hung DNS lookup
 # (getaddrinfo cannot be interrupted) gets there: the checks bound every other step themselves.
@@ -239,14 +277,7 @@ class ModuleFailure(Exception):
 
 
 def check_postgresql(params: dict) -> dict:
-    return pg_check.check(
-        host=params["host"],
-        port=params["port"],
-        database=params["database"],
-        user=params["user"],
-        password=params["password"],
-        timeout=params["connect_timeout"],
-    )
+    return pg_check.check(params, timeout=params["connect_timeout"])
 
 
 def check_redis(params: dict) -> dict:
@@ -297,16 +328,19 @@ def run_checks(plan: dict) -> dict:
 
 
 def validate(params: dict) -> None:
-    for name, key in (("postgres", "connect_timeout"), ("redis", "timeout")):
+    for name, key, host, port in (
+        ("postgres", "connect_timeout", "login_host", "login_port"),
+        ("redis", "timeout", "host", "port"),
+    ):
         section = params.get(name)
         if section is None:
             continue
         if section[key] <= 0:
             raise ModuleFailure(f"{name}.{key} must be > 0")
-        if not 0 < section["port"] < 65536:
-            raise ModuleFailure(f"{name}.port must be between 1 and 65535")
-        if not section["host"]:
-            raise ModuleFailure(f"{name}.host must not be empty")
+        if not 0 < section[port] < 65536:
+            raise ModuleFailure(f"{name}.{port} must be between 1 and 65535")
+        if not section[host]:
+            raise ModuleFailure(f"{name}.{host} must not be empty")
 
 
 def run_module(params: dict) -> dict:
@@ -349,26 +383,11 @@ def main() -> None:
         argument_spec=dict(
             postgres=dict(
                 type="dict",
-                options=dict(
-                    host=dict(type="str", default="127.0.0.1"),
-                    port=dict(type="int", default=5432),
-                    database=dict(type="str"),
-                    user=dict(type="str"),
-                    password=dict(type="str", no_log=True),
-                    connect_timeout=dict(type="float", default=3.0),
-                ),
+                options=dict(postgres_common_argument_spec(), connect_timeout=dict(type="float", default=3.0)),
             ),
             redis=dict(
                 type="dict",
-                options=dict(
-                    host=dict(type="str", default="127.0.0.1"),
-                    port=dict(type="int", default=6379),
-                    user=dict(type="str"),
-                    password=dict(type="str", no_log=True),
-                    timeout=dict(type="float", default=3.0),
-                    tls=dict(type="bool", default=False),
-                    validate_certs=dict(type="bool", default=True),
-                ),
+                options=dict(REDIS_CONNECTION_OPTIONS),
             ),
             resources=dict(type="dict", options=host_checks_argument_spec()),
         ),

@@ -46,7 +46,8 @@ attributes:
 requirements:
   - psycopg2 on the target
 options:
-  user:
+  login_user:
+    aliases: [user]
     description: Login role; a C(pg_monitor) member sees every session and statement.
     type: str
     required: true
@@ -195,10 +196,12 @@ elapsed_s:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_connection
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_diagnostics as dx
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_objects as ox
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_session
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_connection import required_connection_spec as connection_spec
 
 DEFAULT_THRESHOLDS = {
     "top": 10,
@@ -407,11 +410,7 @@ def run_module(params: dict) -> dict:
     session, conn = pg_session.open_with_wait(
         params["wait_seconds"],
         0.5,
-        host=params["host"],
-        port=params["port"],
-        database=params["database"],
-        user=params["user"],
-        password=params["password"],
+        params,
         connect_timeout=params["connect_timeout"],
         statement_timeout_s=params["statement_timeout"],
         read_only=True,
@@ -455,11 +454,7 @@ CHECK_GROUPS = ("server", "connections", "activity", "statements", "cache", "ind
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            host=dict(type="str", default="127.0.0.1"),
-            port=dict(type="int", default=5432),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
-            password=dict(type="str", no_log=True),
+            connection_spec(),
             connect_timeout=dict(type="float", default=5.0),
             statement_timeout=dict(type="float", default=10.0),
             wait_seconds=dict(type="float", default=0.0),
@@ -476,6 +471,8 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    if not pg_connection.HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=pg_connection.PSYCOPG2_IMPORT_ERROR)
     try:
         result = run_module(module.params)
     except ModuleFailure as exc:

@@ -49,7 +49,8 @@ notes:
   - PostgreSQL 15 lets only a table's owner (or a superuser) run ANALYZE or REINDEX on it. Give
     I(maintenance_user) that ownership; C(pg_signal_backend) is enough for the session actions.
 options:
-  user:
+  login_user:
+    aliases: [user]
     description: Role for the session actions (C(pg_signal_backend) and C(pg_monitor)).
     type: str
     required: true
@@ -185,8 +186,9 @@ msg:
   sample: "2 actions, 0 failed, 1 skipped"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_session
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_connection, pg_session
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_connection import required_connection_spec as connection_spec
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_remediation import Remediator
 
 
@@ -196,11 +198,7 @@ class ModuleFailure(Exception):
 
 def _open(params: dict, user: str, password: str | None, read_only: bool) -> pg_session.Session:
     session, conn = pg_session.open_session(
-        host=params["host"],
-        port=params["port"],
-        database=params["database"],
-        user=user,
-        password=password,
+        dict(params, login_user=user, login_password=password),
         connect_timeout=params["connect_timeout"],
         statement_timeout_s=params["maintenance_timeout_s"],
         lock_timeout_s=params["lock_timeout"],
@@ -233,10 +231,10 @@ def run_module(params: dict, check_mode: bool) -> dict:
             "connectivity": {},
             "msg": "nothing to do",
         }
-    signals = _open(params, params["user"], params["password"], read_only=False)
+    signals = _open(params, params["login_user"], params["login_password"], read_only=False)
 
     def objects() -> pg_session.Session:
-        if not params["maintenance_user"] or params["maintenance_user"] == params["user"]:
+        if not params["maintenance_user"] or params["maintenance_user"] == params["login_user"]:
             return signals
         return _open(params, params["maintenance_user"], params["maintenance_password"], read_only=False)
 
@@ -289,11 +287,7 @@ def main() -> None:
 
     module = AnsibleModule(
         argument_spec=dict(
-            host=dict(type="str", default="127.0.0.1"),
-            port=dict(type="int", default=5432),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
-            password=dict(type="str", no_log=True),
+            connection_spec(),
             maintenance_user=dict(type="str"),
             maintenance_password=dict(type="str", no_log=True),
             connect_timeout=dict(type="float", default=5.0),
@@ -315,6 +309,8 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    if not pg_connection.HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=pg_connection.PSYCOPG2_IMPORT_ERROR)
     try:
         result = run_module(module.params, module.check_mode)
     except ModuleFailure as exc:

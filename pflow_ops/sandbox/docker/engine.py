@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pflow_ops.sandbox.errors import SandboxError
 
 UNIX_SOCKET_MAX = 107
@@ -149,10 +151,9 @@ class Engine:
 def _mounts_under(root: Path) -> list[str]:
     prefix = str(root.resolve()) + "/"
     try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
+        points = [part.mountpoint for part in psutil.disk_partitions(all=True)]
     except OSError:
         return []
-    points = [line.split()[1] for line in lines if len(line.split()) > 1]
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
