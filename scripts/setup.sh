@@ -35,6 +35,10 @@ done
 # etcd v3 (Debian's etcd-server, /usr/bin/etcd): the coordination tests and bench/coordination.py
 # start their own on free loopback ports; a service the package may start is left alone.
 [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
+# Node.js >= 18 and npm: the sandbox's reference backend (pflow_ops/sandbox/node_backend) is a
+# Node.js service. Debian's nodejs/npm unless a NodeSource nodejs (which carries npm) is there.
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 # ansible-rulebook (the tests run the collection's EDA rulebook) embeds the Drools engine: Java 17+.
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 # The runbook site's browser test (tests/integration/test_docs_site.py): headless Chromium and
@@ -104,5 +108,16 @@ with zipfile.ZipFile(wheel) as whl:
 EOF_PY
   rm -rf "$wheel_dir" "$cd5"
   mv "$cd5.tmp" "$cd5"
+fi
+# The Node.js backend's dependencies (Express, pg, ioredis, prom-client) from the npm registry,
+# exactly as the committed package-lock.json says (`npm ci`); nothing is fetched at run time.
+# Skipped while the stamp matches the lock file's hash.
+node_dir=pflow_ops/sandbox/node_backend
+node_stamp=$node_dir/node_modules/.pflow-ops-lock.sha256
+node_lock_hash=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_lock_hash" ]; then
+  log "installing the Node.js backend's dependencies (npm ci) in $node_dir"
+  (cd "$node_dir" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$node_lock_hash" > "$node_stamp"
 fi
 log "ready: $(.venv/bin/pflow-ops --version), $(.venv/bin/ansible --version | sed -n 1p)"

@@ -1,4 +1,8 @@
-"""Reference backend standing in for the Pivotal Flow Node.js service.
+"""A Python stand-in for the Pivotal Flow backend, kept only for the fleet tests.
+
+The sandbox runs the Node.js reference backend (``node_backend/server.js``); this program serves
+the same endpoints and is used only by tests/integration/fleet.py (the 20-backend fleet tests and
+bench/fleet_diagnose.py), which measure RB-01 over many hosts rather than Node.js failure modes.
 
 Run as ``python -m pflow_ops.sandbox.backend --port N --pg-dsn DSN --redis-url URL``.
 Fault hooks are signals, so nothing on the HTTP surface can be abused: SIGUSR1 makes a share of

@@ -27,7 +27,10 @@ APP_NAMES = {
     "db-long-query": "pivotal-flow-reports",
     "db-idle-in-tx": "pivotal-flow-worker",
     "db-connections": "pivotal-flow-worker",
+    "backend-db-slow": "pivotal-flow-batch",
 }
+SLOW_LOCK_SECONDS = 1.5
+"""backend-db-slow: how long each exclusive lock on items is held (above RB-01's p95 limit)."""
 BLOCKED_APP = "pivotal-flow-api"
 LOCKED_ROW = 1
 
@@ -137,6 +140,20 @@ def _wait_blocked(helper: Helper, timeout: float = 10.0) -> None:
         probe.close()
 
 
+def db_slow(helper: Helper) -> None:
+    """A batch job that keeps locking items: every read of the table waits up to
+    SLOW_LOCK_SECONDS, so the backend is slow while its own process is fine."""
+    conn = helper.connect(APP_NAMES["backend-db-slow"])
+    helper.event("ready")
+    while True:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+            cur.execute("SELECT pg_sleep(%s)", (SLOW_LOCK_SECONDS,))
+            cur.execute("COMMIT")
+        time.sleep(0.02)
+
+
 def connections(helper: Helper, count: int) -> None:
     conns = [helper.connect(APP_NAMES["db-connections"]) for _ in range(count)]
     helper.event(f"ready {len(conns)}")
@@ -159,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             long_query(helper)
         elif args.fault == "db-idle-in-tx":
             idle_in_tx(helper)
+        elif args.fault == "backend-db-slow":
+            db_slow(helper)
         else:
             connections(helper, args.count)
     except psycopg2.Error as exc:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pflow_ops.sandbox import faults_cache, faults_db, loaders, procs
+from pflow_ops.sandbox import db_load, faults_cache, faults_db, loaders, procs
 from pflow_ops.sandbox.control import (
     Context,
     record_pids,
@@ -16,7 +16,10 @@ from pflow_ops.sandbox.control import (
     wait_healthy,
 )
 from pflow_ops.sandbox.errors import USAGE, SandboxError
-from pflow_ops.sandbox.render import ERROR_RATE
+from pflow_ops.sandbox.render import ERROR_RATE, NODE_MAX_OLD_SPACE_MB
+
+FAULT_FILE = "fault"
+"""Read by the Node.js backend, from its working directory, when it receives SIGHUP."""
 
 _BACKEND_FAULTS: dict[str, str] = {
     "backend-crash": "SIGKILL the backend; supervisord shows it EXITED and does not restart it",
@@ -24,6 +27,21 @@ _BACKEND_FAULTS: dict[str, str] = {
     "backend-errors": (
         f"SIGUSR1 the backend: {ERROR_RATE:.0%} of /api requests answer 500 "
         "while /health still passes"
+    ),
+    "backend-eventloop-block": (
+        "a synchronous loop blocks the Node.js event loop: the process runs (100% CPU) and its "
+        "port accepts, but nothing answers"
+    ),
+    "backend-heap-leak": (
+        f"the backend retains memory until V8 aborts (Reached heap limit, --max-old-space-size="
+        f"{NODE_MAX_OLD_SPACE_MB}) and writes a diagnostic report; supervisord sees it exit"
+    ),
+    "backend-unhandled-rejection": (
+        "a promise rejects with no handler: the backend logs it with its stack and exits 1"
+    ),
+    "backend-db-slow": (
+        "PostgreSQL is slow, not the backend: a session keeps taking an exclusive lock on items "
+        f"for {db_load.SLOW_LOCK_SECONDS:g} s at a time, so /api/items waits on it"
     ),
     "db-down": "stop PostgreSQL through supervisord; /health answers 503 (postgres failing)",
     "redis-down": "stop Redis through supervisord; /health answers 503 (redis failing)",
@@ -62,6 +80,39 @@ def _errors(ctx: Context) -> str:
     return f"sent SIGUSR1 to backend (pid {pid}); {ERROR_RATE:.0%} of /api requests now answer 500"
 
 
+def _node_fault(word: str, exits: bool) -> Callable[[Context], str]:
+    """Write the fault's word into the backend's fault file and SIGHUP it: the hook runs inside
+    the process, so the failure is the real one (a blocked loop, V8's abort, a rejection)."""
+
+    def inject(ctx: Context) -> str:
+        pid = ctx.running_pid("backend")
+        path = ctx.layout.backend_dir / FAULT_FILE
+        path.write_text(word + "\n", encoding="utf-8")
+        procs.send(pid, signal.SIGHUP)
+        if not exits:
+            return f"backend (pid {pid}): {word} started"
+        if not _until(lambda: ctx.info("backend")["statename"] != "RUNNING", timeout=60):
+            raise SandboxError(f"backend (pid {pid}) was still running 60 s after {word}")
+        statename = ctx.info("backend")["statename"]
+        return f"backend (pid {pid}): {word}; supervisord shows it {statename}"
+
+    return inject
+
+
+def _db_slow(ctx: Context) -> str:
+    ctx.running_pid("postgres")
+    db_load.events_file(ctx.layout.root, "backend-db-slow").unlink(missing_ok=True)
+    argv = loaders.python_module(
+        "pflow_ops.sandbox.db_load", "backend-db-slow", str(ctx.layout.root)
+    )
+    pid = loaders.spawn(ctx.layout, "backend-db-slow", argv)
+    faults_db.wait_event(ctx, "backend-db-slow", "ready")
+    return (
+        f"a {db_load.APP_NAMES['backend-db-slow']} session takes an exclusive lock on items for "
+        f"{db_load.SLOW_LOCK_SECONDS:g} s at a time (helper pid {pid}): /api/items is slow"
+    )
+
+
 def _stopper(program: str) -> Callable[[Context], str]:
     def stop(ctx: Context) -> str:
         if not ctx.sv.stop(program):
@@ -75,6 +126,10 @@ _BACKEND_BREAKERS: dict[str, Callable[[Context], str]] = {
     "backend-crash": _crash,
     "backend-hang": _hang,
     "backend-errors": _errors,
+    "backend-eventloop-block": _node_fault("eventloop-block", exits=False),
+    "backend-heap-leak": _node_fault("heap-leak", exits=True),
+    "backend-unhandled-rejection": _node_fault("unhandled-rejection", exits=True),
+    "backend-db-slow": _db_slow,
     "db-down": _stopper("postgres"),
     "redis-down": _stopper("redis"),
 }
@@ -108,6 +163,12 @@ def _heal_backend_process(ctx: Context) -> list[str]:
     if info["statename"] != "RUNNING":
         return []
     pid, actions = int(info["pid"]), []
+    (ctx.layout.backend_dir / FAULT_FILE).unlink(missing_ok=True)
+    if "backend-eventloop-block" in ctx.state.faults:
+        # A blocked event loop never runs the SIGTERM handler: supervisord kills it after its
+        # stopwaitsecs. Stopped here, started below with the other programs.
+        ctx.sv.stop("backend")
+        return [f"stopped backend (pid {pid}): its event loop was blocked"]
     if procs.is_stopped(pid):
         procs.send(pid, signal.SIGCONT)
         actions.append(f"resumed backend (pid {pid}) with SIGCONT")

@@ -39,7 +39,7 @@ FAULTS: dict[str, str] = {
 }
 
 
-def _wait_event(ctx: Context, fault: str, prefix: str, timeout: float = 15.0) -> str:
+def wait_event(ctx: Context, fault: str, prefix: str, timeout: float = 15.0) -> str:
     path = db_load.events_file(ctx.layout.root, fault)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,7 +69,7 @@ def _app_db(ctx: Context) -> PgConnection:
 def _long_query(ctx: Context) -> str:
     ctx.running_pid("postgres")
     pid = _spawn(ctx, "db-long-query")
-    _wait_event(ctx, "db-long-query", "ready")
+    wait_event(ctx, "db-long-query", "ready")
     time.sleep(0.3)  # the query is sent right after "ready"
     return f"started a pg_sleep(3600) report query as {render.PG_APP_USER} (helper pid {pid})"
 
@@ -77,7 +77,7 @@ def _long_query(ctx: Context) -> str:
 def _idle_in_tx(ctx: Context) -> str:
     ctx.running_pid("postgres")
     pid = _spawn(ctx, "db-idle-in-tx")
-    _wait_event(ctx, "db-idle-in-tx", "ready")
+    wait_event(ctx, "db-idle-in-tx", "ready")
     return (
         f"a {db_load.APP_NAMES['db-idle-in-tx']} session holds items row {db_load.LOCKED_ROW} "
         f"FOR UPDATE idle in transaction; a {db_load.BLOCKED_APP} UPDATE waits (helper pid {pid})"
@@ -101,7 +101,7 @@ def _connections(ctx: Context) -> str:
     if count <= 0:
         raise SandboxError(f"db-connections: only {usable - used} slots free, nothing to fill")
     _spawn(ctx, "db-connections", "--count", str(count))
-    _wait_event(ctx, "db-connections", "ready")
+    wait_event(ctx, "db-connections", "ready")
     return (
         f"opened {count} idle {render.PG_APP_USER} sessions: {SPARE_SLOTS} of {usable} slots free"
     )

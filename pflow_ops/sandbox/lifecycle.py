@@ -53,7 +53,8 @@ def _locate() -> render.Programs:
     pg_bin = tools.find_pg_bin()
     redis_server = tools.find_redis_server()
     _, supervisorctl = tools.find_supervisor()
-    return render.default_programs(pg_bin, redis_server, supervisorctl)
+    node, server_js = tools.find_node(), tools.node_backend_script()
+    return render.default_programs(pg_bin, redis_server, supervisorctl, node, server_js)
 
 
 def _prepare_state(

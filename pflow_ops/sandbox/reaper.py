@@ -8,7 +8,7 @@ from pathlib import Path
 from pflow_ops.sandbox import procs
 from pflow_ops.sandbox.layout import Layout, SandboxState
 
-BACKEND_MODULE = "pflow_ops.sandbox.backend"
+BACKEND_SCRIPT = "node_backend/server.js"
 
 
 def _postmaster_pid(layout: Layout) -> int | None:
@@ -35,7 +35,7 @@ def _matches(layout: Layout, pid: int) -> bool:
     by_cwd = [
         ("postgres", layout.pg_data),
         ("redis-server", layout.redis_dir),  # redis retitles itself to "redis-server host:port"
-        (BACKEND_MODULE, layout.backend_dir),
+        (BACKEND_SCRIPT, layout.backend_dir),
     ]
     cwd = procs.cwd(pid)
     return any(cwd == str(path) and prog in cmd for prog, path in by_cwd)

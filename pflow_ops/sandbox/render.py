@@ -20,6 +20,8 @@ PROGRAMS = ("postgres", "redis", "backend")
 BACKEND_DSN_ENV = "PFLOW_BACKEND_PG_DSN"
 ERROR_RATE = 0.5
 """Share of /api requests the backend fails while in error mode (SIGUSR1)."""
+NODE_MAX_OLD_SPACE_MB = 64
+"""V8's old-space limit for the backend: small, so a leak reaches "heap limit" in seconds."""
 HEADER = "Managed by pflow-ops sandbox: rewritten by `pflow-ops sandbox up`"
 
 
@@ -31,6 +33,8 @@ class Programs:
     redis_server: Path
     python: Path
     supervisorctl: Path
+    node: Path = Path("/usr/bin/node")
+    server_js: Path = Path(__file__).resolve().parent / "node_backend" / "server.js"
 
 
 def sv(value: object) -> str:
@@ -96,21 +100,22 @@ def _redis_program(layout: Layout, programs: Programs) -> str:
     return program_section("redis", settings, layout)
 
 
+def node_backend_argv(node: Path, server_js: Path, state: SandboxState) -> list[str]:
+    """The Node.js backend's command line, the same under supervisord and in a container."""
+    argv = [str(node), f"--max-old-space-size={NODE_MAX_OLD_SPACE_MB}", "--report-on-fatalerror"]
+    argv += [str(server_js), "--port", str(state.ports.backend), "--redis-url", redis_url(state)]
+    return [*argv, "--error-rate", str(ERROR_RATE)]
+
+
 def _backend_program(layout: Layout, state: SandboxState, programs: Programs) -> str:
     # Started by `up` after the database is bootstrapped, so its first /health is meaningful.
     settings = common_settings(30, False, "TERM", 3)
     settings["stopasgroup"] = "true"
-    argv = [str(programs.python), "-m", "pflow_ops.sandbox.backend"]
-    argv += ["--port", str(state.ports.backend), "--redis-url", redis_url(state)]
-    argv += ["--error-rate", str(ERROR_RATE)]
-    settings["command"] = command(argv)
+    settings["command"] = command(node_backend_argv(programs.node, programs.server_js, state))
+    # The working directory is where a --report-on-fatalerror report and the fault file land.
     settings["directory"] = sv(layout.backend_dir)
     # The DSN carries a password: pass it in the environment, not on the world-readable cmdline.
-    env = {
-        BACKEND_DSN_ENV: pg_dsn(state, PG_APP_USER, state.app_password),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {BACKEND_DSN_ENV: pg_dsn(state, PG_APP_USER, state.app_password)}
     settings["environment"] = ",".join(f'{k}="{sv(v)}"' for k, v in env.items())
     return program_section("backend", settings, layout)
 
@@ -221,7 +226,7 @@ def endpoints(layout: Layout, state: SandboxState, supervisorctl: Path) -> dict[
             "port": ports.backend,
             "health_url": f"{base}/health",
             "metrics_url": f"{base}/metrics",
-            "probe_url": f"{base}/api/items/1",
+            "probe_url": f"{base}/api/items?limit=10",
             "log_file": str(layout.log("backend")),
             "data_paths": [str(layout.backend_dir), str(layout.logs_dir)],
         },
@@ -249,5 +254,7 @@ def endpoints(layout: Layout, state: SandboxState, supervisorctl: Path) -> dict[
     }
 
 
-def default_programs(pg_bin: Path, redis_server: Path, supervisorctl: Path) -> Programs:
-    return Programs(pg_bin, redis_server, Path(sys.executable), supervisorctl)
+def default_programs(
+    pg_bin: Path, redis_server: Path, supervisorctl: Path, node: Path, server_js: Path
+) -> Programs:
+    return Programs(pg_bin, redis_server, Path(sys.executable), supervisorctl, node, server_js)

@@ -63,7 +63,12 @@ def test_backend_program_settings(layout: Layout, state: SandboxState) -> None:
     assert backend["startsecs"] == "1"
     assert backend["stopwaitsecs"] == "3"
     assert backend["stopasgroup"] == backend["killasgroup"] == "true"
-    assert "-m pflow_ops.sandbox.backend --port 3100" in backend["command"]
+    # The Node.js reference backend, with a small V8 heap and a report on a fatal error.
+    assert backend["command"].startswith(
+        "/usr/bin/node --max-old-space-size=64 --report-on-fatalerror "
+    )
+    assert "node_backend/server.js --port 3100" in backend["command"]
+    assert backend["directory"] == "/tmp/pfo-t/sandbox/backend"
     assert "redis://127.0.0.1:46379/0" in backend["command"]
     # The password travels in the environment, never on the command line.
     assert state.app_password not in backend["command"]
@@ -132,7 +137,7 @@ def test_endpoints_shape_is_exact(layout: Layout, state: SandboxState) -> None:
         "port": 3100,
         "health_url": "http://127.0.0.1:3100/health",
         "metrics_url": "http://127.0.0.1:3100/metrics",
-        "probe_url": "http://127.0.0.1:3100/api/items/1",
+        "probe_url": "http://127.0.0.1:3100/api/items?limit=10",
         "log_file": "/tmp/pfo-t/sandbox/logs/backend.log",
         "data_paths": ["/tmp/pfo-t/sandbox/backend", "/tmp/pfo-t/sandbox/logs"],
     }

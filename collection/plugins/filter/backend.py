@@ -15,6 +15,11 @@ def backend_assess(status, health, probe=None, resources=None, dependencies=None
     return _rb01.assess(status, health, probe, resources, dependencies, settings)
 
 
+def backend_node_diagnosis(assessment, status, signals, settings=None):
+    """pivotal.flow_ops.backend_node_diagnosis: the assessment with its Node.js class (node) and finding."""
+    return _rb01.with_node(assessment, status, signals, settings)
+
+
 def backend_plan(assessment, mode):
     """pivotal.flow_ops.backend_plan: {restart, why}."""
     return _rb01.plan(assessment, mode)
@@ -30,6 +35,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "backend_assess": backend_assess,
+            "backend_node_diagnosis": backend_node_diagnosis,
             "backend_plan": backend_plan,
             "backend_verdict": backend_verdict,
         }

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_classify
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.budget_policy import is_guard_refusal
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.outcome import (
     ESCALATE,
@@ -174,18 +175,45 @@ def assess(status, health, probe=None, resources=None, dependencies=None, settin
     }
 
 
+def with_node(assessment, status, signals, settings=None):
+    """The assessment with its Node.js diagnosis (node_classify): ``node`` {node_class, evidence,
+    next_step, restart_ok} and a node_diagnosis finding."""
+    out = dict(assessment or {})
+    node = node_classify.classify(out.get("problem", ""), status, signals, settings)
+    out["node"] = node
+    out["findings"] = list(out.get("findings") or []) + [node_classify.finding(node)]
+    return out
+
+
+def _node_words(assessment):
+    node = (assessment or {}).get("node") or {}
+    if not node.get("node_class"):
+        return ""
+    return " Node.js diagnosis: %s: %s. Next: %s" % (node["node_class"], node.get("evidence"), node.get("next_step"))
+
+
 def plan(assessment, mode):
     """May the runbook restart the backend? {restart, why}."""
     problem = (assessment or {}).get("problem", "")
+    node = (assessment or {}).get("node") or {}
     if mode != "recover":
         return {"restart": False, "why": "diagnose only"}
     if (assessment or {}).get("dependencies_down"):
         return {"restart": False, "why": "a dependency is down: a restart cannot fix it"}
+    if problem in RESTARTABLE and node.get("restart_ok") is False:
+        return {"restart": False, "why": "a restart would not help (%s)" % node.get("node_class")}
     if problem not in RESTARTABLE:
         return {"restart": False, "why": "nothing to restart" if not problem else "a restart would not help (%s)" % problem}
     if (assessment or {}).get("dependencies_unvalidated"):
         return {"restart": False, "why": "a dependency could not be validated from this host"}
     return {"restart": True, "why": "the backend's own process is at fault (%s)" % problem}
+
+
+_NODE_ESCALATIONS = {
+    node_classify.HEAP_LEAK: "the backend keeps reaching its heap limit after restarts: a memory leak",
+    node_classify.PORT_IN_USE: "the backend cannot listen: its address is in use",
+    node_classify.DEPENDENCY_SLOW: "the backend is slow because a dependency is",
+}
 
 
 def _down_names(down):
@@ -204,7 +232,11 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
     actions, verification = _actions(r, s, check_mode), []
     budget = r.get("budget") or {}
 
+    node = a.get("node") or {}
+
     def done(outcome, reason, next_runbook=""):
+        if outcome != HEALTHY:
+            reason += _node_words(a)
         out = verdict(outcome, reason, next_runbook)
         out.update(actions=actions, verification=verification)
         return out
@@ -221,6 +253,11 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
         return done(ESCALATE, "another process holds the backend's port: %s. Nothing was restarted and no restart "
                     "budget was spent: a restart cannot bind the port, and /health is not the backend's answer; "
                     "find out what that process is and stop it" % a.get("squatter", ""))
+    if problem in RESTARTABLE and node.get("restart_ok") is False:
+        return done(ESCALATE, "%s (%s): nothing was restarted and no restart budget was spent, since a restart "
+                    "cannot fix it." % (_NODE_ESCALATIONS.get(node.get("node_class"), "the backend is %s" % problem),
+                                        node.get("node_class")),
+                    "RB-02" if node.get("node_class") == node_classify.DEPENDENCY_SLOW else "")
     if problem == SLOW:
         return done(ESCALATE, "requests are slow (p95 above %s ms) while the service is up: a restart would not help; "
                     "look for slow queries" % s.get("latency_p95_max_ms"), "RB-02")
@@ -261,8 +298,8 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
         if not ok:
             return done(ESCALATE, "the restart did not restore service: error rate still %s after the restart" % _pct(rate))
     soak = r.get("soak") or {}
-    return done(RECOVERED, "backend restarted (%s): %s -> %s, passed the health gate%s and is still the running "
-                "process by %s" % (problem, r.get("before"), r.get("after"),
+    return done(RECOVERED, "backend restarted (%s%s): %s -> %s, passed the health gate%s and is still the running "
+                "process by %s" % (problem, ", " + node["node_class"] if node.get("node_class") else "", r.get("before"), r.get("after"),
                                    " and a %s s soak" % s.get("soak_seconds") if soak.get("probes") else "",
                                    r.get("manager", "its service manager")))
 

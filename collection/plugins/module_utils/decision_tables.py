@@ -20,6 +20,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_de
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_decisions as rb03
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_verdict
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import database_decisions as rb02
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_classify as nc
 
 MIB = 1024 * 1024
 
@@ -62,6 +63,37 @@ def backend_table():
     rows.append(_row(rb01.DOWN, "the PostgreSQL dependency cannot be checked from this host (no driver)",
                      "a dependency is not validated (backend_allow_unvalidated_dependencies)",
                      _restart_words(rb01.plan(unvalidated, "recover"))))
+    return rows + node_rows()
+
+
+_HEAP = "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
+# The Node.js diagnosis (node_classify): RB-01's problem plus the service's own signals.
+NODE_SIGNALS = (
+    (rb01.HUNG, "/health hangs while the process runs (state R, CPU busy), or event loop lag above "
+     "backend_node_eventloop_lag_max_ms", {"process": {"state": "R", "cpu_share": 1.0}}),
+    (rb01.DOWN, "exited after V8's 'FATAL ERROR: Reached heap limit' (report from --report-on-fatalerror)",
+     {"logs": {"heap_limit": _HEAP, "heap_limit_crashes": 1}}),
+    (rb01.DOWN, "the same heap-limit abort backend_node_heap_leak_crashes times in the log tail",
+     {"logs": {"heap_limit": _HEAP, "heap_limit_crashes": 2}}),
+    (rb01.DOWN, "exited on an unhandled promise rejection (UnhandledPromiseRejection and its stack)",
+     {"logs": {"unhandled_rejection": "UnhandledPromiseRejection"}}),
+    (rb01.DOWN, "exited with 'listen EADDRINUSE'", {"logs": {"addr_in_use": "EADDRINUSE"}}),
+    (rb01.SLOW, "probe p95 above backend_latency_p95_max_ms while the event loop lag is low",
+     {"metrics": {"eventloop_lag_s": 0.001}}),
+    (rb01.DOWN, "exited with no Node.js signature in its log (killed by a signal), or is stopped (state T)", {}),
+)
+
+
+def node_rows():
+    """RB-01's Node.js classes: diagnosis 'node: CLASS', the action from ``plan``."""
+    rows = []
+    for problem, signal, signals in NODE_SIGNALS:
+        assessed = rb01.with_node({"problem": problem}, {"running": problem != rb01.DOWN}, signals)
+        plan_ = rb01.plan(assessed, "recover")
+        action = _restart_words(plan_)
+        if assessed["node"]["node_class"] == nc.DEPENDENCY_SLOW:
+            action += "; next runbook RB-02"
+        rows.append(_row(problem, "Node.js: " + signal, "node: %s" % assessed["node"]["node_class"], action))
     return rows
 
 

@@ -71,12 +71,10 @@ def specs(layout: Layout, state: SandboxState, programs: render.Programs) -> lis
     ports = state.ports
     pg_bin = Path(state.pg_bin_dir)
     python = str(Path(sys.executable))
-    backend_argv = [python, "-m", "pflow_ops.sandbox.docker.entry", "--port", str(ports.backend)]
-    backend_argv += ["--redis-url", render.redis_url(state), "--error-rate", str(render.ERROR_RATE)]
+    backend_argv = render.node_backend_argv(programs.node, programs.server_js, state)
     probe = (
         f"import urllib.request as u; u.urlopen('http://{HOST}:{ports.backend}/health', timeout=2)"
     )
-    checkout = str(Path(__file__).resolve().parents[3])
     return [
         proj.ServiceSpec(
             service="postgres",
@@ -102,12 +100,12 @@ def specs(layout: Layout, state: SandboxState, programs: render.Programs) -> lis
                 render.BACKEND_DSN_ENV: render.pg_dsn(
                     state, render.PG_APP_USER, state.app_password
                 ),
-                "PYTHONPATH": checkout,
-                "PYTHONUNBUFFERED": "1",
                 "PFLOW_SANDBOX_OOM_FLAG": str(layout.backend_dir / OOM_FLAG),
             },
             read_only=mounts,
             writable=(str(layout.backend_dir),),
+            # Where a --report-on-fatalerror report and the fault file land, as under supervisord.
+            working_dir=str(layout.backend_dir),
             healthcheck=[python, "-c", probe],
             mem_limit=BACKEND_MEMORY,
         ),

@@ -37,6 +37,7 @@ class ServiceSpec:
     healthcheck: list[str] | None = None
     mem_limit: str = ""
     stop_signal: str = "SIGTERM"
+    working_dir: str = "/tmp"
 
     def config_hash(self) -> str:
         data = json.dumps(self.__dict__, sort_keys=True, default=list)
@@ -112,7 +113,7 @@ def run_service(client: Any, project: str, spec: ServiceSpec, number: int = 1) -
         restart_policy={"Name": "no"},
         healthcheck=_healthcheck(spec.healthcheck),
         stop_signal=spec.stop_signal,
-        working_dir="/tmp",
+        working_dir=spec.working_dir,
         **options,
     )
 

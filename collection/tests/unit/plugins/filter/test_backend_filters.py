@@ -7,10 +7,18 @@ from ansible_collections.pivotal.flow_ops.plugins.filter import backend, service
 
 def test_backend_filters_are_exported() -> None:
     filters = backend.FilterModule().filters()
-    assert set(filters) == {"backend_assess", "backend_plan", "backend_verdict"}
+    assert set(filters) == {
+        "backend_assess",
+        "backend_node_diagnosis",
+        "backend_plan",
+        "backend_verdict",
+    }
     status = {"reachable": True, "running": False, "detail": "x: not running (EXITED)"}
     assessment = filters["backend_assess"](status, {"state": "refused"}, None, None, None, {})
     assert assessment["problem"] == "down"
+    signals = {"logs": {"unhandled_rejection": "UnhandledPromiseRejection: Error: x"}}
+    assessment = filters["backend_node_diagnosis"](assessment, status, signals, {})
+    assert assessment["node"]["node_class"] == "unhandled_rejection"
     plan = filters["backend_plan"](assessment, "recover")
     assert plan["restart"] is True
     verdict = filters["backend_verdict"](assessment, plan, {}, None, {}, "diagnose")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_decisions as rb01
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_classify as nc
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import cache_decisions as rb03
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import database_decisions as rb02
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import decision_tables as tables
@@ -54,8 +55,28 @@ def test_backend_row_signal_is_the_branch(problem: str) -> None:
 
 def test_backend_dependency_rows_name_the_next_runbook() -> None:
     rows = [r for r in tables.backend_table() if "next runbook" in r["action"]]
+    rows = [r for r in rows if not r["signal"].startswith("Node.js: ")]
     assert [r["action"].rsplit(" ", 1)[-1] for r in rows] == ["RB-02", "RB-03"]
     assert all(r["action"].startswith("no restart") for r in rows)
+
+
+def test_backend_node_rows_one_per_class_restart_as_classified() -> None:
+    rows = tables.node_rows()
+    classes = [r["diagnosis"].split(": ", 1)[1] for r in rows]
+    assert sorted(classes) == sorted(
+        [
+            nc.EVENTLOOP_BLOCKED,
+            nc.HEAP_EXHAUSTION,
+            nc.HEAP_LEAK,
+            nc.UNHANDLED_REJECTION,
+            nc.PORT_IN_USE,
+            nc.DEPENDENCY_SLOW,
+            nc.PROCESS_STOPPED,
+        ]
+    )
+    for row, node_class in zip(rows, classes):
+        restart = node_class not in nc.NO_RESTART and row["problem"] in rb01.RESTARTABLE
+        assert row["action"].startswith("restart") is restart, row
 
 
 DATABASE_STATUS = {
