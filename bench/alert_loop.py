@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pflow_ops.receiver.loadtest import measure
+from loadtest import measure
+
 from pflow_ops.sandbox import observe
 from pflow_ops.sandbox.net import free_ports
 

@@ -32,11 +32,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from loadtest import alert, notification  # noqa: E402
+
 from pflow_ops import catalogue, routing  # noqa: E402
 from pflow_ops.receiver import payload  # noqa: E402
 from pflow_ops.receiver.core import Receiver  # noqa: E402
 from pflow_ops.receiver.journal import Journal  # noqa: E402
-from pflow_ops.receiver.loadtest import alert, notification  # noqa: E402
 from pflow_ops.receiver.options import JOURNAL_MAX_BYTES  # noqa: E402
 from pflow_ops.receiver.policy import Policy, replay  # noqa: E402
 from pflow_ops.receiver.worker import RunResult  # noqa: E402

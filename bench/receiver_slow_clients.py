@@ -34,8 +34,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from loadtest import alert, notification
+
 from pflow_ops.paths import PROJECT_ENV
-from pflow_ops.receiver.loadtest import alert, notification
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "bf3e2a5"

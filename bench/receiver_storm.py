@@ -30,11 +30,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from loadtest import alert, notification
+
 from pflow_ops import catalogue, routing
 from pflow_ops.receiver import payload
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal
-from pflow_ops.receiver.loadtest import alert, notification
 from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult
 

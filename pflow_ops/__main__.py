@@ -1,5 +1,5 @@
 import sys
 
-from pflow_ops.cli import main
+from pflow_ops.launch import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from pflow_ops.errors import UsageError
-from pflow_ops.paths import project_root
+from pflow_ops.paths import project_file
 
 
 class CatalogueError(UsageError):
@@ -134,7 +134,7 @@ class Catalogue:
 
 
 def catalogue_path() -> Path:
-    return project_root() / "catalogue.yml"
+    return project_file("catalogue.yml")
 
 
 def _runbook(raw: dict[str, Any], url_base: str = "") -> Runbook:

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pflow_ops import __version__, console, outcome
+from pflow_ops.commands import discover
 from pflow_ops.errors import INTERNAL, OK, REFUSED, USAGE, PflowError, UsageError
+from pflow_ops.paths import PROJECT_ENV
 from pflow_ops.request import (
     COMMANDS,
     RunRequest,
@@ -43,10 +45,33 @@ def _verbose(p: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+def _project(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "--project",
+        metavar="DIR",
+        default=default,
+        help="the project: inventories/ (and playbooks/, catalogue.yml, ansible.cfg if it has "
+        "them; else the installed wheel's and collection's); default: $PFLOW_OPS_PROJECT, the "
+        "checkout, else the current directory",
+    )
+
+
+def use_project(path: str | None) -> None:
+    """``--project DIR`` for everything the run starts (the console script has already set it
+    for this process: :mod:`pflow_ops.launch`)."""
+    if not path:
+        return
+    resolved = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(resolved):
+        raise UsageError(f"--project {path}: not a directory")
+    os.environ[PROJECT_ENV] = resolved
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every command takes after its name too (`pflow-ops recover rb-01 -vv`)."""
     common = argparse.ArgumentParser(add_help=False)
     _verbose(common, default=argparse.SUPPRESS)  # unset unless given after the command
+    _project(common, default=argparse.SUPPRESS)
     return common
 
 
@@ -180,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pflow-ops {__version__}")
     _verbose(parser, default=0)
+    _project(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common()]
 
@@ -215,11 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--output", choices=["md", "json"], default="md")
 
-    from pflow_ops.sandbox_cli import add_sandbox_parser  # argparse only: cheap to import
-
-    add_sandbox_parser(
-        sub.add_parser("sandbox", parents=common, help="the local Pivotal Flow sandbox")
-    )
+    for name, command in sorted(discover().items()):  # the sandbox, when installed
+        command.add_arguments(sub.add_parser(name, parents=common, help=command.help))
     from pflow_ops.eda_cli import add_eda_parser  # argparse only: cheap to import
 
     add_eda_parser(sub.add_parser("eda", parents=common, help="Event-Driven Ansible rulebooks"))
@@ -363,10 +386,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pflow_ops.receiver.control import cmd_receiver
 
         return cmd_receiver(args)
-    if args.command == "sandbox":
-        from pflow_ops.sandbox_cli import cmd_sandbox
-
-        return cmd_sandbox(args)
+    plugins = discover()
+    if args.command in plugins:
+        return plugins[args.command].run(args)
     if args.command == "eda":
         from pflow_ops.eda_cli import cmd_eda
 
@@ -440,6 +462,7 @@ def _run(argv: Sequence[str]) -> tuple[int, str, argparse.Namespace | None]:
     try:
         args = build_parser().parse_args(argv)
         console.configure_logging(int(args.verbose))
+        use_project(args.project)
         return _dispatch(args), "", args
     except _ParseError as exc:
         return exc.exit_code, str(exc), args

@@ -15,13 +15,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from pflow_ops.paths import project_root, state_home
+from pflow_ops.paths import collection_file, state_home
 
 _NAME = "pflow_ops._collection_coordination"
 
 
 def _load() -> ModuleType:
-    path = project_root() / "collection" / "plugins" / "module_utils" / "coordination.py"
+    path = collection_file("plugins", "module_utils", "coordination.py")
     spec = importlib.util.spec_from_file_location(_NAME, path)
     if spec is None or spec.loader is None:  # pragma: no cover - a broken checkout
         raise ImportError(f"the collection's coordination module is missing: {path}")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
-from pflow_ops.paths import project_root
+from pflow_ops.paths import collection_file
 
 
 def _load() -> ModuleType:
-    path = project_root() / "collection" / "plugins" / "module_utils" / "event_input.py"
+    path = collection_file("plugins", "module_utils", "event_input.py")
     spec = importlib.util.spec_from_file_location("pflow_ops._collection_event_input", path)
     if spec is None or spec.loader is None:  # pragma: no cover - a broken checkout
         raise ImportError(f"the collection's event_input module is missing: {path}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from pflow_ops import console
 from pflow_ops.errors import OK, PflowError, RefusedError, UsageError
-from pflow_ops.paths import project_root, state_home
+from pflow_ops.paths import collection_file, state_home
 from pflow_ops.request import check_incident_key
 
 
@@ -34,7 +34,7 @@ class NoSuchIncident(PflowError):
 
 
 def _load(name: str) -> ModuleType:
-    path = project_root() / "collection" / "plugins" / "module_utils" / f"{name}.py"
+    path = collection_file("plugins", "module_utils", f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"pflow_ops._collection_{name}", path)
     if spec is None or spec.loader is None:  # pragma: no cover - a broken checkout
         raise ImportError(f"the collection's {name} module is missing: {path}")

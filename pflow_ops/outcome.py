@@ -8,11 +8,11 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from pflow_ops.paths import project_root
+from pflow_ops.paths import collection_file
 
 
 def _load() -> ModuleType:
-    path = project_root() / "collection" / "plugins" / "module_utils" / "outcome.py"
+    path = collection_file("plugins", "module_utils", "outcome.py")
     spec = importlib.util.spec_from_file_location("pflow_ops._collection_outcome", path)
     if spec is None or spec.loader is None:  # pragma: no cover - a broken checkout
         raise ImportError(f"the collection's outcome module is missing: {path}")

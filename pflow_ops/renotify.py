@@ -27,7 +27,7 @@ from typing import Any
 from pflow_ops import catalogue, console, environments, inventory
 from pflow_ops.errors import INTERNAL, OK, RefusedError, UsageError
 from pflow_ops.lock import RunLock
-from pflow_ops.paths import project_root, state_home
+from pflow_ops.paths import playbook, state_home
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _launch(env: environments.Environment, check: bool, now: str | None) -> dict
         run = PlaybookRun(
             run_id=run_id,
             run_dir=state_home() / "renotify" / run_id,
-            playbook=project_root() / PLAYBOOK,
+            playbook=playbook(PLAYBOOK),
             inventory=env.inventory,
             extravars=extravars,
             check=check,

@@ -29,7 +29,7 @@ from pflow_ops import (
 )
 from pflow_ops.errors import RefusedError, UsageError
 from pflow_ops.lock import RunLock
-from pflow_ops.paths import project_root, runs_dir
+from pflow_ops.paths import playbook, playbook_file, runs_dir
 from pflow_ops.progress import Progress
 from pflow_ops.report_model import Refusal
 from pflow_ops.request import RunRequest
@@ -79,7 +79,7 @@ def _target(request: RunRequest, env: environments.Environment) -> catalogue.Run
     cat = catalogue.load()
     if request.command == "maintain":
         job = cat.maintenance_for(request.target)
-        if not (project_root() / job.playbook).is_file():
+        if not playbook_file(job.playbook).is_file():
             raise UsageError(f"{job.id} {job.title} is catalogued but not automated yet")
         return job
     rb = _alert_target(cat, request, env) if request.command == "alert" else cat.get(request.target)
@@ -222,7 +222,7 @@ def _launch(
     playbook_run = PlaybookRun(
         run_id=run_id,
         run_dir=run_dir,
-        playbook=project_root() / rb.playbook,
+        playbook=playbook(rb.playbook),
         inventory=env.inventory,
         extravars=_run_vars(request, run_id),
         check=request.check,

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from pflow_ops import watchdog
-from pflow_ops.paths import project_root, state_home
+from pflow_ops.paths import project_file, project_root, state_home
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class PlaybookRun:
 
     run_id: str
     run_dir: Path
-    playbook: Path
+    playbook: str  # a path, or the collection playbook's FQCN (an installed wheel)
     inventory: Path
     extravars: dict[str, Any]
     check: bool = False
@@ -123,7 +123,7 @@ class PlaybookRun:
             "suppress_env_files": True,
             "timeout": self.timeout,
             "envvars": {
-                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                "ANSIBLE_CONFIG": str(project_file("ansible.cfg")),
                 "PFLOW_OPS_HOME": str(state_home()),
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0",

@@ -1,4 +1,6 @@
-"""``pflow-ops sandbox ...``: the CLI face of :mod:`pflow_ops.sandbox`."""
+"""``pflow-ops sandbox ...``: the CLI face of :mod:`pflow_ops.sandbox`, registered as the
+``sandbox`` command by the entry point ``pflow_ops.commands`` (pyproject.toml). Its dependencies
+come with the ``sandbox`` extra; without them the command says so in one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from pflow_ops.errors import OK
+from pflow_ops.commands import Command, missing_modules
+from pflow_ops.errors import OK, UsageError
+
+# What the sandbox imports beyond the core (the `sandbox` extra of pyproject.toml).
+EXTRA_MODULES = ("supervisor", "docker", "redis", "psycopg2")
 
 
 def add_sandbox_parser(p: argparse.ArgumentParser) -> None:
@@ -217,6 +223,7 @@ def _action(api: Any, args: argparse.Namespace, status_text: Callable[[Any], Non
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """A :class:`~pflow_ops.sandbox.SandboxError` (one of the CLI's error family) reaches
     ``main``, which prints ``pflow-ops: sandbox: <message>`` and returns its exit code."""
+    require_extra(missing_modules(EXTRA_MODULES))
     from pflow_ops import sandbox
 
     try:
@@ -231,3 +238,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise sandbox.SandboxError(str(exc)) from exc
     return OK
+
+
+def require_extra(missing: list[str]) -> None:
+    """A usage error naming the extra to install when any of its modules is missing."""
+    if missing:
+        raise UsageError(
+            f"the sandbox needs {', '.join(missing)}: pip install 'pflow-ops[sandbox]'"
+        )
+
+
+COMMAND = Command(
+    help="the local Pivotal Flow sandbox", add_arguments=add_sandbox_parser, run=cmd_sandbox
+)

@@ -28,7 +28,7 @@ import yaml
 from pflow_ops import catalogue, inventory
 from pflow_ops.environments import Environment
 from pflow_ops.errors import UsageError
-from pflow_ops.paths import project_root
+from pflow_ops.paths import collection_root, playbook_file
 from pflow_ops.request import RunRequest
 
 COLLECTION_PREFIX = "pivotal.flow_ops."
@@ -73,7 +73,7 @@ _ROLE_REF = re.compile(r"\bpivotal\.flow_ops\.([a-z_]+)\b")
 
 
 def _collection() -> Path:
-    return project_root() / "collection"
+    return collection_root()
 
 
 def _yaml(path: Path) -> Any:
@@ -252,7 +252,7 @@ def _unknown(key: str, known: set[str], rb: catalogue.Runbook, roles: tuple[str,
 def extra_vars(request: RunRequest, rb: catalogue.Runbook) -> dict[str, Any]:
     """The request's -e text, checked and typed for ``rb``'s roles; UsageError on the first
     bad one."""
-    roles = playbook_roles(project_root() / rb.playbook)
+    roles = playbook_roles(playbook_file(rb.playbook))
     options: dict[str, dict[str, Any]] = {}
     for role in roles:
         options.update(role_options(role))
@@ -313,7 +313,7 @@ def check_limit(request: RunRequest, rb: catalogue.Runbook, env: Environment) ->
     reading = inventory.read(env.inventory)
     if reading.error:
         return  # unreadable: the guard already treats the env as protected; Ansible says why
-    groups = groups_of(project_root() / rb.playbook)
+    groups = groups_of(playbook_file(rb.playbook))
     if inventory.matching(env.inventory, groups, request.limit):
         return
     hosts = sorted({h for g in groups for h in reading.groups.get(g, ())})

@@ -4,7 +4,8 @@
 #     Alertmanager and the postgres/redis exporters, etcd-server (coordination tests), a Java
 #     runtime (ansible-rulebook), Chromium and its driver (the runbook site's browser test),
 #     a Python venv
-#   - .venv with pflow-ops and its pinned Python dependencies (ansible 12, ansible-runner, ...)
+#   - .venv with pflow-ops, its sandbox and test extras, pinned by constraints.txt (ansible 12,
+#     ansible-runner, ...)
 #   - .venv-alerta with alerta-server, pinned (the incident role's Alerta sink tests)
 #   - community.docker 5.x from the ansible 13 bundle, under .cache/collections (Compose tests)
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only adds what is missing).
@@ -70,10 +71,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.pflow-ops-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing pflow-ops and its pinned dependencies into .venv"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  log "installing pflow-ops and its pinned dependencies into .venv (constraints.txt)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # constraints.txt pins the whole environment (transitive packages too); the sandbox extra
+  # brings the local sandbox's dependencies, which a production install leaves out.
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[test,sandbox]'
   touch "$stamp"
 fi
 # Alerta (alerta-server from PyPI, PostgreSQL backend): the real ticket system the incident role's

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pflow_ops import catalogue, coordination, environments, inventory, routing
 from pflow_ops.errors import INTERNAL, OK, REFUSED, USAGE, PflowError
-from pflow_ops.paths import project_root, state_home
+from pflow_ops.paths import playbook_file, state_home
 from pflow_ops.receiver import server as http
 from pflow_ops.receiver import tokens, worker
 from pflow_ops.receiver.core import Receiver, log_line
@@ -96,7 +96,7 @@ def _routing(env: str) -> routing.Table:
     playbook is missing is not automated. A bad alias refuses the start (exit 2)."""
     cat = catalogue.load()
     implemented = {
-        rb.id: rb.implemented and (project_root() / rb.playbook).is_file() for rb in cat.runbooks
+        rb.id: rb.implemented and playbook_file(rb.playbook).is_file() for rb in cat.runbooks
     }
     try:
         return routing.table(cat, _alert_aliases(env), implemented=implemented)

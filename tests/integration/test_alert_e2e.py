@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pflow_ops.receiver.loadtest import alert, measure, notification
+from bench.loadtest import alert, measure, notification
 from pflow_ops.sandbox import observe
 from tests.integration.conftest import Stack, running_stack
 

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.loadtest import alert, notification
 from pflow_ops import cli, run, runner
-from pflow_ops.receiver.loadtest import alert, notification
 from tests.integration.recording_endpoint import RecordingEndpoint
 from tests.integration.test_receiver import Receiver
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from bench.loadtest import alert, measure, notification
 from pflow_ops.lock import RunLock
-from pflow_ops.receiver.loadtest import alert, measure, notification
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pflow_ops.receiver.loadtest import alert, notification
+from bench.loadtest import alert, notification
 from tests.integration.test_receiver import ROOT, TOKEN, Receiver, firing, free_port
 
 pytestmark = pytest.mark.integration

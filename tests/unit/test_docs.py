@@ -117,7 +117,6 @@ def test_the_check_names_a_stale_page_and_build_rewrites_it(
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     monkeypatch.setattr(docs, "project_root", lambda: tmp_path)
     monkeypatch.setattr("pflow_ops.paths.project_root", lambda: tmp_path)
-    monkeypatch.setattr(catalogue, "project_root", lambda: tmp_path)
     assert cli.main(["docs", "build", "--check"]) == 0
     page = tmp_path / "docs" / "runbooks" / "rb-03-cache-issues.md"
     page.write_text(page.read_text().replace("Cache Issues", "Cache Trouble", 1))

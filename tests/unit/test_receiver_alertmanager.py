@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from bench.loadtest import alert, notification
 from pflow_ops import routing
 from pflow_ops.receiver import alertmanager as am
 from pflow_ops.receiver import payload, service
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal
-from pflow_ops.receiver.loadtest import alert, notification
 from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.loadtest import alert, notification
 from pflow_ops import cli, routing
 from pflow_ops.receiver import control, payload
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal
-from pflow_ops.receiver.loadtest import alert, notification
 from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from bench.loadtest import alert, notification
 from pflow_ops import routing
 from pflow_ops.receiver import journal as journal_mod
 from pflow_ops.receiver import payload
 from pflow_ops.receiver.compaction import maybe_compact, threshold
 from pflow_ops.receiver.core import Receiver
 from pflow_ops.receiver.journal import Journal, JournalBusy
-from pflow_ops.receiver.loadtest import alert, notification
 from pflow_ops.receiver.metrics import Metrics
 from pflow_ops.receiver.policy import Policy
 from pflow_ops.receiver.worker import RunResult

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from bench.loadtest import alert, notification
 from pflow_ops.receiver import payload
-from pflow_ops.receiver.loadtest import alert, notification
 
 
 def body(obj: Any) -> bytes:

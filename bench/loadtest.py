@@ -1,6 +1,6 @@
-"""Measure the receiver's response times over loopback (for ``bench/``), and build payloads.
+"""Measure the receiver's response times over loopback, and build payloads (bench/ and the tests).
 
-    from pflow_ops.receiver.loadtest import measure, notification
+    from bench.loadtest import measure, notification  # from the checkout (bench/: `from loadtest`)
     result = measure("http://127.0.0.1:9095/webhook", token, count=1000, concurrency=4)
     print(result.p50_ms, result.p99_ms, result.statuses)
 
