@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, service_state, supervisor_rpc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, port_owner, service_state, supervisor_rpc
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import (
     ModuleFailure,
     check_postgresql,
@@ -28,7 +28,7 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks
     validate as validate_dependencies,
 )
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import HostCheckError, check_host
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError, Target
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import check as http_check
 
 # Each check and the runbook step it stands for in the report's timeline.
@@ -42,8 +42,9 @@ STEPS = (
 )
 # statvfs on a hung network mount blocks: the host's reads get a bound too.
 RESOURCES_TIMEOUT_S = 5.0
-# Naming the port's owner reads /proc; on a busy host that takes a moment beyond the probes.
 HEALTH_SLACK_S = 2.0
+# http_health states in which something accepted the TCP connection on the port.
+ANSWERED = ("healthy", "unhealthy", "hung")
 NOT_SAMPLED = {"changed": False, "skipped": True}
 
 
@@ -78,11 +79,11 @@ def resources(params: dict) -> dict:
 
 
 def health_then_sample(params: dict) -> dict:
-    """/health (naming the port's owner), then, only when it is healthy, the API sample: a hung
-    backend would otherwise cost every sample its whole timeout."""
+    """/health, then, only when it is healthy, the API sample: a hung backend would otherwise cost
+    every sample its whole timeout."""
     started = time.monotonic()
     try:
-        health = http_check(_probe(params["health_url"], params["health_timeout"], 1, True))
+        health = http_check(_probe(params["health_url"], params["health_timeout"], 1, False))
         probe = dict(NOT_SAMPLED)
         sample_at = round(time.monotonic() - started, 3)
         if params.get("probe_url") and health["healthy"]:
@@ -174,6 +175,7 @@ def diagnose(params: dict) -> tuple[dict, list[str]]:
         if failure:
             raise ModuleFailure(failure)
     manager, chain = ran["service_status"][0], ran["health_endpoint"][0]
+    chain["health"]["listener"] = listener(manager["status"], chain["health"], params["health_url"])
     deps = {name.split("_", 1)[1]: result for name, (result, _at) in ran.items() if name.startswith("dependency_")}
     dep_elapsed = max([d.get("elapsed_s", 0.0) for d in deps.values()] or [0.0])
     result = {
@@ -187,6 +189,15 @@ def diagnose(params: dict) -> tuple[dict, list[str]]:
         "elapsed_s": round(time.monotonic() - started, 3),
     }
     return result, list(manager.get("warnings") or [])
+
+
+def listener(status: dict, health: dict, url: str):  # type: ignore[no-untyped-def]
+    """The process holding the health port (http_health's port_owner), read only when it tells
+    something: the manager says the backend is not running while the port answers (another
+    process squats it). Reading every process's fds costs CPU a healthy fleet should not pay."""
+    if not status.get("reachable") or status.get("running") or health.get("state") not in ANSWERED:
+        return None
+    return port_owner.owner(Target(url, True).port)
 
 
 def timeline(ran: dict) -> list:

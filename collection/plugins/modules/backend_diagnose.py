@@ -114,7 +114,11 @@ options:
         description: Private key of O(compose.client_cert).
         type: path
   health_url:
-    description: The backend's health endpoint (C(http://) or C(https://)); the owner of its port is named when something answers.
+    description:
+      - The backend's health endpoint (C(http://) or C(https://)).
+      - When the service manager says the backend is not running while something answers there, the
+        process holding the port is named (C(health.listener)), as M(pivotal.flow_ops.http_health)
+        with its C(port_owner) option does; otherwise C(health.listener) is null.
     type: str
     required: true
   health_timeout:
@@ -169,7 +173,7 @@ dependencies:
   returned: always
   type: dict
 health:
-  description: The health endpoint as M(pivotal.flow_ops.http_health) with O(health_url) and port_owner returns it.
+  description: The health endpoint as M(pivotal.flow_ops.http_health) returns it (C(listener) as O(health_url) says).
   returned: always
   type: dict
 probe:

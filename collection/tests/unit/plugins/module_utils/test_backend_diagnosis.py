@@ -65,7 +65,8 @@ def test_a_whole_run_keeps_each_modules_shape_and_times_every_check(tmp_path: Pa
     assert warnings == [] and result["changed"] is False
     status = result["status"]
     assert status["manager"] == "supervisord" and status["reachable"] is False and status["running"] is False
-    assert result["health"]["healthy"] is True and result["health"]["listener"]["port"] > 0
+    # The manager could not be asked: no squatter to name, so no /proc scan.
+    assert result["health"]["healthy"] is True and result["health"]["listener"] is None
     assert result["probe"]["samples"]["count"] == 3
     assert result["resources"]["findings"] and result["dependencies"]["available"] is True
     rows = {r["check"]: r for r in result["timeline"]}
@@ -236,3 +237,21 @@ def test_compose_status_from_the_info_result() -> None:
     out = service_state.compose_status(raw, "backend")
     assert out["manager"] == "compose" and out["pid"] == "3f2a@12" and out["logs"] == ["l"]
     assert service_state.compose_status(None, "backend")["state"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "named"),
+    [
+        ({"reachable": True, "running": False}, "healthy", True),
+        ({"reachable": True, "running": False}, "refused", False),
+        ({"reachable": True, "running": True}, "healthy", False),
+        ({"reachable": False, "running": False}, "healthy", False),
+    ],
+)
+def test_the_ports_owner_is_read_only_for_a_possible_squatter(
+    http: str, status: dict, state: str, named: bool
+) -> None:
+    out = bd.listener(status, {"state": state}, f"{http}/health")
+    assert (out is not None) is named
+    if named:
+        assert out["port"] == int(http.rsplit(":", 1)[1])
