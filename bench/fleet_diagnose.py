@@ -79,7 +79,11 @@ def diagnose(env: dict[str, str], hosts: list[str]) -> float:
     elapsed = time.perf_counter() - start
     data = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or data.get("outcome") != "healthy" or len(data["logs"]) != len(hosts):
-        sys.exit(f"diagnosis over {len(hosts)} hosts was not healthy: {proc.stdout[-300:]}")
+        bad = [f for f in data.get("findings", []) if f.get("status") not in ("ok", "skipped")]
+        sys.exit(
+            f"diagnosis over {len(hosts)} hosts was not healthy: {data.get('reason')}; "
+            f"{json.dumps(bad)[:3000]}; {proc.stderr[-300:]}"
+        )
     return elapsed
 
 

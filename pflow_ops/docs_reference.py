@@ -21,17 +21,60 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+def _string_assignments(body: list[ast.stmt]) -> dict[str, str]:
+    """``NAME = "..."`` assignments of a module or class body, by name."""
+    out = {}
+    for node in body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        value = node.value if isinstance(node, ast.Assign) else None
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(value, ast.Constant)
+            and isinstance(value.value, str)
+        ):
+            out[target.id] = value.value
+    return out
+
+
+def fragment_doc(name: str) -> dict[str, Any]:
+    """The collection's doc fragment ``pivotal.flow_ops.NAME[.VARIABLE]`` (what ansible-doc
+    merges into a module's documentation); {} for another collection's fragment."""
+    prefix = COLLECTION + "."
+    if not name.startswith(prefix):
+        return {}
+    file, _, var = name[len(prefix) :].partition(".")
+    path = project_root() / "collection/plugins/doc_fragments" / f"{file}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "ModuleDocFragment":
+            wanted = var.upper() or "DOCUMENTATION"
+            text = _string_assignments(node.body).get(wanted)
+            if text is None:
+                raise ValueError(f"{path}: no {wanted} in ModuleDocFragment")
+            return load_yaml(text) or {}
+    raise ValueError(f"{path}: no ModuleDocFragment class")
+
+
+def with_fragments(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the options of its own collection's fragments merged in, as ansible-doc
+    shows them: the module's own definition of an option wins over a fragment's."""
+    merged: dict[str, Any] = {}
+    for name in doc.get("extends_documentation_fragment") or []:
+        merged.update(fragment_doc(str(name)).get("options") or {})
+    merged.update(doc.get("options") or {})
+    return {**doc, "options": merged} if merged else doc
+
+
 def module_docs() -> list[dict[str, Any]]:
-    """Every module's DOCUMENTATION, parsed without importing the module (no Ansible needed)."""
+    """Every module's DOCUMENTATION with its fragments' options, parsed without importing the
+    module (no Ansible needed)."""
     out = []
     for path in sorted((project_root() / "collection/plugins/modules").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) else None
-            if isinstance(target, ast.Name) and target.id == "DOCUMENTATION":
-                assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-                doc = load_yaml(str(node.value.value)) or {}
-                out.append({"name": path.stem, **doc})
+        text = _string_assignments(ast.parse(path.read_text(encoding="utf-8")).body).get(
+            "DOCUMENTATION"
+        )
+        if text is not None:
+            out.append({"name": path.stem, **with_fragments(load_yaml(text) or {})})
     return out
 
 

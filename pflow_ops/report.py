@@ -34,6 +34,7 @@ from pflow_ops.report_model import (
     RunnerInfo,
     Verification,
 )
+from pflow_ops.report_steps import with_substeps
 from pflow_ops.request import AlertTrigger
 from pflow_ops.runner import RunResult
 
@@ -271,7 +272,7 @@ def build(ctx: RunContext, result: RunResult) -> Report:
         alert=_alert(ctx, loop),
         rollout=plan,
         escalation=_escalation(ctx, verdict, reason, hosts, actions, plan),
-        timeline=tuple(result.steps),
+        timeline=with_substeps(result.steps, result.artifact_data.get("pflow_results")),
         logs={host: h.logs for host, h in hosts.items()},
         runner=RunnerInfo(result.status, result.rc, result.artifacts_dir),
         json_path=str(ctx.run_dir / "report.json"),

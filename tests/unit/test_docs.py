@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pflow_ops import catalogue, cli, docs
+from pflow_ops import catalogue, cli, docs, docs_reference
 from pflow_ops.paths import project_root
 
 ROOT = project_root()
@@ -158,3 +158,19 @@ def test_reference_pages_for_every_module_and_role() -> None:
     http = paths["docs/reference/modules/http_health.md"]
     assert "| `url` | str | yes |  |" in http  # required, no default
     assert "| `expect_status` | list | no | `[200]` |" in http
+
+
+def test_module_pages_list_the_options_of_their_doc_fragments() -> None:
+    """ansible-doc merges extends_documentation_fragment; the reference pages did not, so the
+    PostgreSQL modules' login_* options and supervisor_program's server_url were missing."""
+    paths = {p.path.as_posix(): p.text for p in docs.build(catalogue.load())}
+    pg = paths["docs/reference/modules/pg_diagnose.md"]
+    assert "| `login_host` | str | no | `127.0.0.1` |" in pg and "| `ssl_mode` |" in pg
+    supervisor = paths["docs/reference/modules/supervisor_program.md"]
+    assert "| `server_url` | str | yes |  |" in supervisor
+    deps = paths["docs/reference/modules/dependency_check.md"]
+    assert "| `postgres.login_host` |" in deps and "| `redis.ca_certs` |" in deps
+    # Another collection's fragment is not ours to read; a missing variable of ours is an error.
+    assert docs_reference.fragment_doc("ansible.builtin.action_common_attributes") == {}
+    with pytest.raises(ValueError, match="NO_SUCH_GROUP"):
+        docs_reference.fragment_doc("pivotal.flow_ops.action_groups.no_such_group")

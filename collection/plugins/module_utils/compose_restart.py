@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """compose_service's rolling restart: one replica at a time, each gated on its healthcheck (or on
-staying up without one); the first replica that does not come back stops the roll."""
+staying up without one); the first replica that does not come back stops the roll. Then, in the
+same module execution, the service's HTTP health gate and soak (when asked) and the engine's view
+of the service afterwards, which the service_manager role confirms the restart against."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from typing import Any
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose import (
     APIError,
     NotFound,
+    inspect,
     inspect_container,
     instance,
 )
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import check as http_check
 
 POLL_S = 0.25
 
@@ -90,3 +94,29 @@ def rolling_restart(client: Any, containers: list[dict[str, Any]], params: dict[
     msg = "" if ok else next((s["detail"] for s in steps if not s["ok"]), "")
     changed = bool(steps) if check_mode else any(s.pop("done", False) for s in steps)
     return {"changed": changed, "restarted": steps, "ok": ok, "instances_after": after, "msg": msg}
+
+
+# Lines of each replica's log read with the confirmation: what the restarted service wrote.
+CONFIRM_LOG_LINES = 20
+
+
+def http_gate(params: dict[str, Any]) -> dict[str, Any]:
+    """http_health's gate and soak on the service's URL: the result that module returns."""
+    return http_check({
+        "url": params["gate_url"], "timeout": params["gate_probe_timeout"], "samples": 1,
+        "expect_status": [200], "wait_timeout": params["gate_timeout"], "interval": params["gate_interval"],
+        "soak_seconds": params["soak_seconds"], "validate_certs": True, "port_owner": False,
+    })
+
+
+def restart_gated(client: Any, containers: list[dict[str, Any]], params: dict[str, Any],
+                  check_mode: bool) -> dict[str, Any]:
+    """The rolling restart, then (for real runs) the HTTP gate and soak when the roll held and a
+    gate URL is given, and the confirmation: compose_service_info's view of the service now."""
+    result = rolling_restart(client, containers, params, check_mode)
+    if check_mode:
+        return result
+    if params.get("gate_url") and result["ok"]:
+        result["http_gate"] = http_gate(params)
+    result["status_after"] = inspect(client, dict(params, log_lines=CONFIRM_LOG_LINES))[0]
+    return result

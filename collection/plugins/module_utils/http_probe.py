@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTP probes the way an on-call engineer sends them: one GET classified as healthy,
 unhealthy, hung, refused, timeout or error; a health gate and a soak built on it. Shared by
-http_health (the probe module) and supervisor_program (whose restart gates on the service's
+http_health (the probe module, whose whole check is ``check`` here), backend_diagnose (RB-01's
+investigation runs that check) and supervisor_program (whose restart gates on the service's
 health while it watches the process it started)."""
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -18,6 +19,8 @@ import socket
 import ssl
 import time
 from urllib.parse import unquote, urlsplit
+
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.port_owner import owner
 
 BODY_READ_MAX = 64 * 1024
 BODY_TEXT_MAX = 2048
@@ -212,3 +215,57 @@ def run_soak(prober: Prober, seconds: float, interval: float, probes: list, watc
         _sleep_until(started + count * interval)
     return {"seconds": seconds, "probes": count, "failures": failures, "first_failure": first_failure,
             "gone": gone}
+
+
+def validate(params: dict) -> None:
+    if params["timeout"] <= 0:
+        raise ProbeError("timeout must be > 0")
+    if params["samples"] < 1:
+        raise ProbeError("samples must be >= 1")
+    if params["wait_timeout"] < 0 or params["soak_seconds"] < 0:
+        raise ProbeError("wait_timeout and soak_seconds must be >= 0")
+    if (params["wait_timeout"] > 0 or params["soak_seconds"] > 0) and params["interval"] < 0.01:
+        raise ProbeError("interval must be >= 0.01 when wait_timeout or soak_seconds is set")
+    if not params["expect_status"]:
+        raise ProbeError("expect_status must list at least one status")
+
+
+def check(params: dict) -> dict:
+    """http_health's whole check (gate, samples, soak, the decisive probe, the port's owner);
+    the module's result. Raises ProbeError on bad parameters."""
+    started = time.monotonic()
+    validate(params)
+    target = Target(params["url"], params["validate_certs"])
+    prober = Prober(target, params["timeout"], params["expect_status"])
+    result: dict = {"changed": False, "url": params["url"]}
+    probes: list[dict] = []
+    gate_ok = True
+    if params["wait_timeout"] > 0:
+        result["gate"] = run_gate(prober, params["wait_timeout"], params["interval"])
+        gate_ok = result["gate"]["passed"]
+    if gate_ok:
+        for _sample in range(params["samples"]):
+            probes.append(prober())
+    if params["soak_seconds"] > 0:
+        if gate_ok:
+            result["soak"] = run_soak(prober, params["soak_seconds"], params["interval"], probes)
+        else:
+            result["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None, "gone": None}
+    healthy = gate_ok and all(p["state"] == "healthy" for p in probes)
+    decisive = prober.last if healthy else prober.last_failure
+    if decisive is None:  # at least one probe always runs
+        raise AssertionError("no probe ran")
+    result.update(
+        healthy=healthy,
+        state=decisive["state"],
+        status=decisive["status"],
+        reason=decisive["reason"],
+        body=decisive["body"],
+        latency_ms=decisive["latency_ms"],
+        samples=summarize(probes),
+        listener=(owner(target.port)
+                  if params.get("port_owner") and decisive["state"] not in ("refused", "timeout", "error")
+                  else None),
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
+    return result

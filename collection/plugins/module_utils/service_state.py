@@ -117,6 +117,25 @@ def supervisor_status(result, name):
     }
 
 
+def compose_status(result, name):
+    """service_manager_status from a compose_service_info result (the shape tasks/compose/
+    status.yml sets): the engine's own words, with the manager named."""
+    result = result or {}
+    return {
+        "manager": COMPOSE,
+        "name": name,
+        "reachable": bool(result.get("reachable")),
+        "found": bool(result.get("found")),
+        "running": bool(result.get("running")),
+        "state": result.get("state") or "unknown",
+        "pid": result.get("pid") or None,
+        "detail": result.get("detail") or "",
+        "msg": result.get("msg") or "",
+        "logs": result.get("logs") or [],
+        "instances": result.get("instances") or [],
+    }
+
+
 def _budget_words(budget, check_mode):
     if not budget:
         return ""

@@ -71,6 +71,30 @@ options:
     description: For containers without a healthcheck, how long a replica must stay running to pass.
     type: float
     default: 3
+  gate_url:
+    description:
+      - When set, after the rolling restart held, probe this URL as M(pivotal.flow_ops.http_health)
+        does until it answers 200 (the health gate), then for O(soak_seconds) (the soak), in the same
+        module execution. RV(http_gate) is that module's result. Empty for no HTTP gate.
+      - Either way a real run ends by reading the service's containers again (RV(status_after)).
+    type: str
+    default: ""
+  gate_timeout:
+    description: Seconds the health gate waits for a healthy answer.
+    type: float
+    default: 30
+  gate_interval:
+    description: Seconds between the starts of two probes, in the gate and the soak.
+    type: float
+    default: 0.5
+  gate_probe_timeout:
+    description: Seconds per probe.
+    type: float
+    default: 2
+  soak_seconds:
+    description: Seconds to keep probing after the gate passed; any failed probe makes RV(http_gate) unhealthy.
+    type: float
+    default: 0
 seealso:
   - module: pivotal.flow_ops.compose_service_info
     description: Read the same service's replicas (state, health, log tail) without changing them.
@@ -195,6 +219,16 @@ instances_after:
   elements: dict
   returned: always
   sample: []
+http_gate:
+  description: The health gate and soak on O(gate_url), as M(pivotal.flow_ops.http_health) returns them.
+  type: dict
+  returned: when gate_url is set, the restart held and not in check mode
+status_after:
+  description:
+    - The service read again after the restart, the gate and the soak, as
+      M(pivotal.flow_ops.compose_service_info) returns it (with the last 20 log lines of each replica).
+  type: dict
+  returned: when not in check mode and the service has containers
 msg:
   description: Why the engine or the project could not be reached, or why the restart stopped.
   type: str
@@ -211,7 +245,8 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose import (
     INFO_SPEC,
     run,
 )
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose_restart import rolling_restart
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose_restart import restart_gated
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError, Target
 
 ARGUMENT_SPEC: dict[str, Any] = {
     **INFO_SPEC,
@@ -219,6 +254,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "stop_timeout": {"type": "int", "default": 10},
     "health_timeout": {"type": "float", "default": 60},
     "stable_seconds": {"type": "float", "default": 3},
+    "gate_url": {"type": "str", "default": ""},
+    "gate_timeout": {"type": "float", "default": 30},
+    "gate_interval": {"type": "float", "default": 0.5},
+    "gate_probe_timeout": {"type": "float", "default": 2},
+    "soak_seconds": {"type": "float", "default": 0},
 }
 # Where the engine, the project or the service cannot be acted on, nothing was restarted.
 NOTHING_RESTARTED = {"ok": False, "restarted": [], "instances_after": []}
@@ -229,9 +269,18 @@ def main() -> None:
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     params = module.params
+    if params["gate_url"]:
+        try:
+            Target(params["gate_url"], True)
+        except ProbeError as exc:
+            module.fail_json(msg=f"gate_url: {exc}")
+        if params["gate_timeout"] <= 0 or params["gate_interval"] < 0.01 or params["gate_probe_timeout"] <= 0:
+            module.fail_json(msg="gate_timeout and gate_probe_timeout must be > 0, gate_interval >= 0.01")
+        if params["soak_seconds"] < 0:
+            module.fail_json(msg="soak_seconds must be >= 0")
 
     def restart(client: Any, containers: list[dict[str, Any]]) -> dict[str, Any]:
-        return rolling_restart(client, containers, params, module.check_mode)
+        return restart_gated(client, containers, params, module.check_mode)
 
     result = {"changed": False, **NOTHING_RESTARTED, **run(params, restart)}
     module.exit_json(**result)

@@ -172,73 +172,13 @@ elapsed_s:
   returned: always
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import port_owner
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import (
-    Prober,
-    ProbeError,
-    Target,
-    run_gate,
-    run_soak,
-    summarize,
-)
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError, check
 
-# The probe code lives in module_utils/http_probe.py (supervisor_program gates with it too).
+# The probe code lives in module_utils/http_probe.py (supervisor_program gates with it and
+# backend_diagnose runs this very check).
 ModuleFailure = ProbeError
-
-
-def validate(params: dict) -> None:
-    if params["timeout"] <= 0:
-        raise ModuleFailure("timeout must be > 0")
-    if params["samples"] < 1:
-        raise ModuleFailure("samples must be >= 1")
-    if params["wait_timeout"] < 0 or params["soak_seconds"] < 0:
-        raise ModuleFailure("wait_timeout and soak_seconds must be >= 0")
-    if (params["wait_timeout"] > 0 or params["soak_seconds"] > 0) and params["interval"] < 0.01:
-        raise ModuleFailure("interval must be >= 0.01 when wait_timeout or soak_seconds is set")
-    if not params["expect_status"]:
-        raise ModuleFailure("expect_status must list at least one status")
-
-
-def run_module(params: dict) -> dict:
-    started = time.monotonic()
-    validate(params)
-    target = Target(params["url"], params["validate_certs"])
-    prober = Prober(target, params["timeout"], params["expect_status"])
-    result: dict = {"changed": False, "url": params["url"]}
-    probes: list[dict] = []
-    gate_ok = True
-    if params["wait_timeout"] > 0:
-        result["gate"] = run_gate(prober, params["wait_timeout"], params["interval"])
-        gate_ok = result["gate"]["passed"]
-    if gate_ok:
-        for _sample in range(params["samples"]):
-            probes.append(prober())
-    if params["soak_seconds"] > 0:
-        if gate_ok:
-            result["soak"] = run_soak(prober, params["soak_seconds"], params["interval"], probes)
-        else:
-            result["soak"] = {"seconds": 0.0, "probes": 0, "failures": 0, "first_failure": None, "gone": None}
-    healthy = gate_ok and all(p["state"] == "healthy" for p in probes)
-    decisive = prober.last if healthy else prober.last_failure
-    if decisive is None:  # at least one probe always runs
-        raise AssertionError("no probe ran")
-    result.update(
-        healthy=healthy,
-        state=decisive["state"],
-        status=decisive["status"],
-        reason=decisive["reason"],
-        body=decisive["body"],
-        latency_ms=decisive["latency_ms"],
-        samples=summarize(probes),
-        listener=(port_owner.owner(target.port)
-                  if params.get("port_owner") and decisive["state"] not in ("refused", "timeout", "error")
-                  else None),
-        elapsed_s=round(time.monotonic() - started, 3),
-    )
-    return result
+run_module = check
 
 
 def main() -> None:

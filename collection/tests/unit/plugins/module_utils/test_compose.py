@@ -396,3 +396,46 @@ def test_a_container_removed_while_starting_stops_the_roll() -> None:
     assert result["ok"] is False and result["changed"] is True
     assert result["msg"] == "container pivotal-flow-backend-1 was removed while starting"
     assert [i["name"] for i in result["instances_after"]] == ["pivotal-flow-backend-2"]
+
+
+# --- restart, HTTP gate and confirmation in one execution (compose_restart.restart_gated) -------
+
+
+def gated_params(**extra: Any) -> dict[str, Any]:
+    gate = {"gate_url": "http://127.0.0.1:3000/health", "gate_timeout": 5, "gate_interval": 0.1,
+            "gate_probe_timeout": 1, "soak_seconds": 0}  # fmt: skip
+    return params(**gate_params(**{**gate, **extra}))
+
+
+def test_restart_gated_gates_a_held_roll_then_reads_the_service_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(cr, "http_check", lambda p: seen.append(p) or {"healthy": True})
+    fake = FakeEngine([labelled(1)])
+    result = cr.restart_gated(fake, [labelled(1)], gated_params(), check_mode=False)
+    assert result["ok"] and result["http_gate"] == {"healthy": True}
+    assert seen[0]["url"] == "http://127.0.0.1:3000/health" and seen[0]["wait_timeout"] == 5
+    assert result["status_after"]["running"] is True and result["status_after"]["instances"]
+
+
+def test_restart_gated_does_not_gate_a_roll_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cr, "http_check", lambda p: pytest.fail("gated a failed roll"))
+    oom = {"Running": False, "Status": "exited", "ExitCode": 137, "OOMKilled": True}
+    fake = FakeEngine([labelled(1)], oom)
+    result = cr.restart_gated(fake, [labelled(1)], gated_params(), check_mode=False)
+    assert result["ok"] is False and "http_gate" not in result
+    assert result["status_after"]["running"] is False
+
+
+def test_restart_gated_without_a_url_only_confirms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cr, "http_check", lambda p: pytest.fail("no URL, no gate"))
+    fake = FakeEngine([labelled(1)])
+    result = cr.restart_gated(fake, [labelled(1)], gated_params(gate_url=""), check_mode=False)
+    assert "http_gate" not in result and result["status_after"]["found"] is True
+
+
+def test_restart_gated_in_check_mode_neither_gates_nor_confirms() -> None:
+    fake = FakeEngine([labelled(1)])
+    result = cr.restart_gated(fake, [labelled(1)], gated_params(), check_mode=True)
+    assert "http_gate" not in result and "status_after" not in result and fake.calls == []

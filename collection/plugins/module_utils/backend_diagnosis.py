@@ -1,0 +1,269 @@
+# Copyright: (c) 2026, pflow-ops team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""RB-01's investigation in one module execution (backend_diagnose): the service manager's view
+of the backend, the host's resources, PostgreSQL and Redis, then /health and the API sample, all
+at once, each in its own thread with its own timeout.
+
+Every check is the building block its own module runs (supervisor_rpc / compose, host_checks,
+dependency_checks, http_probe): the results keep those modules' shapes, so the decisions
+(backend_decisions.assess) read them unchanged. One module execution instead of five is the
+point: on ansible-core 2.19 each costs 0.5-0.8 s of controller CPU, the checks themselves
+milliseconds. ``timeline`` says, per check, when it started (seconds from the module's start),
+how long it took and what it saw: the report shows them as the investigation's sub-steps.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, port_owner, service_state, supervisor_rpc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import (
+    ModuleFailure,
+    check_postgresql,
+    check_redis,
+    failed,
+    run_concurrently,
+    summarize,
+    validate as validate_dependencies,
+)
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import HostCheckError, check_host
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError, Target
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import check as http_check
+
+# Each check and the runbook step it stands for in the report's timeline.
+STEPS = (
+    ("service_status", "Verify the backend service status through its service manager"),
+    ("host_resources", "Check infrastructure health (disk, memory, load)"),
+    ("dependency_postgresql", "Check that PostgreSQL accepts a query"),
+    ("dependency_redis", "Check that Redis answers PING"),
+    ("health_endpoint", "Check the backend health endpoint"),
+    ("api_sample", "Sample the backend API for error rate and latency"),
+)
+# statvfs on a hung network mount blocks: the host's reads get a bound too.
+RESOURCES_TIMEOUT_S = 5.0
+HEALTH_SLACK_S = 2.0
+# http_health states in which something accepted the TCP connection on the port.
+ANSWERED = ("healthy", "unhealthy", "hung")
+NOT_SAMPLED = {"changed": False, "skipped": True}
+
+
+# --- the checks, each run in its own thread -----------------------------------------------
+
+def manager_status(params: dict) -> dict:
+    """{status: service_manager_status, warnings, failure}: ``failure`` is what fails the task
+    (credentials refused, an unknown program, no Docker SDK), as the status modules do."""
+    name = params["service"]
+    if params["manager"] == service_state.COMPOSE:
+        if not compose.HAS_DOCKER:
+            return {"failure": "the Docker SDK for Python (docker) is required on the target for compose"}
+        raw = compose.run(dict(params["compose"] or {}, service=name, log_lines=params["log_lines"]))
+        return {"status": service_state.compose_status(raw, name), "warnings": [], "failure": None}
+    sup = params["supervisor"] or {}
+    rpc = {"name": name, "server_url": sup.get("server_url") or "", "username": sup.get("username"),
+           "password": sup.get("password"), "log_lines": params["log_lines"]}
+    try:
+        raw, warnings = supervisor_rpc.read_program(rpc)
+    except supervisor_rpc.ModuleFailure as exc:
+        return {"failure": exc.msg}
+    return {"status": service_state.supervisor_status(raw, name), "warnings": warnings, "failure": None}
+
+
+def resources(params: dict) -> dict:
+    try:
+        out = check_host(params)
+    except HostCheckError as exc:
+        return {"failure": "resources: %s" % exc}
+    out.pop("changed", None)
+    return out
+
+
+def health_then_sample(params: dict) -> dict:
+    """/health, then, only when it is healthy, the API sample: a hung backend would otherwise cost
+    every sample its whole timeout."""
+    started = time.monotonic()
+    try:
+        health = http_check(_probe(params["health_url"], params["health_timeout"], 1, False))
+        probe = dict(NOT_SAMPLED)
+        sample_at = round(time.monotonic() - started, 3)
+        if params.get("probe_url") and health["healthy"]:
+            probe = http_check(_probe(params["probe_url"], params["health_timeout"], params["probe_samples"], False))
+    except ProbeError as exc:
+        return {"failure": str(exc)}
+    return {"health": health, "probe": probe, "sample_at_s": sample_at}
+
+
+def _probe(url: str, timeout: float, samples: int, owner: bool) -> dict:
+    return {"url": url, "timeout": timeout, "samples": samples, "expect_status": [200], "wait_timeout": 0.0,
+            "interval": 0.5, "soak_seconds": 0.0, "validate_certs": True, "port_owner": owner}
+
+
+# --- what stands in for a check that did not come back ------------------------------------
+
+def late(params: dict):  # type: ignore[no-untyped-def]
+    """on_timeout for run_concurrently: each check's own "no answer" result."""
+    def stand_in(name: str, timeout: float) -> dict:
+        words = "no result within %g s" % timeout
+        if name == "service_status":
+            return {"status": unreachable_status(params, words), "warnings": [], "failure": None}
+        if name == "host_resources":
+            finding = {"check": "host_resources", "status": "unknown", "detail": words + " (a hung mount?)"}
+            return {"disks": [], "memory": None, "load": None, "findings": [finding], "status": "unknown"}
+        if name == "health_endpoint":
+            health = {"changed": False, "url": params["health_url"], "healthy": False, "state": "timeout",
+                      "status": None, "reason": words, "body": None, "latency_ms": None, "samples": {},
+                      "listener": None}
+            return {"health": health, "probe": dict(NOT_SAMPLED), "sample_at_s": timeout}
+        return failed("%s: timeout (%s; name lookup hung?)" % (name.split("_", 1)[-1], words), "timeout")
+    return stand_in
+
+
+def crashed(params: dict):  # type: ignore[no-untyped-def]
+    """on_error for run_concurrently: a bug in a dependency check is that check's error; in
+    any other it fails the task (a diagnosis missing its service state must not pass for one)."""
+    def stand_in(name: str, msg: str) -> dict:
+        return failed(msg) if name.startswith("dependency_") else {"failure": msg}
+    return stand_in
+
+
+def unreachable_status(params: dict, words: str) -> dict:
+    if params["manager"] == service_state.COMPOSE:
+        return service_state.compose_status(compose.unreachable("Docker engine: " + words), params["service"])
+    return service_state.supervisor_status({"reachable": False, "msg": "supervisord: " + words}, params["service"])
+
+
+# --- the plan and the result ----------------------------------------------------------------
+
+def plan_for(params: dict) -> dict:
+    """{check: (function, params, timeout)}: the checks this call runs."""
+    samples = params["probe_samples"] if params.get("probe_url") else 0
+    plan = {
+        "service_status": (manager_status, params, params["manager_timeout"]),
+        "health_endpoint": (health_then_sample, params,
+                            params["health_timeout"] * (1 + samples) + HEALTH_SLACK_S),
+    }
+    if params.get("resources") is not None:
+        plan["host_resources"] = (resources, params["resources"], RESOURCES_TIMEOUT_S)
+    if params.get("postgres") is not None:
+        plan["dependency_postgresql"] = (check_postgresql, params["postgres"], params["postgres"]["connect_timeout"])
+    if params.get("redis") is not None:
+        plan["dependency_redis"] = (check_redis, params["redis"], params["redis"]["timeout"])
+    return plan
+
+
+def validate(params: dict) -> None:
+    validate_dependencies(params)
+    if params["health_timeout"] <= 0 or params["manager_timeout"] <= 0:
+        raise ModuleFailure("health_timeout and manager_timeout must be > 0")
+    if params.get("probe_url") and params["probe_samples"] < 1:
+        raise ModuleFailure("probe_samples must be >= 1")
+    if params["log_lines"] < 0:
+        raise ModuleFailure("log_lines must be >= 0")
+    if params["manager"] == service_state.COMPOSE and not (params.get("compose") or {}).get("project"):
+        raise ModuleFailure("compose.project is required with manager=compose")
+    if params["manager"] == service_state.SUPERVISORD and not (params.get("supervisor") or {}).get("server_url"):
+        raise ModuleFailure("supervisor.server_url is required with manager=supervisord")
+
+
+def diagnose(params: dict) -> tuple[dict, list[str]]:
+    """The module's result and its warnings; raises ModuleFailure to fail the task."""
+    started = time.monotonic()
+    validate(params)
+    ran = run_concurrently(plan_for(params), late(params), crashed(params))
+    for name, _step in STEPS:
+        failure = (ran.get(name) or ({}, 0))[0].get("failure")
+        if failure:
+            raise ModuleFailure(failure)
+    manager, chain = ran["service_status"][0], ran["health_endpoint"][0]
+    chain["health"]["listener"] = listener(manager["status"], chain["health"], params["health_url"])
+    deps = {name.split("_", 1)[1]: result for name, (result, _at) in ran.items() if name.startswith("dependency_")}
+    dep_elapsed = max([d.get("elapsed_s", 0.0) for d in deps.values()] or [0.0])
+    result = {
+        "changed": False,
+        "status": manager["status"],
+        "resources": ran["host_resources"][0] if "host_resources" in ran else None,
+        "dependencies": summarize(deps, dep_elapsed),
+        "health": chain["health"],
+        "probe": chain["probe"],
+        "timeline": timeline(ran),
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+    return result, list(manager.get("warnings") or [])
+
+
+def listener(status: dict, health: dict, url: str):  # type: ignore[no-untyped-def]
+    """The process holding the health port (http_health's port_owner), read only when it tells
+    something: the manager says the backend is not running while the port answers (another
+    process squats it). Reading every process's fds costs CPU a healthy fleet should not pay."""
+    if not status.get("reachable") or status.get("running") or health.get("state") not in ANSWERED:
+        return None
+    return port_owner.owner(Target(url, True).port)
+
+
+def timeline(ran: dict) -> list:
+    """One row per check, in the runbook's order: check, step, start_s, duration_s, status, detail."""
+    rows = []
+    for name, step in STEPS:
+        if name == "api_sample" and "health_endpoint" in ran:
+            chain, at = ran["health_endpoint"]
+            probe = chain["probe"]
+            start = at + chain.get("sample_at_s", 0.0)
+            rows.append(row(name, step, start, probe.get("elapsed_s", 0.0), *sample_words(probe)))
+            continue
+        if name not in ran:
+            continue
+        result, at = ran[name]
+        if name == "health_endpoint":
+            health = result["health"]
+            rows.append(row(name, step, at, result.get("sample_at_s", health.get("elapsed_s", 0.0)),
+                            *health_words(health)))
+        elif name == "service_status":
+            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *status_words(result["status"])))
+        elif name == "host_resources":
+            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *resources_words(result)))
+        else:
+            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *dependency_words(result)))
+    return rows
+
+
+def row(check: str, step: str, start: float, duration: float, status: str, detail: str) -> dict:
+    return {"check": check, "step": step, "start_s": round(start, 3), "duration_s": round(duration or 0.0, 3),
+            "status": status, "detail": detail}
+
+
+# --- what each check saw, in one word and one line ----------------------------------------
+
+def status_words(status: dict) -> tuple[str, str]:
+    return ("ok" if status.get("running") else "critical"), status.get("detail") or status.get("msg") or ""
+
+
+def resources_words(res: dict) -> tuple[str, str]:
+    worst = str(res.get("status") or "unknown")
+    details = [f.get("detail", "") for f in res.get("findings") or [] if f.get("status") == worst]
+    return worst, "; ".join(d for d in details if d)
+
+
+def dependency_words(dep: dict) -> tuple[str, str]:
+    if dep.get("available"):
+        return "ok", dep.get("msg", "")
+    state = dep.get("state")
+    word = "warning" if state == "driver_missing" else "timeout" if state == "timeout" else "critical"
+    return word, dep.get("msg", "")
+
+
+def health_words(health: dict) -> tuple[str, str]:
+    text = "%s %s" % (health.get("url", ""), health.get("state", "not checked"))
+    if health.get("status"):
+        text += ", HTTP %s" % health["status"]
+    if health.get("reason"):
+        text += ": %s" % health["reason"]
+    return ("ok" if health.get("healthy") else "critical"), text
+
+
+def sample_words(probe: dict) -> tuple[str, str]:
+    if probe.get("skipped"):
+        return "skipped", "not sampled (no probe URL, or /health is not healthy)"
+    samples = probe.get("samples") or {}
+    failures = int(samples.get("failures") or 0)
+    return ("ok" if not failures else "warning"), "%s requests, %s failed, p95 %s ms" % (
+        samples.get("count", 0), failures, samples.get("p95_ms"))

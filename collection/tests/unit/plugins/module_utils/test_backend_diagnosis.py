@@ -1,0 +1,257 @@
+"""backend_diagnose's investigation, branch by branch: the plan, each check's stand-ins, the
+timeline's words, and whole runs against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_diagnosis as bd
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import dependency_checks as dc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import service_state
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path in ("/health", "/api") else 503
+        body = json.dumps({"status": "ok" if status == 200 else "down"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def params(tmp_path: Path, base: str, **over: object) -> dict:
+    out: dict = {
+        "service": "backend",
+        "manager": "supervisord",
+        "manager_timeout": 5.0,
+        "log_lines": 5,
+        # No supervisord there: the manager is unreachable, a finding and not a failure.
+        "supervisor": {"server_url": f"unix://{tmp_path}/none.sock", "username": None, "password": None},
+        "compose": None,
+        "health_url": f"{base}/health",
+        "health_timeout": 1.0,
+        "probe_url": f"{base}/api",
+        "probe_samples": 3,
+        "resources": {"paths": [str(tmp_path)], "thresholds": {}},
+        "postgres": None,
+        "redis": None,
+    }
+    out.update(over)
+    return out
+
+
+def test_a_whole_run_keeps_each_modules_shape_and_times_every_check(tmp_path: Path, http: str) -> None:
+    result, warnings = bd.diagnose(params(tmp_path, http))
+    assert warnings == [] and result["changed"] is False
+    status = result["status"]
+    assert status["manager"] == "supervisord" and status["reachable"] is False and status["running"] is False
+    # The manager could not be asked: no squatter to name, so no /proc scan.
+    assert result["health"]["healthy"] is True and result["health"]["listener"] is None
+    assert result["probe"]["samples"]["count"] == 3
+    assert result["resources"]["findings"] and result["dependencies"]["available"] is True
+    rows = {r["check"]: r for r in result["timeline"]}
+    assert list(rows) == ["service_status", "host_resources", "health_endpoint", "api_sample"]
+    assert rows["service_status"]["status"] == "critical" and rows["health_endpoint"]["status"] == "ok"
+    assert rows["api_sample"]["status"] == "ok" and rows["api_sample"]["step"].startswith("Sample the backend API")
+    assert all(r["duration_s"] >= 0 and r["start_s"] >= 0 for r in rows.values())
+
+
+def test_no_sample_when_health_fails(tmp_path: Path, http: str) -> None:
+    result = bd.diagnose(params(tmp_path, http, health_url=f"{http}/down"))[0]
+    assert result["health"]["healthy"] is False and result["probe"] == {"changed": False, "skipped": True}
+    assert result["timeline"][-1]["status"] == "skipped"
+
+
+def test_no_probe_url_samples_nothing(tmp_path: Path, http: str) -> None:
+    result = bd.diagnose(params(tmp_path, http, probe_url="", resources=None))[0]
+    assert result["probe"].get("skipped") and result["resources"] is None
+    assert [r["check"] for r in result["timeline"]] == ["service_status", "health_endpoint", "api_sample"]
+
+
+def test_dependencies_run_in_the_same_call(tmp_path: Path, http: str) -> None:
+    redis = {"host": "127.0.0.1", "port": 1, "user": None, "password": None, "timeout": 0.5, "tls": False,
+             "validate_certs": True}
+    result = bd.diagnose(params(tmp_path, http, redis=redis))[0]
+    assert result["dependencies"]["down"] == ["redis"]
+    row = next(r for r in result["timeline"] if r["check"] == "dependency_redis")
+    assert row["status"] == "critical" and "refused" in row["detail"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"health_timeout": 0.0}, "health_timeout and manager_timeout must be > 0"),
+        ({"probe_samples": 0}, "probe_samples must be >= 1"),
+        ({"log_lines": -1}, "log_lines must be >= 0"),
+        ({"manager": "compose"}, "compose.project is required"),
+        ({"supervisor": None}, "supervisor.server_url is required"),
+        ({"redis": {"host": "h", "port": 0, "timeout": 1.0}}, r"redis\.port must be between 1 and 65535"),
+    ],
+)
+def test_bad_parameters_fail_the_task(tmp_path: Path, over: dict, message: str) -> None:
+    with pytest.raises(dc.ModuleFailure, match=message):
+        bd.diagnose(params(tmp_path, "http://127.0.0.1:1", **over))
+
+
+def test_a_bad_url_fails_the_task(tmp_path: Path) -> None:
+    with pytest.raises(dc.ModuleFailure, match="expected http"):
+        bd.diagnose(params(tmp_path, "ftp://x"))
+
+
+def test_bad_thresholds_fail_the_task(tmp_path: Path, http: str) -> None:
+    bad = {"paths": [], "thresholds": {"load_per_cpu_max": 0}}
+    with pytest.raises(dc.ModuleFailure, match="resources: thresholds.load_per_cpu_max"):
+        bd.diagnose(params(tmp_path, http, resources=bad))
+
+
+def test_a_refusing_manager_fails_the_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, http: str) -> None:
+    def refused(rpc: dict) -> tuple:
+        raise bd.supervisor_rpc.ModuleFailure("supervisord at x has no program 'backend'")
+
+    monkeypatch.setattr(bd.supervisor_rpc, "read_program", refused)
+    with pytest.raises(dc.ModuleFailure, match="has no program"):
+        bd.diagnose(params(tmp_path, http))
+
+
+def test_compose_without_the_sdk_fails_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bd.compose, "HAS_DOCKER", False)
+    out = bd.manager_status({"service": "backend", "manager": "compose", "compose": {}, "log_lines": 0})
+    assert "Docker SDK" in out["failure"]
+
+
+def test_compose_status_is_the_neutral_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bd.compose, "HAS_DOCKER", True)
+    monkeypatch.setattr(bd.compose, "run", lambda p: dict(bd.compose.unreachable("engine down"), seen=p))
+    out = bd.manager_status({"service": "backend", "manager": "compose", "compose": {"project": "p"}, "log_lines": 3})
+    assert out["status"]["manager"] == "compose" and out["status"]["msg"] == "engine down"
+    assert out["failure"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "manager", "key", "expected"),
+    [
+        ("service_status", "supervisord", "status", {"manager": "supervisord", "reachable": False}),
+        ("service_status", "compose", "status", {"manager": "compose", "reachable": False}),
+        ("host_resources", "supervisord", "status", "unknown"),
+        ("health_endpoint", "supervisord", "probe", {"changed": False, "skipped": True}),
+        ("dependency_redis", "supervisord", "state", "timeout"),
+    ],
+)
+def test_a_check_that_does_not_come_back_has_a_stand_in(name: str, manager: str, key: str, expected: object) -> None:
+    out = bd.late({"service": "backend", "manager": manager, "health_url": "http://h/health"})(name, 2.0)
+    got = out[key]
+    if isinstance(expected, dict):
+        assert {k: got[k] for k in expected} == expected
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize(("name", "failure"), [("dependency_postgresql", False), ("service_status", True)])
+def test_a_check_that_raised(name: str, failure: bool) -> None:
+    out = bd.crashed({})(name, "boom")
+    assert ("failure" in out) is failure
+
+
+def test_a_hung_check_is_abandoned_in_time(tmp_path: Path, http: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    monkeypatch.setattr(bd, "RESOURCES_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(bd, "resources", lambda p: (gate.wait(5), {})[1])
+    result = bd.diagnose(params(tmp_path, http))[0]
+    gate.set()
+    assert result["resources"]["status"] == "unknown"
+    assert "no result within" in result["resources"]["findings"][0]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("status", "word"),
+    [({"running": True, "detail": "up"}, "ok"), ({"running": False, "msg": "unreachable"}, "critical")],
+)
+def test_status_words(status: dict, word: str) -> None:
+    assert bd.status_words(status)[0] == word
+
+
+@pytest.mark.parametrize(
+    ("dep", "word"),
+    [
+        ({"available": True, "msg": "ok"}, "ok"),
+        ({"available": False, "state": "driver_missing"}, "warning"),
+        ({"available": False, "state": "timeout"}, "timeout"),
+        ({"available": False, "state": "refused"}, "critical"),
+    ],
+)
+def test_dependency_words(dep: dict, word: str) -> None:
+    assert bd.dependency_words(dep)[0] == word
+
+
+def test_resources_words_name_the_worst_findings() -> None:
+    res = {"status": "warning", "findings": [{"status": "ok", "detail": "a"}, {"status": "warning", "detail": "b"}]}
+    assert bd.resources_words(res) == ("warning", "b")
+
+
+@pytest.mark.parametrize(
+    ("health", "word", "text"),
+    [
+        ({"url": "u", "healthy": True, "state": "healthy", "status": 200}, "ok", "u healthy, HTTP 200"),
+        ({"url": "u", "healthy": False, "state": "hung", "reason": "no answer"}, "critical", "u hung: no answer"),
+    ],
+)
+def test_health_words(health: dict, word: str, text: str) -> None:
+    assert bd.health_words(health) == (word, text)
+
+
+@pytest.mark.parametrize(
+    ("probe", "word"),
+    [
+        ({"skipped": True}, "skipped"),
+        ({"samples": {"count": 5, "failures": 0, "p95_ms": 3.0}}, "ok"),
+        ({"samples": {"count": 5, "failures": 2, "p95_ms": 3.0}}, "warning"),
+    ],
+)
+def test_sample_words(probe: dict, word: str) -> None:
+    assert bd.sample_words(probe)[0] == word
+
+
+def test_compose_status_from_the_info_result() -> None:
+    raw = {"reachable": True, "found": True, "running": True, "state": "running", "pid": "3f2a@12", "detail": "d",
+           "msg": "", "logs": ["l"], "instances": [{"id": "3f2a"}]}
+    out = service_state.compose_status(raw, "backend")
+    assert out["manager"] == "compose" and out["pid"] == "3f2a@12" and out["logs"] == ["l"]
+    assert service_state.compose_status(None, "backend")["state"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "named"),
+    [
+        ({"reachable": True, "running": False}, "healthy", True),
+        ({"reachable": True, "running": False}, "refused", False),
+        ({"reachable": True, "running": True}, "healthy", False),
+        ({"reachable": False, "running": False}, "healthy", False),
+    ],
+)
+def test_the_ports_owner_is_read_only_for_a_possible_squatter(
+    http: str, status: dict, state: str, named: bool
+) -> None:
+    out = bd.listener(status, {"state": state}, f"{http}/health")
+    assert (out is not None) is named
+    if named:
+        assert out["port"] == int(http.rsplit(":", 1)[1])
