@@ -89,10 +89,19 @@ def _cmdline_hits(caller: int) -> tuple[list[str], bool]:
 
 
 def _files_with_secrets(home: Path) -> list[str]:
+    """Files under ``home`` holding a secret. A file or directory removed while the scan walks
+    (a run's lock hold file, which its watchdog removes just after the CLI returns) holds
+    nothing on disk: os.walk skips a vanished directory, a vanished file is skipped here."""
     hits = []
-    for path in home.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
+    for top, _dirs, files in os.walk(home):
+        for name in files:
+            path = Path(top, name)
+            if path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
             hits += [f"{path}: {s}" for s in ALL_SECRETS if s.encode() in data]
     return hits
 
