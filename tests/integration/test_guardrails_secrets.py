@@ -89,14 +89,14 @@ def _cmdline_hits(caller: int) -> tuple[list[str], bool]:
 
 
 def _files_with_secrets(home: Path) -> list[str]:
-    """Files under ``home`` holding a secret. A file or directory removed while the scan walks
-    (a run's lock hold file, which its watchdog removes just after the CLI returns) holds
-    nothing on disk: os.walk skips a vanished directory, a vanished file is skipped here."""
+    """Regular files under ``home`` holding a secret (sockets and links are not files). A file
+    or directory removed while the scan walks holds nothing on disk: os.walk skips a vanished
+    directory, a vanished file is skipped here."""
     hits = []
     for top, _dirs, files in os.walk(home):
         for name in files:
             path = Path(top, name)
-            if path.is_symlink():
+            if path.is_symlink() or not path.is_file():
                 continue
             try:
                 data = path.read_bytes()
