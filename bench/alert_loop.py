@@ -160,20 +160,20 @@ def incident_sinks(home: Path, project: Path) -> Iterator[Sinks]:
         yield Sinks(alerta, mailbox)
 
 
+def pflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``pflow-ops ARGS`` in the bench's environment, its output captured."""
+    return subprocess.run(
+        [PFLOW, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
 def show_incident(env: dict[str, str], sinks: Sinks, key: str | None) -> None:
     """The incident record of one fault: its documents and sinks, the Alerta alert read back
     from Alerta, the emails of its thread."""
     if not key:
         print("    incident: none documented")
         return
-    proc = subprocess.run(
-        [PFLOW, "incident", "show", key, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    proc = pflow(env, "incident", "show", key, "--output", "json")
     if proc.returncode != 0:
         print(f"    incident {key}: no record ({proc.stderr.strip()})")
         return
@@ -198,14 +198,7 @@ def show_incident(env: dict[str, str], sinks: Sinks, key: str | None) -> None:
 
 def keep_review(env: dict[str, str], keep: Path) -> None:
     """Save the bench run's review in ``keep`` and print where (and its receiver summary)."""
-    proc = subprocess.run(
-        [PFLOW, "review", "--save", str(keep), "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    proc = pflow(env, "review", "--save", str(keep), "--output", "json")
     if proc.returncode != 0:
         print(f"review: pflow-ops review exited {proc.returncode}: {proc.stderr.strip()}")
         return
