@@ -63,8 +63,16 @@ FAULTS = {
 }
 
 
+def pflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``pflow-ops ARGS`` in the bench's environment, its output captured."""
+    return subprocess.run(
+        [PFLOW, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
 def cli(env: dict[str, str], *args: str) -> None:
-    proc = subprocess.run([PFLOW, *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    """``pflow-ops ARGS``; the bench stops with its error when it fails."""
+    proc = pflow(env, *args)
     if proc.returncode != 0:
         sys.exit(f"pflow-ops {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
 
@@ -158,13 +166,6 @@ def incident_sinks(home: Path, project: Path) -> Iterator[Sinks]:
                 " retries: 1}\n"
             )
         yield Sinks(alerta, mailbox)
-
-
-def pflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``pflow-ops ARGS`` in the bench's environment, its output captured."""
-    return subprocess.run(
-        [PFLOW, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
-    )
 
 
 def show_incident(env: dict[str, str], sinks: Sinks, key: str | None) -> None:
