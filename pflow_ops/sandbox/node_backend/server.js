@@ -113,7 +113,7 @@ function metrics() {
 class DependencyDown extends Error {}
 
 function makeApp(opts, m) {
-  const pool = new Pool({ connectionString: opts.pgDsn, max: 8, connectionTimeoutMillis: 2000, idleTimeoutMillis: 30000 });
+  const pool = new Pool({ connectionString: opts.pgDsn, application_name: 'pivotal-flow-backend', max: 8, connectionTimeoutMillis: 2000, idleTimeoutMillis: 30000 });
   pool.on('error', (err) => log('WARNING', `idle PostgreSQL client error: ${oneLine(err)}`));
   // Fail fast: with retries and an offline queue, /health would stall while Redis is down.
   const redis = new Redis(opts.redisUrl, {
