@@ -81,6 +81,8 @@ def history() -> list[dict[str, Any]]:
             findings=[
                 {"check": "wraparound", "status": "critical"},
                 {"check": "cache_hit", "status": "ok"},
+                {"check": "disk_free:/srv/pg", "status": "ok"},
+                {"check": "disk_free:/tmp/pfo-bench-1", "status": "ok"},
             ],
             alert={"alertname": "DatabaseSlowQueries"},
         ),
@@ -102,7 +104,9 @@ def test_per_runbook_statistics_of_the_period() -> None:
     assert rb01["alerts_without_runs"] == ["HighErrorRate", "SlowRequests"]
     assert rb01["steps_never_ran"] == []
     assert rb02["findings"] == [{"name": "wraparound", "count": 1}]
-    assert rb02["checks_never_crossed"] == ["cache_hit"] and rb01["checks_never_crossed"] == []
+    # one entry per kind of check: the paths disk_free ran on share one threshold
+    assert rb02["checks_never_crossed"] == ["cache_hit", "disk_free"]
+    assert rb01["checks_never_crossed"] == []
     never = rb02["steps_never_ran"]
     assert "Restart a down PostgreSQL under the restart budget, then SELECT 1" in never
     assert len(never) == sum(
@@ -177,3 +181,21 @@ def test_save_writes_the_review_with_its_plot(
     saved = json.loads((out / "review.json").read_text())
     assert [len(r["timeline"]) for r in saved["runbooks"]] == [5, 1, 0]
     assert "review.png" not in capsys.readouterr().out  # stdout: the review without the plot
+
+
+def test_a_check_crossed_on_one_instance_is_not_listed_as_never_crossed() -> None:
+    runs = [
+        _report(
+            1,
+            "RB-01",
+            "escalate",
+            1,
+            findings=[
+                {"check": "disk_free:/data", "status": "critical"},
+                {"check": "disk_free:/var/log", "status": "ok"},
+            ],
+        ),
+    ]
+    rb01 = review.review(catalogue.load(), runs, NOW, 30)["runbooks"][0]
+    assert rb01["checks_never_crossed"] == []
+    assert rb01["findings"] == [{"name": "disk_free:/data", "count": 1}]
