@@ -31,6 +31,12 @@ def backend_verdict(assessment, plan, restart=None, verify_probe=None, settings=
     return _rb01.conclude(assessment, plan, restart, verify_probe, settings, mode, check_mode)
 
 
+def backend_run_result(record, assessment=None, plan=None, restart=None, verify_probe=None, settings=None,
+                       mode="recover", check_mode=False, stopped=None):
+    """pivotal.flow_ops.backend_run_result: pflow_run_result, the verdict included."""
+    return _rb01.run_result(record, assessment, plan, restart, verify_probe, settings, mode, check_mode, stopped)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -38,4 +44,5 @@ class FilterModule(object):
             "backend_node_diagnosis": backend_node_diagnosis,
             "backend_plan": backend_plan,
             "backend_verdict": backend_verdict,
+            "backend_run_result": backend_run_result,
         }

@@ -15,9 +15,17 @@ how long it took and what it saw: the report shows them as the investigation's s
 
 from __future__ import annotations
 
+import threading
 import time
+from functools import partial
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, port_owner, service_state, supervisor_rpc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import (
+    compose,
+    node_signals,
+    port_owner,
+    service_state,
+    supervisor_rpc,
+)
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import (
     ModuleFailure,
     check_postgresql,
@@ -39,6 +47,7 @@ STEPS = (
     ("dependency_redis", "Check that Redis answers PING"),
     ("health_endpoint", "Check the backend health endpoint"),
     ("api_sample", "Sample the backend API for error rate and latency"),
+    ("node_signals", "Read the backend's Node.js signals (metrics, process, log tail)"),
 )
 # statvfs on a hung network mount blocks: the host's reads get a bound too.
 RESOURCES_TIMEOUT_S = 5.0
@@ -50,6 +59,22 @@ NOT_SAMPLED = {"changed": False, "skipped": True}
 
 # --- the checks, each run in its own thread -----------------------------------------------
 
+def manager_connection(params: dict) -> dict:
+    """The connection of the manager ``params["manager"]`` names: ``compose`` for Docker
+    Compose, ``supervisor`` for supervisord. A caller may pass both (the role does: one
+    inventory, either manager); the other one is ignored. Raises ModuleFailure when the chosen
+    one lacks its endpoint."""
+    if params["manager"] == service_state.COMPOSE:
+        chosen = dict(params.get("compose") or {})
+        if not chosen.get("project"):
+            raise ModuleFailure("compose.project is required with manager=compose")
+        return chosen
+    chosen = dict(params.get("supervisor") or {})
+    if not chosen.get("server_url"):
+        raise ModuleFailure("supervisor.server_url is required with manager=supervisord")
+    return chosen
+
+
 def manager_status(params: dict) -> dict:
     """{status: service_manager_status, warnings, failure}: ``failure`` is what fails the task
     (credentials refused, an unknown program, no Docker SDK), as the status modules do."""
@@ -57,9 +82,9 @@ def manager_status(params: dict) -> dict:
     if params["manager"] == service_state.COMPOSE:
         if not compose.HAS_DOCKER:
             return {"failure": "the Docker SDK for Python (docker) is required on the target for compose"}
-        raw = compose.run(dict(params["compose"] or {}, service=name, log_lines=params["log_lines"]))
+        raw = compose.run(dict(manager_connection(params), service=name, log_lines=params["log_lines"]))
         return {"status": service_state.compose_status(raw, name), "warnings": [], "failure": None}
-    sup = params["supervisor"] or {}
+    sup = manager_connection(params)
     rpc = {"name": name, "server_url": sup.get("server_url") or "", "username": sup.get("username"),
            "password": sup.get("password"), "log_lines": params["log_lines"]}
     try:
@@ -67,6 +92,51 @@ def manager_status(params: dict) -> dict:
     except supervisor_rpc.ModuleFailure as exc:
         return {"failure": exc.msg}
     return {"status": service_state.supervisor_status(raw, name), "warnings": warnings, "failure": None}
+
+
+class Handoff:
+    """The service manager's answer, handed from its check to the one that needs its pid and
+    log tail (node_signals), which meanwhile reads the metrics."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self.value: dict | None = None
+
+    def put(self, value: dict | None) -> None:
+        self.value = value
+        self._ready.set()
+
+    def get(self, timeout: float) -> dict | None:
+        self._ready.wait(max(timeout, 0.0))
+        return self.value
+
+
+def status_handed_off(handoff: Handoff, params: dict) -> dict:
+    result = None
+    try:
+        result = manager_status(params)
+        return result
+    finally:
+        handoff.put(result)
+
+
+def node_after_status(handoff: Handoff, params: dict) -> dict:
+    """node_signals' reading: the metrics at once, then the process and the log tail once the
+    service manager has named them (or has not answered within manager_timeout)."""
+    started = time.monotonic()
+    node = params["node"]
+    metrics, error = node_signals.fetch_metrics(node["metrics_url"], node["timeout"])
+    manager = handoff.get(params["manager_timeout"] - (time.monotonic() - started)) or {}
+    status = manager.get("status") or {}
+    return node_signals.signals(metrics, error, status.get("pid"), status.get("logs") or [],
+                                node["cpu_sample_seconds"])
+
+
+def node_timeout(params: dict) -> float:
+    """The node check's bound: the longer of its metrics read and the wait for the service
+    manager, then the CPU sample."""
+    node = params["node"]
+    return max(node["timeout"], params["manager_timeout"]) + node["cpu_sample_seconds"] + HEALTH_SLACK_S
 
 
 def resources(params: dict) -> dict:
@@ -114,6 +184,8 @@ def late(params: dict):  # type: ignore[no-untyped-def]
                       "status": None, "reason": words, "body": None, "latency_ms": None, "samples": {},
                       "listener": None}
             return {"health": health, "probe": dict(NOT_SAMPLED), "sample_at_s": timeout}
+        if name == "node_signals":
+            return {"metrics": {}, "metrics_error": words, "process": {}, "logs": node_signals.log_signals([])}
         return failed("%s: timeout (%s; name lookup hung?)" % (name.split("_", 1)[-1], words), "timeout")
     return stand_in
 
@@ -137,8 +209,9 @@ def unreachable_status(params: dict, words: str) -> dict:
 def plan_for(params: dict) -> dict:
     """{check: (function, params, timeout)}: the checks this call runs."""
     samples = params["probe_samples"] if params.get("probe_url") else 0
+    handoff = Handoff()
     plan = {
-        "service_status": (manager_status, params, params["manager_timeout"]),
+        "service_status": (partial(status_handed_off, handoff), params, params["manager_timeout"]),
         "health_endpoint": (health_then_sample, params,
                             params["health_timeout"] * (1 + samples) + HEALTH_SLACK_S),
     }
@@ -148,6 +221,8 @@ def plan_for(params: dict) -> dict:
         plan["dependency_postgresql"] = (check_postgresql, params["postgres"], params["postgres"]["connect_timeout"])
     if params.get("redis") is not None:
         plan["dependency_redis"] = (check_redis, params["redis"], params["redis"]["timeout"])
+    if params.get("node") is not None:
+        plan["node_signals"] = (partial(node_after_status, handoff), params, node_timeout(params))
     return plan
 
 
@@ -159,10 +234,10 @@ def validate(params: dict) -> None:
         raise ModuleFailure("probe_samples must be >= 1")
     if params["log_lines"] < 0:
         raise ModuleFailure("log_lines must be >= 0")
-    if params["manager"] == service_state.COMPOSE and not (params.get("compose") or {}).get("project"):
-        raise ModuleFailure("compose.project is required with manager=compose")
-    if params["manager"] == service_state.SUPERVISORD and not (params.get("supervisor") or {}).get("server_url"):
-        raise ModuleFailure("supervisor.server_url is required with manager=supervisord")
+    node = params.get("node")
+    if node is not None and (node["timeout"] <= 0 or node["cpu_sample_seconds"] < 0):
+        raise ModuleFailure("node.timeout must be > 0 and node.cpu_sample_seconds >= 0")
+    manager_connection(params)
 
 
 def diagnose(params: dict) -> tuple[dict, list[str]]:
@@ -185,10 +260,18 @@ def diagnose(params: dict) -> tuple[dict, list[str]]:
         "dependencies": summarize(deps, dep_elapsed),
         "health": chain["health"],
         "probe": chain["probe"],
+        "node": node_result(ran),
         "timeline": timeline(ran),
         "elapsed_s": round(time.monotonic() - started, 3),
     }
     return result, list(manager.get("warnings") or [])
+
+
+def node_result(ran: dict) -> dict | None:
+    """node_signals' result (metrics, metrics_error, process, logs), or None when not asked."""
+    if "node_signals" not in ran:
+        return None
+    return {key: value for key, value in ran["node_signals"][0].items() if key != "elapsed_s"}
 
 
 def listener(status: dict, health: dict, url: str):  # type: ignore[no-untyped-def]
@@ -221,6 +304,8 @@ def timeline(ran: dict) -> list:
             rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *status_words(result["status"])))
         elif name == "host_resources":
             rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *resources_words(result)))
+        elif name == "node_signals":
+            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *node_words(result)))
         else:
             rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *dependency_words(result)))
     return rows
@@ -267,3 +352,31 @@ def sample_words(probe: dict) -> tuple[str, str]:
     failures = int(samples.get("failures") or 0)
     return ("ok" if not failures else "warning"), "%s requests, %s failed, p95 %s ms" % (
         samples.get("count", 0), failures, samples.get("p95_ms"))
+
+
+# node_signals' log fields that name a failure, and their words.
+NODE_LOG_WORDS = (("heap_limit", "heap-limit abort"), ("unhandled_rejection", "unhandled rejection"),
+                  ("addr_in_use", "EADDRINUSE"))
+
+
+def node_words(signals: dict) -> tuple[str, str]:
+    """warning when the log tail names a Node.js failure, ok when the metrics answered and it
+    names none, unknown when the metrics could not be read (the classification says more)."""
+    parts = []
+    metrics = signals.get("metrics") or {}
+    if signals.get("metrics_error"):
+        parts.append("metrics: %s" % signals["metrics_error"])
+    elif "eventloop_lag_s" in metrics:
+        parts.append("event loop lag %g ms" % round(metrics["eventloop_lag_s"] * 1000, 1))
+    process = signals.get("process") or {}
+    if process.get("state"):
+        share = process.get("cpu_share")
+        parts.append("process %s%s" % (process["state"], "" if share is None else ", %g CPU" % share))
+    elif process.get("error"):
+        parts.append(process["error"])
+    logs = signals.get("logs") or {}
+    found = [words for key, words in NODE_LOG_WORDS if logs.get(key)]
+    if found:
+        parts.append("log: " + ", ".join(found))
+    word = "warning" if found else "unknown" if signals.get("metrics_error") else "ok"
+    return word, "; ".join(parts)
