@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_diagnosis as bd
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_timeline as bt
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import dependency_checks as dc
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import service_state
 
@@ -197,7 +198,7 @@ def test_a_hung_check_is_abandoned_in_time(tmp_path: Path, http: str, monkeypatc
     [({"running": True, "detail": "up"}, "ok"), ({"running": False, "msg": "unreachable"}, "critical")],
 )
 def test_status_words(status: dict, word: str) -> None:
-    assert bd.status_words(status)[0] == word
+    assert bt.status_words(status)[0] == word
 
 
 @pytest.mark.parametrize(
@@ -210,12 +211,12 @@ def test_status_words(status: dict, word: str) -> None:
     ],
 )
 def test_dependency_words(dep: dict, word: str) -> None:
-    assert bd.dependency_words(dep)[0] == word
+    assert bt.dependency_words(dep)[0] == word
 
 
 def test_resources_words_name_the_worst_findings() -> None:
     res = {"status": "warning", "findings": [{"status": "ok", "detail": "a"}, {"status": "warning", "detail": "b"}]}
-    assert bd.resources_words(res) == ("warning", "b")
+    assert bt.resources_words(res) == ("warning", "b")
 
 
 @pytest.mark.parametrize(
@@ -226,7 +227,8 @@ def test_resources_words_name_the_worst_findings() -> None:
     ],
 )
 def test_health_words(health: dict, word: str, text: str) -> None:
-    assert bd.health_words(health) == (word, text)
+    # (the retried case: test_a_health_probe_that_ran_out_of_time_is_retried_once)
+    assert bt.health_words(health) == (word, text)
 
 
 @pytest.mark.parametrize(
@@ -238,7 +240,7 @@ def test_health_words(health: dict, word: str, text: str) -> None:
     ],
 )
 def test_sample_words(probe: dict, word: str) -> None:
-    assert bd.sample_words(probe)[0] == word
+    assert bt.sample_words(probe)[0] == word
 
 
 def test_compose_status_from_the_info_result() -> None:
@@ -368,4 +370,54 @@ def test_bad_node_parameters_fail_the_task(tmp_path: Path) -> None:
     ],
 )
 def test_node_words(signals: dict, word: str, text: str) -> None:
-    assert bd.node_words(signals) == (word, text)
+    assert bt.node_words(signals) == (word, text)
+
+
+@pytest.mark.parametrize(
+    ("state", "retried"),
+    [("hung", True), ("timeout", True), ("refused", False), ("unhealthy", False), ("healthy", False),
+     ("error", False)],
+)
+def test_retry_health(state: str, retried: bool) -> None:
+    assert bd.retry_health({"state": state}) is retried
+
+
+def test_a_health_probe_that_ran_out_of_time_is_retried_once(
+    tmp_path: Path, http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded controller: the first probe misses its timeout, the second gets the answer."""
+    answers = [{"state": "hung", "reason": "no HTTP response within 1 s after connecting"}]
+    real = bd.http_check
+
+    def first_hangs(p: dict) -> dict:
+        if p["url"].endswith("/health") and answers:
+            out = real(p)
+            out.update(healthy=False, status=None, **answers.pop())
+            return out
+        return real(p)
+
+    monkeypatch.setattr(bd, "http_check", first_hangs)
+    result = bd.diagnose(params(tmp_path, http))[0]
+    assert result["health"]["healthy"] is True and result["health"]["retried"]["state"] == "hung"
+    assert result["probe"]["samples"]["count"] == 3
+    row = next(r for r in result["timeline"] if r["check"] == "health_endpoint")
+    assert row["status"] == "ok" and "probed twice: the first probe hung: no HTTP response" in row["detail"]
+
+
+def test_a_refused_health_probe_is_not_retried(tmp_path: Path) -> None:
+    result = bd.diagnose(params(tmp_path, "http://127.0.0.1:1", probe_url=""))[0]
+    assert result["health"]["state"] == "refused" and "retried" not in result["health"]
+
+
+def test_a_backend_that_misses_both_probes_is_hung(tmp_path: Path, http: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bd.http_check
+    calls: list[str] = []
+
+    def always_hangs(p: dict) -> dict:
+        calls.append(p["url"])
+        return dict(real(p), healthy=False, status=None, state="hung", reason="no HTTP response within 1 s")
+
+    monkeypatch.setattr(bd, "http_check", always_hangs)
+    result = bd.diagnose(params(tmp_path, http))[0]
+    assert result["health"]["state"] == "hung" and result["health"]["retried"]["state"] == "hung"
+    assert calls == [f"{http}/health", f"{http}/health"] and result["probe"].get("skipped")
