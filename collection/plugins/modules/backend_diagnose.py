@@ -225,7 +225,7 @@ elapsed_s:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.backend_diagnosis import ModuleFailure, diagnose
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose import CONNECTION_SPEC
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose_spec import CONNECTION_SPEC
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import argument_spec
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import host_checks_argument_spec
 

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_diagnosis as bd
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_timeline as bt
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import dependency_checks as dc
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import service_state
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, service_state
 
 
 METRICS = b"nodejs_eventloop_lag_seconds 0.004\nnodejs_heap_size_used_bytes 1000\n"
@@ -145,14 +145,14 @@ def test_a_refusing_manager_fails_the_task(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_compose_without_the_sdk_fails_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bd.compose, "HAS_DOCKER", False)
+    monkeypatch.setattr(compose, "HAS_DOCKER", False)
     out = bd.manager_status({"service": "backend", "manager": "compose", "compose": {}, "log_lines": 0})
     assert "Docker SDK" in out["failure"]
 
 
 def test_compose_status_is_the_neutral_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bd.compose, "HAS_DOCKER", True)
-    monkeypatch.setattr(bd.compose, "run", lambda p: dict(bd.compose.unreachable("engine down"), seen=p))
+    monkeypatch.setattr(compose, "HAS_DOCKER", True)
+    monkeypatch.setattr(compose, "run", lambda p: dict(compose.unreachable("engine down"), seen=p))
     out = bd.manager_status({"service": "backend", "manager": "compose", "compose": {"project": "p"}, "log_lines": 3})
     assert out["status"]["manager"] == "compose" and out["status"]["msg"] == "engine down"
     assert out["failure"] is None
