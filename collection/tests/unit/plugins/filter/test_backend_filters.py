@@ -8,12 +8,14 @@ from ansible_collections.pivotal.flow_ops.plugins.filter import backend, service
 def test_backend_filters_are_exported() -> None:
     filters = backend.FilterModule().filters()
     assert set(filters) == {
+        "backend_preflight",
         "backend_assess",
         "backend_node_diagnosis",
         "backend_plan",
         "backend_verdict",
         "backend_run_result",
     }
+    assert "refusing to run" in filters["backend_preflight"]({"backend_confirm_env": "prod"})[-1]
     status = {"reachable": True, "running": False, "detail": "x: not running (EXITED)"}
     assessment = filters["backend_assess"](status, {"state": "refused"}, None, None, None, {})
     assert assessment["problem"] == "down"
