@@ -8,6 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_decisions as _rb01
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import backend_preflight as _preflight
+
+
+def backend_preflight(values):
+    """pivotal.flow_ops.backend_preflight: the problems that stop the run before it starts ([] to go on)."""
+    return _preflight.problems(values)
 
 
 def backend_assess(status, health, probe=None, resources=None, dependencies=None, settings=None):
@@ -31,11 +37,19 @@ def backend_verdict(assessment, plan, restart=None, verify_probe=None, settings=
     return _rb01.conclude(assessment, plan, restart, verify_probe, settings, mode, check_mode)
 
 
+def backend_run_result(record, assessment=None, plan=None, restart=None, verify_probe=None, settings=None,
+                       mode="recover", check_mode=False, stopped=None):
+    """pivotal.flow_ops.backend_run_result: pflow_run_result, the verdict included."""
+    return _rb01.run_result(record, assessment, plan, restart, verify_probe, settings, mode, check_mode, stopped)
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "backend_preflight": backend_preflight,
             "backend_assess": backend_assess,
             "backend_node_diagnosis": backend_node_diagnosis,
             "backend_plan": backend_plan,
             "backend_verdict": backend_verdict,
+            "backend_run_result": backend_run_result,
         }

@@ -16,6 +16,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_classify
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.budget_policy import is_guard_refusal
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.outcome import (
+    ERROR,
     ESCALATE,
     HEALTHY,
     RECOVERED,
@@ -302,6 +303,33 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
                 "process by %s" % (problem, ", " + node["node_class"] if node.get("node_class") else "", r.get("before"), r.get("after"),
                                    " and a %s s soak" % s.get("soak_seconds") if soak.get("probes") else "",
                                    r.get("manager", "its service manager")))
+
+
+STOPPED_EARLY = "the run stopped before an outcome was reached"
+
+
+def run_result(record, assessment=None, plan_=None, restart=None, verify_probe=None, settings=None,
+               mode="recover", check_mode=False, stopped=None):
+    """The published result (pflow_run_result): ``record`` (runbook, host, service, mode, logs,
+    investigation, ...) with the verdict, the findings, the actions and the verification rows.
+
+    ``stopped`` is the rescue's {outcome, reason} when a step failed: it wins, with the findings
+    the run had. Without an assessment or a plan (a failed preflight) the run is an error. The
+    restart result counts only when the plan restarted (a previous run's stays out)."""
+    out = dict(record or {})
+    a, p = assessment or {}, plan_ or {}
+    if stopped and stopped.get("outcome"):
+        result = verdict(stopped["outcome"], stopped.get("reason") or STOPPED_EARLY)
+        result.update(actions=[], verification=[])
+    elif not a or not p:
+        result = verdict(ERROR, STOPPED_EARLY)
+        result.update(actions=[], verification=[])
+    else:
+        result = conclude(a, p, restart if p.get("restart") else {}, verify_probe, settings, mode, check_mode)
+    out.update(outcome=result["outcome"], reason=result["reason"], next_runbook=result["next_runbook"],
+               findings=list(a.get("findings") or []), actions=result["actions"],
+               verification=result["verification"])
+    return out
 
 
 def _actions(r, s, check_mode):

@@ -15,9 +15,12 @@ how long it took and what it saw: the report shows them as the investigation's s
 
 from __future__ import annotations
 
+import threading
 import time
+from functools import partial
 
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose, port_owner, service_state, supervisor_rpc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_signals, port_owner, service_state, supervisor_rpc
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.backend_timeline import STEPS, timeline
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import (
     ModuleFailure,
     check_postgresql,
@@ -31,35 +34,53 @@ from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks impor
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import ProbeError, Target
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.http_probe import check as http_check
 
-# Each check and the runbook step it stands for in the report's timeline.
-STEPS = (
-    ("service_status", "Verify the backend service status through its service manager"),
-    ("host_resources", "Check infrastructure health (disk, memory, load)"),
-    ("dependency_postgresql", "Check that PostgreSQL accepts a query"),
-    ("dependency_redis", "Check that Redis answers PING"),
-    ("health_endpoint", "Check the backend health endpoint"),
-    ("api_sample", "Sample the backend API for error rate and latency"),
-)
 # statvfs on a hung network mount blocks: the host's reads get a bound too.
 RESOURCES_TIMEOUT_S = 5.0
 HEALTH_SLACK_S = 2.0
 # http_health states in which something accepted the TCP connection on the port.
 ANSWERED = ("healthy", "unhealthy", "hung")
 NOT_SAMPLED = {"changed": False, "skipped": True}
+# /health states that earn one more probe before they count (see retry_health).
+RETRIED = ("hung", "timeout")
 
 
 # --- the checks, each run in its own thread -----------------------------------------------
+
+def manager_connection(params: dict) -> dict:
+    """The connection of the manager ``params["manager"]`` names: ``compose`` for Docker
+    Compose, ``supervisor`` for supervisord. A caller may pass both (the role does: one
+    inventory, either manager); the other one is ignored. Raises ModuleFailure when the chosen
+    one lacks its endpoint."""
+    if params["manager"] == service_state.COMPOSE:
+        chosen = dict(params.get("compose") or {})
+        if not chosen.get("project"):
+            raise ModuleFailure("compose.project is required with manager=compose")
+        return chosen
+    chosen = dict(params.get("supervisor") or {})
+    if not chosen.get("server_url"):
+        raise ModuleFailure("supervisor.server_url is required with manager=supervisord")
+    return chosen
+
+
+def _compose():  # type: ignore[no-untyped-def]
+    """module_utils/compose, imported only for a Compose-managed backend: it imports the Docker
+    SDK (~70 ms of CPU per host), which a supervisord-managed fleet never needs."""
+    from ansible_collections.pivotal.flow_ops.plugins.module_utils import compose  # pylint: disable=import-outside-toplevel
+
+    return compose
+
 
 def manager_status(params: dict) -> dict:
     """{status: service_manager_status, warnings, failure}: ``failure`` is what fails the task
     (credentials refused, an unknown program, no Docker SDK), as the status modules do."""
     name = params["service"]
     if params["manager"] == service_state.COMPOSE:
+        compose = _compose()
         if not compose.HAS_DOCKER:
             return {"failure": "the Docker SDK for Python (docker) is required on the target for compose"}
-        raw = compose.run(dict(params["compose"] or {}, service=name, log_lines=params["log_lines"]))
+        raw = compose.run(dict(manager_connection(params), service=name, log_lines=params["log_lines"]))
         return {"status": service_state.compose_status(raw, name), "warnings": [], "failure": None}
-    sup = params["supervisor"] or {}
+    sup = manager_connection(params)
     rpc = {"name": name, "server_url": sup.get("server_url") or "", "username": sup.get("username"),
            "password": sup.get("password"), "log_lines": params["log_lines"]}
     try:
@@ -67,6 +88,51 @@ def manager_status(params: dict) -> dict:
     except supervisor_rpc.ModuleFailure as exc:
         return {"failure": exc.msg}
     return {"status": service_state.supervisor_status(raw, name), "warnings": warnings, "failure": None}
+
+
+class Handoff:
+    """The service manager's answer, handed from its check to the one that needs its pid and
+    log tail (node_signals), which meanwhile reads the metrics."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self.value: dict | None = None
+
+    def put(self, value: dict | None) -> None:
+        self.value = value
+        self._ready.set()
+
+    def get(self, timeout: float) -> dict | None:
+        self._ready.wait(max(timeout, 0.0))
+        return self.value
+
+
+def status_handed_off(handoff: Handoff, params: dict) -> dict:
+    result = None
+    try:
+        result = manager_status(params)
+        return result
+    finally:
+        handoff.put(result)
+
+
+def node_after_status(handoff: Handoff, params: dict) -> dict:
+    """node_signals' reading: the metrics at once, then the process and the log tail once the
+    service manager has named them (or has not answered within manager_timeout)."""
+    started = time.monotonic()
+    node = params["node"]
+    metrics, error = node_signals.fetch_metrics(node["metrics_url"], node["timeout"])
+    manager = handoff.get(params["manager_timeout"] - (time.monotonic() - started)) or {}
+    status = manager.get("status") or {}
+    return node_signals.signals(metrics, error, status.get("pid"), status.get("logs") or [],
+                                node["cpu_sample_seconds"])
+
+
+def node_timeout(params: dict) -> float:
+    """The node check's bound: the longer of its metrics read and the wait for the service
+    manager, then the CPU sample."""
+    node = params["node"]
+    return max(node["timeout"], params["manager_timeout"]) + node["cpu_sample_seconds"] + HEALTH_SLACK_S
 
 
 def resources(params: dict) -> dict:
@@ -84,6 +150,10 @@ def health_then_sample(params: dict) -> dict:
     started = time.monotonic()
     try:
         health = http_check(_probe(params["health_url"], params["health_timeout"], 1, False))
+        if retry_health(health):
+            first = health
+            health = http_check(_probe(params["health_url"], params["health_timeout"], 1, False))
+            health["retried"] = {"state": first["state"], "reason": first.get("reason")}
         probe = dict(NOT_SAMPLED)
         sample_at = round(time.monotonic() - started, 3)
         if params.get("probe_url") and health["healthy"]:
@@ -91,6 +161,15 @@ def health_then_sample(params: dict) -> dict:
     except ProbeError as exc:
         return {"failure": str(exc)}
     return {"health": health, "probe": probe, "sample_at_s": sample_at}
+
+
+def retry_health(health: dict) -> bool:
+    """Probe /health once more before the backend counts as hung or unreachable? Only when the
+    probe ran out of time (connected with no answer, or no connection): on a loaded controller
+    (a 50-host diagnosis on 2 cores, every fork starting every check at the same instant) a
+    healthy backend's answer can miss one probe's timeout, while a hung backend misses both. A
+    refused connection or an HTTP error is an answer, and is not retried."""
+    return health.get("state") in RETRIED
 
 
 def _probe(url: str, timeout: float, samples: int, owner: bool) -> dict:
@@ -114,6 +193,8 @@ def late(params: dict):  # type: ignore[no-untyped-def]
                       "status": None, "reason": words, "body": None, "latency_ms": None, "samples": {},
                       "listener": None}
             return {"health": health, "probe": dict(NOT_SAMPLED), "sample_at_s": timeout}
+        if name == "node_signals":
+            return {"metrics": {}, "metrics_error": words, "process": {}, "logs": node_signals.log_signals([])}
         return failed("%s: timeout (%s; name lookup hung?)" % (name.split("_", 1)[-1], words), "timeout")
     return stand_in
 
@@ -128,7 +209,7 @@ def crashed(params: dict):  # type: ignore[no-untyped-def]
 
 def unreachable_status(params: dict, words: str) -> dict:
     if params["manager"] == service_state.COMPOSE:
-        return service_state.compose_status(compose.unreachable("Docker engine: " + words), params["service"])
+        return service_state.compose_status(_compose().unreachable("Docker engine: " + words), params["service"])
     return service_state.supervisor_status({"reachable": False, "msg": "supervisord: " + words}, params["service"])
 
 
@@ -137,10 +218,12 @@ def unreachable_status(params: dict, words: str) -> dict:
 def plan_for(params: dict) -> dict:
     """{check: (function, params, timeout)}: the checks this call runs."""
     samples = params["probe_samples"] if params.get("probe_url") else 0
+    handoff = Handoff()
     plan = {
-        "service_status": (manager_status, params, params["manager_timeout"]),
+        "service_status": (partial(status_handed_off, handoff), params, params["manager_timeout"]),
+        # One probe, its retry (retry_health), then the samples.
         "health_endpoint": (health_then_sample, params,
-                            params["health_timeout"] * (1 + samples) + HEALTH_SLACK_S),
+                            params["health_timeout"] * (2 + samples) + HEALTH_SLACK_S),
     }
     if params.get("resources") is not None:
         plan["host_resources"] = (resources, params["resources"], RESOURCES_TIMEOUT_S)
@@ -148,6 +231,8 @@ def plan_for(params: dict) -> dict:
         plan["dependency_postgresql"] = (check_postgresql, params["postgres"], params["postgres"]["connect_timeout"])
     if params.get("redis") is not None:
         plan["dependency_redis"] = (check_redis, params["redis"], params["redis"]["timeout"])
+    if params.get("node") is not None:
+        plan["node_signals"] = (partial(node_after_status, handoff), params, node_timeout(params))
     return plan
 
 
@@ -159,10 +244,10 @@ def validate(params: dict) -> None:
         raise ModuleFailure("probe_samples must be >= 1")
     if params["log_lines"] < 0:
         raise ModuleFailure("log_lines must be >= 0")
-    if params["manager"] == service_state.COMPOSE and not (params.get("compose") or {}).get("project"):
-        raise ModuleFailure("compose.project is required with manager=compose")
-    if params["manager"] == service_state.SUPERVISORD and not (params.get("supervisor") or {}).get("server_url"):
-        raise ModuleFailure("supervisor.server_url is required with manager=supervisord")
+    node = params.get("node")
+    if node is not None and (node["timeout"] <= 0 or node["cpu_sample_seconds"] < 0):
+        raise ModuleFailure("node.timeout must be > 0 and node.cpu_sample_seconds >= 0")
+    manager_connection(params)
 
 
 def diagnose(params: dict) -> tuple[dict, list[str]]:
@@ -185,10 +270,18 @@ def diagnose(params: dict) -> tuple[dict, list[str]]:
         "dependencies": summarize(deps, dep_elapsed),
         "health": chain["health"],
         "probe": chain["probe"],
+        "node": node_result(ran),
         "timeline": timeline(ran),
         "elapsed_s": round(time.monotonic() - started, 3),
     }
     return result, list(manager.get("warnings") or [])
+
+
+def node_result(ran: dict) -> dict | None:
+    """node_signals' result (metrics, metrics_error, process, logs), or None when not asked."""
+    if "node_signals" not in ran:
+        return None
+    return {key: value for key, value in ran["node_signals"][0].items() if key != "elapsed_s"}
 
 
 def listener(status: dict, health: dict, url: str):  # type: ignore[no-untyped-def]
@@ -198,72 +291,3 @@ def listener(status: dict, health: dict, url: str):  # type: ignore[no-untyped-d
     if not status.get("reachable") or status.get("running") or health.get("state") not in ANSWERED:
         return None
     return port_owner.owner(Target(url, True).port)
-
-
-def timeline(ran: dict) -> list:
-    """One row per check, in the runbook's order: check, step, start_s, duration_s, status, detail."""
-    rows = []
-    for name, step in STEPS:
-        if name == "api_sample" and "health_endpoint" in ran:
-            chain, at = ran["health_endpoint"]
-            probe = chain["probe"]
-            start = at + chain.get("sample_at_s", 0.0)
-            rows.append(row(name, step, start, probe.get("elapsed_s", 0.0), *sample_words(probe)))
-            continue
-        if name not in ran:
-            continue
-        result, at = ran[name]
-        if name == "health_endpoint":
-            health = result["health"]
-            rows.append(row(name, step, at, result.get("sample_at_s", health.get("elapsed_s", 0.0)),
-                            *health_words(health)))
-        elif name == "service_status":
-            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *status_words(result["status"])))
-        elif name == "host_resources":
-            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *resources_words(result)))
-        else:
-            rows.append(row(name, step, at, result.get("elapsed_s", 0.0), *dependency_words(result)))
-    return rows
-
-
-def row(check: str, step: str, start: float, duration: float, status: str, detail: str) -> dict:
-    return {"check": check, "step": step, "start_s": round(start, 3), "duration_s": round(duration or 0.0, 3),
-            "status": status, "detail": detail}
-
-
-# --- what each check saw, in one word and one line ----------------------------------------
-
-def status_words(status: dict) -> tuple[str, str]:
-    return ("ok" if status.get("running") else "critical"), status.get("detail") or status.get("msg") or ""
-
-
-def resources_words(res: dict) -> tuple[str, str]:
-    worst = str(res.get("status") or "unknown")
-    details = [f.get("detail", "") for f in res.get("findings") or [] if f.get("status") == worst]
-    return worst, "; ".join(d for d in details if d)
-
-
-def dependency_words(dep: dict) -> tuple[str, str]:
-    if dep.get("available"):
-        return "ok", dep.get("msg", "")
-    state = dep.get("state")
-    word = "warning" if state == "driver_missing" else "timeout" if state == "timeout" else "critical"
-    return word, dep.get("msg", "")
-
-
-def health_words(health: dict) -> tuple[str, str]:
-    text = "%s %s" % (health.get("url", ""), health.get("state", "not checked"))
-    if health.get("status"):
-        text += ", HTTP %s" % health["status"]
-    if health.get("reason"):
-        text += ": %s" % health["reason"]
-    return ("ok" if health.get("healthy") else "critical"), text
-
-
-def sample_words(probe: dict) -> tuple[str, str]:
-    if probe.get("skipped"):
-        return "skipped", "not sampled (no probe URL, or /health is not healthy)"
-    samples = probe.get("samples") or {}
-    failures = int(samples.get("failures") or 0)
-    return ("ok" if not failures else "warning"), "%s requests, %s failed, p95 %s ms" % (
-        samples.get("count", 0), failures, samples.get("p95_ms"))

@@ -16,7 +16,7 @@ import os
 import traceback
 from typing import Any
 
-from ansible.module_utils.basic import env_fallback
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose_spec import CONNECTION_SPEC
 
 try:
     import docker
@@ -46,22 +46,6 @@ LABEL_ONEOFF = "com.docker.compose.oneoff"
 # What a call to the engine may raise once the client exists: the SDK's own errors, and the
 # transport's (requests' errors are OSErrors; a socket we may not open is a PermissionError).
 ENGINE_ERRORS = (DockerException, OSError)
-
-# The engine connection: community.docker's option names, defaults and environment variables,
-# so a play written for it keeps working (doc fragment pivotal.flow_ops.docker).
-CONNECTION_SPEC: dict[str, Any] = {
-    "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock",
-                    "aliases": ["docker_url"], "fallback": (env_fallback, ["DOCKER_HOST"])},
-    "api_version": {"type": "str", "default": "auto", "aliases": ["docker_api_version"],
-                    "fallback": (env_fallback, ["DOCKER_API_VERSION"])},
-    "timeout": {"type": "int", "default": 60, "fallback": (env_fallback, ["DOCKER_TIMEOUT"])},
-    "tls": {"type": "bool", "default": False, "fallback": (env_fallback, ["DOCKER_TLS"])},
-    "validate_certs": {"type": "bool", "default": False, "aliases": ["tls_verify"],
-                       "fallback": (env_fallback, ["DOCKER_TLS_VERIFY"])},
-    "ca_path": {"type": "path", "aliases": ["ca_cert", "tls_ca_cert", "cacert_path"]},
-    "client_cert": {"type": "path", "aliases": ["tls_client_cert", "cert_path"]},
-    "client_key": {"type": "path", "aliases": ["tls_client_key", "key_path"]},
-}
 
 INFO_SPEC: dict[str, Any] = {
     "project": {"type": "str", "required": True},

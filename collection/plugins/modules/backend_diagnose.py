@@ -16,6 +16,8 @@ description:
     or the Compose service's containers through the Docker API), the host's resources (free disk,
     available memory, load per CPU), the PostgreSQL and Redis dependencies, the health endpoint
     (naming the process that holds its port) and then, when it is healthy, a sample of the API.
+  - With O(node), the Node.js signals as M(pivotal.flow_ops.node_signals) reads them, the metrics
+    at once, then the process and the log tail as soon as the service manager has named them.
   - Each result has the shape of the module that runs the same check on its own
     (M(pivotal.flow_ops.supervisor_program_info) or M(pivotal.flow_ops.compose_service_info) in
     the service manager's neutral form, M(pivotal.flow_ops.host_resources),
@@ -65,7 +67,10 @@ options:
     type: int
     default: 50
   supervisor:
-    description: How to reach supervisord, with O(manager=supervisord).
+    description:
+      - How to reach supervisord, with O(manager=supervisord).
+      - O(supervisor) and O(compose) may both be given (one inventory, either manager); the module
+        uses the one O(manager) names and ignores the other.
     type: dict
     suboptions:
       server_url:
@@ -133,6 +138,22 @@ options:
     description: Requests sent back to back to O(probe_url).
     type: int
     default: 20
+  node:
+    description: Read the backend's Node.js signals too, as M(pivotal.flow_ops.node_signals) does; omit to skip.
+    type: dict
+    suboptions:
+      metrics_url:
+        description: The backend's prom-client metrics URL; empty skips the metrics.
+        type: str
+        default: ""
+      timeout:
+        description: Seconds to wait for the metrics endpoint.
+        type: float
+        default: 1.0
+      cpu_sample_seconds:
+        description: Seconds between the two C(/proc) samples of the process, taken only when the metrics did not answer.
+        type: float
+        default: 0.5
 """
 
 EXAMPLES = r"""
@@ -180,6 +201,10 @@ probe:
   description: The API sample as M(pivotal.flow_ops.http_health) returns it, or C(skipped=true) when not sampled.
   returned: always
   type: dict
+node:
+  description: The Node.js signals as M(pivotal.flow_ops.node_signals) returns them (metrics, metrics_error, process, logs); null without O(node).
+  returned: always
+  type: dict
 timeline:
   description:
     - One row per check, in the runbook's order. C(check) names it, C(step) is the runbook step
@@ -200,7 +225,7 @@ elapsed_s:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.backend_diagnosis import ModuleFailure, diagnose
-from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose import CONNECTION_SPEC
+from ansible_collections.pivotal.flow_ops.plugins.module_utils.compose_spec import CONNECTION_SPEC
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.dependency_checks import argument_spec
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.host_checks import host_checks_argument_spec
 
@@ -228,6 +253,9 @@ def main() -> None:
             probe_url=dict(type="str", default=""),
             probe_samples=dict(type="int", default=20),
             resources=dict(type="dict", options=host_checks_argument_spec()),
+            node=dict(type="dict", options=dict(metrics_url=dict(type="str", default=""),
+                                                timeout=dict(type="float", default=1.0),
+                                                cpu_sample_seconds=dict(type="float", default=0.5))),
         ),
         supports_check_mode=True,
     )

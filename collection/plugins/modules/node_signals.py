@@ -91,20 +91,7 @@ logs:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import open_url
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_signals
-
-
-def _metrics(url, timeout):
-    if not url:
-        return {}, "no metrics URL"
-    try:
-        response = open_url(url, timeout=timeout, follow_redirects="none")
-        text = to_text(response.read(), errors="surrogate_or_strict")
-    except Exception as exc:  # pylint: disable=broad-except  # any failure is "did not answer"
-        return {}, "%s did not answer: %s" % (url, " ".join(to_text(exc).split()))
-    return node_signals.parse_metrics(text), ""
 
 
 def main() -> None:
@@ -119,14 +106,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    metrics, error = _metrics(params["metrics_url"], params["timeout"])
-    pid = to_text(params["pid"] if params["pid"] is not None else "")
-    # A process whose /metrics answers has a running event loop: one read of its state is
-    # enough, and a healthy run does not wait for the CPU sample.
-    seconds = params["cpu_sample_seconds"] if error else 0.0
-    process = node_signals.read_cpu(int(pid), seconds) if pid.isdigit() and int(pid) > 0 else {}
-    module.exit_json(changed=False, metrics=metrics, metrics_error=error, process=process,
-                     logs=node_signals.log_signals(params["log_lines"]))
+    metrics, error = node_signals.fetch_metrics(params["metrics_url"], params["timeout"])
+    module.exit_json(changed=False, **node_signals.signals(metrics, error, params["pid"], params["log_lines"],
+                                                           params["cpu_sample_seconds"]))
 
 
 if __name__ == "__main__":

@@ -477,3 +477,35 @@ def test_a_guard_refusal_reads_as_itself(refusal: str, reason: str) -> None:
     v = rb01.conclude(a, rb01.plan(a, "recover"), {"budget": budget}, None, SETTINGS, "recover")
     assert v["outcome"] == "refused"
     assert v["reason"].startswith(reason)
+
+
+RECORD = {"runbook": "RB-01", "host": "web1", "service": "backend", "mode": "recover", "logs": [], "investigation": []}
+
+
+def test_run_result_concludes_with_the_findings_actions_and_verification() -> None:
+    assessment = dict(a("down"), findings=[{"check": "service_status", "status": "critical"}])
+    out = rb01.run_result(RECORD, assessment, {"restart": True}, HELD, None, SETTINGS)
+    assert out["outcome"] == "recovered" and out["host"] == "web1" and out["next_runbook"] == ""
+    assert out["findings"] == assessment["findings"]
+    assert [x["action"] for x in out["actions"]] == ["restart_budget", "restart"]
+    assert [v["check"] for v in out["verification"]] == ["health_gate", "soak", "process_confirmed"]
+
+
+def test_run_result_ignores_a_restart_the_plan_did_not_make() -> None:
+    """A restart result left by an earlier run of the role in the same play is not this run's."""
+    out = rb01.run_result(RECORD, a("slow"), {"restart": False}, HELD, None, SETTINGS)
+    assert out["outcome"] == "escalate" and out["actions"] == [] and out["verification"] == []
+
+
+def test_run_result_a_failed_step_wins_and_keeps_the_findings() -> None:
+    assessment = dict(a("down"), findings=[{"check": "service_status"}])
+    stopped = {"outcome": "error", "reason": "step 'Restart' failed: boom"}
+    out = rb01.run_result(RECORD, assessment, {"restart": True}, HELD, None, SETTINGS, stopped=stopped)
+    assert (out["outcome"], out["reason"]) == ("error", "step 'Restart' failed: boom")
+    assert out["findings"] == [{"check": "service_status"}] and out["actions"] == [] and out["verification"] == []
+
+
+@pytest.mark.parametrize("stopped", [None, {"outcome": "", "reason": ""}])
+def test_run_result_without_an_assessment_is_an_error(stopped: dict | None) -> None:
+    out = rb01.run_result(RECORD, {}, {}, {}, None, SETTINGS, stopped=stopped)
+    assert (out["outcome"], out["reason"]) == ("error", rb01.STOPPED_EARLY) and out["findings"] == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import node_signals as ns
 
 METRICS = """\
@@ -97,3 +99,27 @@ def test_read_cpu_of_this_process_and_of_none():
     sampled = ns.read_cpu(os.getpid(), 0.05)
     assert sampled["cpu_share"] is not None
     assert "error" in ns.read_cpu(2**22 + 12345, 0.01)
+
+
+def test_fetch_metrics_without_a_url_or_an_answer():
+    assert ns.fetch_metrics("", 1.0) == ({}, "no metrics URL")
+    metrics, error = ns.fetch_metrics("http://127.0.0.1:1/metrics", 0.5)
+    assert metrics == {} and error.startswith("http://127.0.0.1:1/metrics did not answer: ")
+
+
+@pytest.mark.parametrize(
+    ("pid", "number"),
+    [(None, None), ("", None), (0, None), ("0", None), ("3f2a@12", None), (" 4242 ", 4242), (4242, 4242)],
+)
+def test_pid_number(pid, number):
+    assert ns.pid_number(pid) == number
+
+
+def test_signals_samples_the_cpu_only_when_the_metrics_did_not_answer():
+    lines = ["listening on :3000", "FATAL ERROR: Reached heap limit Allocation failed"]
+    answered = ns.signals({"eventloop_lag_s": 0.01}, "", os.getpid(), lines, 0.05)
+    assert answered["process"]["cpu_share"] is None and answered["metrics"] == {"eventloop_lag_s": 0.01}
+    assert answered["logs"]["heap_limit"].startswith("FATAL ERROR")
+    silent = ns.signals({}, "no metrics URL", str(os.getpid()), [], 0.05)
+    assert silent["process"]["cpu_share"] is not None and silent["metrics_error"] == "no metrics URL"
+    assert ns.signals({}, "x", "3f2a@12", None, 0.05)["process"] == {}
