@@ -99,7 +99,13 @@ def test_per_runbook_statistics_of_the_period() -> None:
     assert rb01["budget_refusals"] == 1 and rb01["budget_overrides"] == 1
     assert rb01["findings"] == [{"name": "service_status", "count": 3}]
     assert rb01["alerts"] == [{"name": "BackendServiceDown", "count": 2}]
-    assert rb01["alerts_without_runs"] == ["HighErrorRate", "SlowRequests"]
+    assert rb01["alerts_without_runs"] == [
+        "HighErrorRate",
+        "SlowRequests",
+        "BackendEventLoopBlocked",
+        "BackendEventLoopLag",
+        "BackendHeapNearLimit",
+    ]
     assert rb01["steps_never_ran"] == []
     assert rb02["findings"] == [{"name": "wraparound", "count": 1}]
     assert rb02["checks_never_crossed"] == ["cache_hit"] and rb01["checks_never_crossed"] == []
