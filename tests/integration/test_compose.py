@@ -135,6 +135,21 @@ def test_node_fault_exits_the_container_and_rb01_restarts_it(
     assert data["outcome"] == "recovered" and compose.health() == 200
 
 
+def test_slow_database_escalates_to_rb02_without_restarting_the_container(
+    compose: ComposeStack,
+) -> None:
+    broke = compose.cli("sandbox", "break", "backend-db-slow")
+    assert broke.rc == 0, broke.stderr
+    before = compose.runs("backend")
+    assert compose.health() == 200, "/health's SELECT 1 does not touch the locked table"
+    run = compose.recover()
+    data = run.json
+    assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+    assert data["escalation"]["next_runbooks"] == ["RB-02"]
+    assert data["actions"] == [] and data["changed"] == 0
+    assert compose.runs("backend") == before
+
+
 def test_two_replicas_are_restarted_one_at_a_time(compose: ComposeStack) -> None:
     second = compose.add_backend_replica()
     compose.container("backend").reload()

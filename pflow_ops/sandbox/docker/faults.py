@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pflow_ops.sandbox import faults as sandbox_faults
+from pflow_ops.sandbox import loaders
 from pflow_ops.sandbox.docker import engine as engine_mod
 from pflow_ops.sandbox.docker import lifecycle
 from pflow_ops.sandbox.docker import project as proj
@@ -79,6 +81,11 @@ def _node_fault(word: str, exits: bool) -> Callable[[Any, Layout], str]:
     return fault
 
 
+def _db_slow(client: Any, layout: Layout) -> str:
+    _containers(client, "postgres")
+    return sandbox_faults.start_db_slow(layout)
+
+
 def _blocked(layout: Layout) -> bool:
     """A Node.js fault that leaves the process running but unable to answer was injected."""
     path = layout.backend_dir / FAULT_FILE
@@ -92,6 +99,7 @@ FAULTS: dict[str, Callable[[Any, Layout], str]] = {
     "backend-eventloop-block": _node_fault("eventloop-block", exits=False),
     "backend-heap-leak": _node_fault("heap-leak", exits=True),
     "backend-unhandled-rejection": _node_fault("unhandled-rejection", exits=True),
+    "backend-db-slow": _db_slow,
     "db-down": _stop("postgres"),
     "redis-down": _stop("redis"),
 }
@@ -126,7 +134,7 @@ def heal(home: Path | None = None, timeout: float = 60) -> list[str]:
     blocked = _blocked(layout)
     (layout.backend_dir / FAULT_FILE).unlink(missing_ok=True)
     client = _client(layout)
-    done: list[str] = []
+    done: list[str] = loaders.stop(layout)  # backend-db-slow's lock helper; its lock ends with it
     try:
         order = {"postgres": 0, "redis": 1, "backend": 2}
         containers = sorted(
