@@ -56,6 +56,9 @@ PFLOW = str(Path(sys.executable).parent / "pflow-ops")
 FAULTS = {
     "backend-crash": ("BackendServiceDown", "RB-01"),
     "backend-errors": ("HighErrorRate", "RB-01"),
+    # Node.js: the loop blocked for good answers no scrape, so no lag value can show it; the
+    # scrapes time out (the port accepts), which BackendEventLoopBlocked reads.
+    "backend-eventloop-block": ("BackendEventLoopBlocked", "RB-01"),
     "db-down": ("DatabaseConnectionFailure", "RB-02"),
     "db-connections": ("DatabaseHighConnections", "RB-02"),
     "redis-down": ("RedisConnectionFailure", "RB-03"),
@@ -248,13 +251,13 @@ def main() -> int:
         prom = mon["prometheus_url"]
         print(f"time factor {mon.get('time_factor')}: rule windows and for: durations divided")
         print(
-            f"{'fault':<16}{'alert':<27}{'firing':>8}{'started':>8}{'healthy':>8}{'resolved':>9}"
+            f"{'fault':<25}{'alert':<27}{'firing':>8}{'started':>8}{'healthy':>8}{'resolved':>9}"
             "  outcome (alert)"
         )
         for fault in args.faults.split(","):
             r = time_fault(env, home, prom, fault)
             print(
-                f"{r['fault']:<16}{r['alert']:<27}{fmt(r['firing'])} {fmt(r['started'])}"
+                f"{r['fault']:<25}{r['alert']:<27}{fmt(r['firing'])} {fmt(r['started'])}"
                 f" {fmt(r['healthy'])} {fmt(r['resolved'])}  {r['outcome']} ({r['alert_state']})",
                 flush=True,
             )

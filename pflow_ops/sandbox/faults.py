@@ -16,6 +16,7 @@ from pflow_ops.sandbox.control import (
     wait_healthy,
 )
 from pflow_ops.sandbox.errors import USAGE, SandboxError
+from pflow_ops.sandbox.layout import Layout
 from pflow_ops.sandbox.render import ERROR_RATE, NODE_MAX_OLD_SPACE_MB
 
 FAULT_FILE = "fault"
@@ -101,12 +102,16 @@ def _node_fault(word: str, exits: bool) -> Callable[[Context], str]:
 
 def _db_slow(ctx: Context) -> str:
     ctx.running_pid("postgres")
-    db_load.events_file(ctx.layout.root, "backend-db-slow").unlink(missing_ok=True)
-    argv = loaders.python_module(
-        "pflow_ops.sandbox.db_load", "backend-db-slow", str(ctx.layout.root)
-    )
-    pid = loaders.spawn(ctx.layout, "backend-db-slow", argv)
-    faults_db.wait_event(ctx, "backend-db-slow", "ready")
+    return start_db_slow(ctx.layout)
+
+
+def start_db_slow(layout: Layout) -> str:
+    """backend-db-slow's lock helper, on either runtime (it reaches PostgreSQL by the sandbox
+    state's port, whether PostgreSQL runs under supervisord or in a container)."""
+    db_load.events_file(layout.root, "backend-db-slow").unlink(missing_ok=True)
+    argv = loaders.python_module("pflow_ops.sandbox.db_load", "backend-db-slow", str(layout.root))
+    pid = loaders.spawn(layout, "backend-db-slow", argv)
+    faults_db.wait_helper_event(layout.root, "backend-db-slow", "ready")
     return (
         f"a {db_load.APP_NAMES['backend-db-slow']} session takes an exclusive lock on items for "
         f"{db_load.SLOW_LOCK_SECONDS:g} s at a time (helper pid {pid}): /api/items is slow"

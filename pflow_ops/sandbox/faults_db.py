@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
@@ -40,7 +41,12 @@ FAULTS: dict[str, str] = {
 
 
 def wait_event(ctx: Context, fault: str, prefix: str, timeout: float = 15.0) -> str:
-    path = db_load.events_file(ctx.layout.root, fault)
+    return wait_helper_event(ctx.layout.root, fault, prefix, timeout)
+
+
+def wait_helper_event(root: Path, fault: str, prefix: str, timeout: float = 15.0) -> str:
+    """The first line of the load helper's events file that starts with ``prefix``."""
+    path = db_load.events_file(root, fault)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []

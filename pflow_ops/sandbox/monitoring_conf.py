@@ -318,6 +318,9 @@ def _servers(layout: Layout, mon: MonitoringState) -> list[str]:
             # Firing alerts are re-sent this often (1m by default, compressed): an Alertmanager
             # that restarted, or was not discovered yet, hears of them within seconds.
             f"--rules.alert.resend-delay={RESEND_DELAY}",
+            # scrape_timeout_seconds: BackendEventLoopBlocked tells a scrape that timed out
+            # (a blocked event loop) from one that was refused (a crash) by it.
+            "--enable-feature=extra-scrape-metrics",
         ]
     )
     am = _settings(40, True, 5)

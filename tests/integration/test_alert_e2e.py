@@ -29,11 +29,16 @@ from tests.integration.conftest import Stack, running_stack
 FAULTS = [
     ("backend-crash", "BackendServiceDown", "RB-01"),
     ("backend-errors", "HighErrorRate", "RB-01"),
+    # A Node.js fault: the blocked event loop is seen on the real scrapes (they time out), named
+    # before BackendServiceDown (shorter `for:`), diagnosed as such and restarted.
+    ("backend-eventloop-block", "BackendEventLoopBlocked", "RB-01"),
     ("db-down", "DatabaseConnectionFailure", "RB-02"),
     ("db-connections", "DatabaseHighConnections", "RB-02"),
     ("redis-down", "RedisConnectionFailure", "RB-03"),
     ("redis-evictions", "RedisHighEvictions", "RB-03"),
 ]
+# The Node.js diagnosis the run must name for a Node.js fault (the report's node_diagnosis row).
+NODE_CLASS = {"backend-eventloop-block": "eventloop_blocked"}
 FIRE_TIMEOUT = 90.0
 RUN_TIMEOUT = 240.0
 
@@ -93,6 +98,10 @@ def test_a_fault_fires_its_alert_runs_its_runbook_and_the_alert_resolves(
     # attaches them to one run, started for the first of them.
     first = _finished_runs(monitored, runbook, since)[0]
     assert first["outcome"] == "recovered", first["reason"]
+    if fault in NODE_CLASS:  # the cause-specific alert started the run, and RB-01 named it
+        assert first["alert"]["alertname"] == alertname, first["alert"]
+        [node] = [f["detail"] for f in first["findings"] if f["check"] == "node_diagnosis"]
+        assert node.startswith(NODE_CLASS[fault] + ": "), node
     assert first["alert"]["state"] == "resolved", first["alert"]
     assert first["alert"]["fingerprint"], "the receiver passes the alert's fingerprint"
     assert _started_argv(monitored, first["alert"]["fingerprint"])[-2:] == ["--runbook", runbook]

@@ -97,6 +97,59 @@ def test_oom_killed_backend_is_reported_as_such_and_restarted(compose: ComposeSt
     assert data["outcome"] == "recovered" and compose.health() == 200
 
 
+def test_blocked_event_loop_in_the_container_is_restarted(compose: ComposeStack) -> None:
+    broke = compose.cli("sandbox", "break", "backend-eventloop-block")
+    assert broke.rc == 0, broke.stderr
+    before = compose.runs("backend")
+    assert compose.health(timeout=1) is None, "the port accepts but nothing answers"
+    container = compose.container("backend")
+    container.reload()
+    assert container.attrs["State"]["Running"], "the process still runs"
+    run = compose.recover()
+    data = run.json
+    assert run.rc == 0, run.stderr
+    assert data["outcome"] == "recovered"
+    assert "hung" in _detail(data, "health_endpoint")
+    assert compose.runs("backend") != before and compose.health() == 200
+
+
+@pytest.mark.parametrize(
+    ("fault", "log_line"),
+    [
+        ("backend-heap-leak", "Reached heap limit"),
+        ("backend-unhandled-rejection", "UnhandledPromiseRejection"),
+    ],
+)
+def test_node_fault_exits_the_container_and_rb01_restarts_it(
+    compose: ComposeStack, fault: str, log_line: str
+) -> None:
+    broke = compose.cli("sandbox", "break", fault)
+    assert broke.rc == 0 and "exited" in broke.stdout, broke.stdout + broke.stderr
+    container = compose.container("backend")
+    container.reload()
+    assert not container.attrs["State"]["Running"]
+    assert log_line in container.logs(tail=300).decode(errors="replace")
+    run = compose.recover()
+    data = run.json
+    assert run.rc == 0, run.stderr
+    assert data["outcome"] == "recovered" and compose.health() == 200
+
+
+def test_slow_database_escalates_to_rb02_without_restarting_the_container(
+    compose: ComposeStack,
+) -> None:
+    broke = compose.cli("sandbox", "break", "backend-db-slow")
+    assert broke.rc == 0, broke.stderr
+    before = compose.runs("backend")
+    assert compose.health() == 200, "/health's SELECT 1 does not touch the locked table"
+    run = compose.recover()
+    data = run.json
+    assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+    assert data["escalation"]["next_runbooks"] == ["RB-02"]
+    assert data["actions"] == [] and data["changed"] == 0
+    assert compose.runs("backend") == before
+
+
 def test_two_replicas_are_restarted_one_at_a_time(compose: ComposeStack) -> None:
     second = compose.add_backend_replica()
     compose.container("backend").reload()

@@ -145,6 +145,42 @@ def test_prometheus_scrapes_loads_rules_and_knows_alertmanager(ms: Monitored) ->
     assert [a["url"] for a in active] == [f"{ms.mon['alertmanager_url']}/api/v2/alerts"]
 
 
+# The Node.js alerts' inputs: prom-client's lag and heap, the backend's heap-limit gauge and the
+# scrape timeout Prometheus exports with extra-scrape-metrics.
+NODE_SERIES = (
+    "nodejs_eventloop_lag_p99_seconds",
+    "nodejs_heap_size_used_bytes",
+    "pivotal_nodejs_heap_size_limit_bytes",
+    "scrape_duration_seconds",
+    "scrape_timeout_seconds",
+)
+
+
+def test_the_node_alerts_evaluate_on_the_backends_real_metrics(ms: Monitored) -> None:
+    def scraped() -> dict[str, float] | None:
+        found = {}
+        for name in NODE_SERIES:
+            result = ms.prom("/api/v1/query", query=f'{name}{{job="pivotal-backend"}}')
+            values = [float(r["value"][1]) for r in result["data"]["result"]]
+            if len(values) != 1:
+                return None
+            found[name] = values[0]
+        return found
+
+    series = _until(scraped, 30, "the backend's Node.js series")
+    assert series["scrape_timeout_seconds"] == 1.0  # the sandbox's 1 s scrape
+    # A healthy backend: the heap well below the old generation's limit, a live event loop.
+    old_generation = series["pivotal_nodejs_heap_size_limit_bytes"] - 48 * 1024 * 1024
+    assert 0 < series["nodejs_heap_size_used_bytes"] < 0.9 * old_generation
+    assert 0 <= series["nodejs_eventloop_lag_p99_seconds"] < 0.5
+    rules = {
+        r["name"]: r for group in ms.prom("/api/v1/rules")["data"]["groups"] for r in group["rules"]
+    }
+    for name in ("BackendEventLoopBlocked", "BackendEventLoopLag", "BackendHeapNearLimit"):
+        assert rules[name]["health"] == "ok", rules[name]
+        assert rules[name]["state"] == "inactive", rules[name]
+
+
 def test_endpoints_and_status_describe_the_stack(ms: Monitored) -> None:
     mon = ms.mon
     assert mon["time_factor"] == 20 and "5m -> 15s" in mon["time_compression"]

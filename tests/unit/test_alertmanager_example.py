@@ -164,7 +164,7 @@ def test_no_secret_is_inline(example: dict[str, Any]) -> None:
 def test_amtool_check_config_accepts_the_example(amtool: str) -> None:
     proc = _run(amtool, "check-config", str(EXAMPLE))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS" in proc.stdout and "5 inhibit rules" in proc.stdout
+    assert "SUCCESS" in proc.stdout and "6 inhibit rules" in proc.stdout
 
 
 def test_amtool_check_config_is_not_blind(amtool: str, tmp_path: Path) -> None:
@@ -270,7 +270,7 @@ def test_inhibition_rules_name_real_alerts_and_compare_labels_they_carry(
     known = set(_rule_labels())
     keys = _firing_label_keys()
     rules = example["inhibit_rules"]
-    assert len(rules) == 5
+    assert len(rules) == 6
     for rule in rules:
         equal = set(rule["equal"]) - EXTERNAL_LABELS
         assert equal, rule  # `env` alone would inhibit across every target of an environment

@@ -11,7 +11,14 @@ from pflow_ops import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_ALERTS = {
-    "RB-01": {"BackendServiceDown", "HighErrorRate", "SlowRequests"},
+    "RB-01": {
+        "BackendServiceDown",
+        "HighErrorRate",
+        "SlowRequests",
+        "BackendEventLoopBlocked",
+        "BackendEventLoopLag",
+        "BackendHeapNearLimit",
+    },
     "RB-02": {"DatabaseSlowQueries", "DatabaseHighConnections", "DatabaseConnectionFailure"},
     "RB-03": {
         "RedisHighEvictions",
@@ -35,7 +42,7 @@ def test_seed_alerts_map_to_their_runbooks(cat: catalogue.Catalogue) -> None:
 
 def test_every_alert_belongs_to_exactly_one_runbook(cat: catalogue.Catalogue) -> None:
     alerts = [a for rb in cat.runbooks for a in rb.alerts]
-    assert len(alerts) == len(set(alerts)) == 10
+    assert len(alerts) == len(set(alerts)) == 13
 
 
 def test_lookup_is_case_insensitive_and_unknown_names_list_choices(

@@ -43,7 +43,7 @@ def test_list_json_carries_every_runbook(capsys: pytest.CaptureFixture[str]) -> 
         (["recover", "rb-01", "-e", "no-equals"], "expected KEY=VALUE"),
         (["report", "nope"], "no report for run 'nope'"),
         (["maintain", "redis", "--env", "local"], "choose one of database, cache"),
-        (["alert", "DiskFull", "--env", "local"], "known alerts are BackendServiceDown, "),
+        (["alert", "DiskFull", "--env", "local"], "known alerts are BackendEventLoopBlocked, "),
         (["alert", "HighErrorRate", "--env", "moon"], "unknown environment 'moon'"),
         (
             ["alert", "HighErrorRate", "--env", "local", "--fingerprint", "$(reboot)"],

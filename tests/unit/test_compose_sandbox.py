@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from pflow_ops.cli import build_parser
+from pflow_ops.sandbox.docker import faults as docker_faults
 from pflow_ops.sandbox.docker import image
 from pflow_ops.sandbox.docker import project as proj
+from pflow_ops.sandbox.faults import FAULT_FILE
+from pflow_ops.sandbox.layout import Layout
 
 
 def test_rootfs_is_a_minimal_merged_usr_tree() -> None:
@@ -49,3 +57,75 @@ def test_sandbox_up_runtime_defaults_to_supervisor() -> None:
         ["sandbox", "up", "--runtime", "docker", "--docker-host", "unix:///tmp/d.sock"]
     )
     assert (args.runtime, args.docker_host) == ("docker", "unix:///tmp/d.sock")
+
+
+class _Container:
+    """A stand-in for a Docker SDK container: its state, the signals sent, the restarts."""
+
+    def __init__(self, service: str, exits_on: str = "") -> None:
+        self.name = f"pivotal-flow-{service}-1"
+        self.labels = {proj.LABEL_SERVICE: service}
+        self.attrs: dict[str, Any] = {"State": {"Running": True, "ExitCode": 0}}
+        self.exits_on, self.signals, self.restarts = exits_on, [], 0
+
+    def kill(self, signal: str) -> None:
+        self.signals.append(signal)
+        if signal == self.exits_on:
+            self.attrs["State"] = {"Running": False, "ExitCode": 1}
+
+    def reload(self) -> None:
+        pass
+
+    def restart(self, timeout: int) -> None:
+        self.restarts += 1
+
+
+def _docker_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *containers: _Container
+) -> Layout:
+    layout = Layout.for_home(tmp_path)
+    layout.backend_dir.mkdir(parents=True)
+    monkeypatch.setattr(
+        docker_faults, "_client", lambda layout: SimpleNamespace(close=lambda: None)
+    )
+    monkeypatch.setattr(
+        proj,
+        "project_containers",
+        lambda client, project, service=None: [
+            c for c in containers if service in (None, c.labels[proj.LABEL_SERVICE])
+        ],
+    )
+    monkeypatch.setattr(docker_faults.lifecycle, "wait_healthy", lambda c, timeout: None)
+    return layout
+
+
+@pytest.mark.parametrize(
+    ("fault", "word", "exits"),
+    [
+        ("backend-eventloop-block", "eventloop-block", False),
+        ("backend-heap-leak", "heap-leak", True),
+        ("backend-unhandled-rejection", "unhandled-rejection", True),
+    ],
+)
+def test_node_faults_reach_the_container_through_its_fault_file_and_sighup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str, word: str, exits: bool
+) -> None:
+    backend = _Container("backend", exits_on="SIGHUP" if exits else "")
+    layout = _docker_sandbox(monkeypatch, tmp_path, backend)
+    said = docker_faults.break_fault(fault, tmp_path)
+    assert (layout.backend_dir / FAULT_FILE).read_text(encoding="utf-8") == word + "\n"
+    assert backend.signals == ["SIGHUP"]
+    assert ("exited (1)" in said) is exits and word in said
+
+
+def test_heal_restarts_a_blocked_backend_and_forgets_the_fault(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend, redis = _Container("backend"), _Container("redis")
+    layout = _docker_sandbox(monkeypatch, tmp_path, backend, redis)
+    docker_faults.break_fault("backend-eventloop-block", tmp_path)
+    assert docker_faults.heal(tmp_path) == ["restarted pivotal-flow-backend-1 (event loop blocked)"]
+    assert backend.restarts == 1 and redis.restarts == 0 and redis.signals == ["SIGCONT"]
+    assert not (layout.backend_dir / FAULT_FILE).exists()
+    # Healed: the next heal only thaws (SIGCONT), it restarts nothing.
+    assert docker_faults.heal(tmp_path) == [] and backend.restarts == 1

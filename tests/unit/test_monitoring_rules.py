@@ -135,6 +135,34 @@ def test_alert_is_labelled_and_annotated_from_the_catalogue(
     assert DURATION.fullmatch(str(rule["for"]))
 
 
+BACKEND_DEFAULTS = ROOT / "collection" / "roles" / "backend" / "defaults" / "main.yml"
+_LAST_THRESHOLD = re.compile(r"\)\s*>\s*([0-9.]+)\s*$")
+
+
+def _threshold(name: str) -> float:
+    """The number an alert's expression ends on: ``... (...) > N``."""
+    (found,) = _LAST_THRESHOLD.findall(str(_one_alert(ALERT_RULES, name)["expr"]).strip())
+    return float(found)
+
+
+def test_eventloop_lag_threshold_is_rb01s_lag_max() -> None:
+    """The lag that fires BackendEventLoopLag is the lag RB-01's diagnosis calls a blocked event
+    loop, so the run the alert starts finds what the alert saw; summary and description say it."""
+    defaults = yaml.safe_load(BACKEND_DEFAULTS.read_text(encoding="utf-8"))
+    lag_max_ms = defaults["backend_node_eventloop_lag_max_ms"]
+    assert _threshold("BackendEventLoopLag") * 1000 == lag_max_ms
+    notes = _one_alert(ALERT_RULES, "BackendEventLoopLag")["annotations"]
+    assert f"{lag_max_ms} ms" in notes["summary"]
+    assert f"threshold {lag_max_ms}ms" in notes["description"]
+
+
+def test_heap_threshold_is_the_ratio_its_summary_names() -> None:
+    rule = _one_alert(ALERT_RULES, "BackendHeapNearLimit")
+    percent = round(_threshold("BackendHeapNearLimit") * 100)
+    assert f"{percent} %" in rule["annotations"]["summary"]
+    assert f"threshold {percent} %" in " ".join(rule["annotations"]["description"].split())
+
+
 def test_slo_alerts_page_the_rb01_team_and_are_not_catalogue_alerts(
     cat: catalogue.Catalogue, slo: dict[str, Any]
 ) -> None:

@@ -101,7 +101,13 @@ def test_per_runbook_statistics_of_the_period() -> None:
     assert rb01["budget_refusals"] == 1 and rb01["budget_overrides"] == 1
     assert rb01["findings"] == [{"name": "service_status", "count": 3}]
     assert rb01["alerts"] == [{"name": "BackendServiceDown", "count": 2}]
-    assert rb01["alerts_without_runs"] == ["HighErrorRate", "SlowRequests"]
+    assert rb01["alerts_without_runs"] == [
+        "HighErrorRate",
+        "SlowRequests",
+        "BackendEventLoopBlocked",
+        "BackendEventLoopLag",
+        "BackendHeapNearLimit",
+    ]
     assert rb01["steps_never_ran"] == []
     assert rb02["findings"] == [{"name": "wraparound", "count": 1}]
     # one entry per kind of check: the paths disk_free ran on share one threshold

@@ -299,6 +299,7 @@ def test_supervisord_programs(layout: Layout, state: SandboxState, mon: Monitori
     assert "--web.listen-address=127.0.0.1:9090" in prom
     assert "--storage.tsdb.path=/tmp/pfo-t/sandbox/monitoring/prometheus-data" in prom
     assert "--rules.alert.resend-delay=3s" in prom  # the default 1m, on the sandbox clock
+    assert "--enable-feature=extra-scrape-metrics" in prom  # BackendEventLoopBlocked's timeout
     am = _argv(sv["program:alertmanager"])
     assert "--cluster.listen-address=" in am and "--web.listen-address=127.0.0.1:9093" in am
     pg = sv["program:postgres_exporter"]

@@ -8,11 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pflow_ops.sandbox import faults as sandbox_faults
+from pflow_ops.sandbox import loaders
 from pflow_ops.sandbox.docker import engine as engine_mod
 from pflow_ops.sandbox.docker import lifecycle
 from pflow_ops.sandbox.docker import project as proj
 from pflow_ops.sandbox.errors import USAGE, SandboxError
+from pflow_ops.sandbox.faults import FAULT_FILE
 from pflow_ops.sandbox.layout import Layout
+
+BLOCKING_FAULTS = ("eventloop-block",)
+"""Node.js faults after which the container runs on but never answers: heal restarts it."""
 
 
 def _containers(client: Any, service: str) -> list[Any]:
@@ -37,24 +43,63 @@ def _hang(client: Any, layout: Layout) -> str:
     return "backend containers frozen (SIGSTOP): running, but /health does not answer"
 
 
-def _oom(client: Any, layout: Layout) -> str:
-    container = _containers(client, "backend")[0]
-    (layout.backend_dir / lifecycle.OOM_FLAG).touch()
-    container.restart(timeout=3)
-    deadline = time.monotonic() + 60
+def _wait_exited(container: Any, timeout: float = 60) -> dict[str, Any]:
+    """The container's State once it stopped running (or when ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         container.reload()
         if not container.attrs["State"]["Running"]:
             break
         time.sleep(0.2)
-    oom = container.attrs["State"].get("OOMKilled")
+    state: dict[str, Any] = container.attrs["State"]
+    return state
+
+
+def _oom(client: Any, layout: Layout) -> str:
+    container = _containers(client, "backend")[0]
+    (layout.backend_dir / lifecycle.OOM_FLAG).touch()
+    container.restart(timeout=3)
+    oom = _wait_exited(container).get("OOMKilled")
     return f"{container.name} exhausted its {lifecycle.BACKEND_MEMORY} limit (OOMKilled={oom})"
+
+
+def _node_fault(word: str, exits: bool) -> Callable[[Any, Layout], str]:
+    """The supervisor runtime's Node.js faults, in the container: the fault's word goes into the
+    backend's working directory (the writable mount), then SIGHUP makes the process run it."""
+
+    def fault(client: Any, layout: Layout) -> str:
+        container = _containers(client, "backend")[0]
+        (layout.backend_dir / FAULT_FILE).write_text(word + "\n", encoding="utf-8")
+        container.kill(signal="SIGHUP")
+        if not exits:
+            return f"{container.name}: {word} started (running, its port accepts, nothing answers)"
+        state = _wait_exited(container)
+        if state["Running"]:
+            raise SandboxError(f"{container.name} was still running 60 s after {word}")
+        return f"{container.name}: {word}; it exited ({state.get('ExitCode')})"
+
+    return fault
+
+
+def _db_slow(client: Any, layout: Layout) -> str:
+    _containers(client, "postgres")
+    return sandbox_faults.start_db_slow(layout)
+
+
+def _blocked(layout: Layout) -> bool:
+    """A Node.js fault that leaves the process running but unable to answer was injected."""
+    path = layout.backend_dir / FAULT_FILE
+    return path.exists() and path.read_text(encoding="utf-8").strip() in BLOCKING_FAULTS
 
 
 FAULTS: dict[str, Callable[[Any, Layout], str]] = {
     "backend-crash": _stop("backend"),
     "backend-hang": _hang,
     "backend-oom": _oom,
+    "backend-eventloop-block": _node_fault("eventloop-block", exits=False),
+    "backend-heap-leak": _node_fault("heap-leak", exits=True),
+    "backend-unhandled-rejection": _node_fault("unhandled-rejection", exits=True),
+    "backend-db-slow": _db_slow,
     "db-down": _stop("postgres"),
     "redis-down": _stop("redis"),
 }
@@ -82,11 +127,14 @@ def break_fault(name: str, home: Path | None = None) -> str:
 
 
 def heal(home: Path | None = None, timeout: float = 60) -> list[str]:
-    """Thaw frozen containers, start stopped ones (databases first), wait until all are healthy."""
+    """Thaw frozen containers, restart a backend whose event loop a fault blocked, start stopped
+    ones (databases first), wait until all are healthy."""
     layout = Layout.for_home(home)
     (layout.backend_dir / lifecycle.OOM_FLAG).unlink(missing_ok=True)
+    blocked = _blocked(layout)
+    (layout.backend_dir / FAULT_FILE).unlink(missing_ok=True)
     client = _client(layout)
-    done: list[str] = []
+    done: list[str] = loaders.stop(layout)  # backend-db-slow's lock helper; its lock ends with it
     try:
         order = {"postgres": 0, "redis": 1, "backend": 2}
         containers = sorted(
@@ -94,7 +142,11 @@ def heal(home: Path | None = None, timeout: float = 60) -> list[str]:
             key=lambda c: order.get(c.labels.get(proj.LABEL_SERVICE, ""), 9),
         )
         for c in containers:
-            if c.attrs["State"]["Running"]:
+            service = c.labels.get(proj.LABEL_SERVICE, "")
+            if c.attrs["State"]["Running"] and blocked and service == "backend":
+                c.restart(timeout=3)  # a blocked loop never runs its SIGTERM handler
+                done.append(f"restarted {c.name} (event loop blocked)")
+            elif c.attrs["State"]["Running"]:
                 with contextlib.suppress(Exception):
                     c.kill(signal="SIGCONT")
             else:
