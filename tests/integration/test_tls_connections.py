@@ -3,13 +3,16 @@ a certificate signed by a throw-away CA, reached through the collection's one co
 service (redis_resp.open_socket, pg_connection.connect) with the new options: verification
 against the CA passes, a wrong CA fails closed, and so do a missing client certificate and a
 plaintext connection where the server wants TLS. One ansible-playbook run checks the options as
-tasks spell them (aliases included)."""
+tasks spell them (aliases included), and RB-02 and RB-03 diagnose through the CLI from an
+inventory that sets the roles' TLS variables: verify-full end to end, a wrong CA refused in one
+line."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pflow_ops.sandbox.net import free_ports
+from tests.integration.conftest import ROOT, Run, Stack
 from tests.integration.test_plugin_dependency_check import (
     PG_BIN,
     _accepts,
@@ -359,3 +363,98 @@ def test_through_ansible_playbook(
     assert wrong["available"] is False and wrong["down"] == ["postgresql"]
     assert "certificate verify failed" in wrong["dependencies"]["postgresql"]["msg"]
     assert PASSWORD not in proc.stdout
+
+
+# --- RB-02 and RB-03 through the CLI, with the roles' TLS variables from an inventory -------------
+
+# No supervisord here: a TLS failure must be told without asking a service manager.
+NO_MANAGER = "unix:///nonexistent/pfo-tls-supervisor.sock"
+
+
+def _inventory(pg_port: int, redis_port: int, pki: Pki) -> dict[str, Any]:
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "pflow_env": "tls",
+        "database_host": "127.0.0.1",
+        "database_port": pg_port,
+        "database_name": "appdb",
+        "database_user": "app",
+        "database_password": PASSWORD,
+        "database_ssl_mode": "verify-full",
+        "database_ca_cert": str(pki.ca),
+        "database_supervisor_server_url": NO_MANAGER,
+        "cache_redis_host": "127.0.0.1",
+        "cache_redis_port": redis_port,
+        "cache_redis_password": PASSWORD,
+        "cache_redis_tls": True,
+        "cache_redis_ca_certs": str(pki.ca),
+        "cache_redis_client_cert_file": str(pki.client_cert),
+        "cache_redis_client_key_file": str(pki.client_key),
+        "cache_supervisor_server_url": NO_MANAGER,
+        "cache_sample_seconds": 1.0,
+    }
+    groups = {"pivotal_database": {"hosts": {"localhost": None}}}
+    groups["pivotal_cache"] = {"hosts": {"localhost": None}}
+    return {"all": {"children": groups, "vars": host_vars}}
+
+
+@pytest.fixture(scope="module")
+def tls_project(
+    tls_postgres: int, tls_redis: int, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A project (the checkout's playbooks and collection) whose one environment, ``tls``, reaches
+    the TLS-only servers; a throw-away PFLOW_OPS_HOME."""
+    base = tmp_path_factory.mktemp("tls-project")
+    project = base / "project"
+    (project / "inventories" / "tls").mkdir(parents=True)
+    for name in ("catalogue.yml", "ansible.cfg", "playbooks", "collections", "collection"):
+        (project / name).symlink_to(ROOT / name)
+    hosts = project / "inventories" / "tls" / "hosts.yml"
+    hosts.write_text(json.dumps(_inventory(tls_postgres, tls_redis, pki), indent=1))
+    env = {**os.environ, "PFLOW_OPS_HOME": str(base / "home"), "PFLOW_OPS_PROJECT": str(project)}
+    yield Stack(home=base / "home", env={**env, "PYTHONPATH": str(ROOT)})
+
+
+def _diagnose(stack: Stack, runbook: str, *extra: str) -> Run:
+    return stack.cli("diagnose", runbook, "--env", "tls", "--output", "json", *extra)
+
+
+def _checks(data: dict[str, Any]) -> dict[str, str]:
+    return {f["check"]: f["status"] for f in data["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("runbook", "ca_var", "first_words", "handshake"),
+    [
+        (
+            "rb-02",
+            "database_ca_cert",
+            "PostgreSQL answered but TLS failed",
+            "certificate verify failed",
+        ),
+        (
+            "rb-03",
+            "cache_redis_ca_certs",
+            "Redis answered but TLS failed",
+            "CERTIFICATE_VERIFY_FAILED",
+        ),
+    ],
+)
+def test_diagnose_over_verified_tls_and_a_wrong_ca(
+    tls_project: Stack, pki: Pki, runbook: str, ca_var: str, first_words: str, handshake: str
+) -> None:
+    """RB-02 with sslmode verify-full, RB-03 with TLS and a client certificate: both diagnose
+    (connectivity ok); with the other CA both refuse (exit 4, escalate, nothing changed) in one
+    line that says TLS failed and why, and neither restarts anything."""
+    run = _diagnose(tls_project, runbook)
+    data = run.json
+    assert _checks(data)["connectivity"] == "ok", data["reason"]
+    assert data["outcome"] != "error", data["reason"]
+
+    wrong = _diagnose(tls_project, runbook, "-e", f"{ca_var}={pki.wrong_ca}")
+    data = wrong.json
+    assert (wrong.rc, data["outcome"], data["changed"]) == (4, "escalate", 0), data["reason"]
+    assert data["reason"].startswith(first_words), data["reason"]
+    assert handshake in data["reason"] and "\n" not in data["reason"]
+    assert PASSWORD not in run.stdout + run.stderr + wrong.stdout + wrong.stderr
