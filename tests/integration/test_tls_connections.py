@@ -221,6 +221,9 @@ def tls_postgres(pki: Pki) -> Iterator[int]:
         with conn.cursor() as cur:
             cur.execute("CREATE ROLE app LOGIN PASSWORD %s", (PASSWORD,))
             cur.execute("CREATE DATABASE appdb OWNER app")
+            # RB-02's settings step runs ALTER SYSTEM as this role: PostgreSQL 15 grants it per
+            # parameter, so pg_diagnose sees can_alter and the plan keeps the setting.
+            cur.execute("GRANT ALTER SYSTEM ON PARAMETER work_mem TO app")
         conn.close()
         yield port
     finally:
@@ -458,3 +461,55 @@ def test_diagnose_over_verified_tls_and_a_wrong_ca(
     assert data["reason"].startswith(first_words), data["reason"]
     assert handshake in data["reason"] and "\n" not in data["reason"]
     assert PASSWORD not in run.stdout + run.stderr + wrong.stdout + wrong.stderr
+
+
+def _show_work_mem(port: int, pki: Pki) -> str:
+    """work_mem as a new session sees it, over verified TLS."""
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=port,
+        dbname="appdb",
+        user="app",
+        password=PASSWORD,
+        sslmode="verify-full",
+        sslrootcert=str(pki.ca),
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW work_mem")
+            return str(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_rb02_sets_work_mem_through_postgresql_alter_system(
+    tls_project: Stack, tls_postgres: int, pki: Pki
+) -> None:
+    """community.postgresql's own test sequence, through the CLI and over verify-full TLS: check
+    mode says what it would do and changes nothing; the real run changes it and the value is in
+    effect for a new session; a second run has nothing to do."""
+    before = _show_work_mem(tls_postgres, pki)
+    assert before != "8MB"
+    want = ("--output", "json", "-e", "database_desired_settings={work_mem: 8MB}")
+
+    dry = tls_project.cli("recover", "rb-02", "--env", "tls", "--check", *want)
+    data = dry.json
+    sets = [a for a in data["actions"] if a["action"] == "set"]
+    assert [a["target"] for a in sets] == ["work_mem"], data["actions"]
+    assert sets[0]["result"].startswith("would ALTER SYSTEM SET work_mem = 8MB"), sets[0]
+    assert data["outcome"] == "escalate" and "check mode" in data["reason"]
+    assert _show_work_mem(tls_postgres, pki) == before
+
+    real = tls_project.cli("recover", "rb-02", "--env", "tls", *want)
+    data = real.json
+    assert data["outcome"] == "recovered", data["reason"]
+    sets = [a for a in data["actions"] if a["action"] == "set"]
+    assert sets[0]["result"].startswith("applied (ALTER SYSTEM + pg_reload_conf"), sets[0]
+    assert (sets[0]["before"], sets[0]["after"]) == (before, "8MB")
+    assert _show_work_mem(tls_postgres, pki) == "8MB"
+
+    again = tls_project.cli("recover", "rb-02", "--env", "tls", *want)
+    data = again.json
+    assert (again.rc, data["outcome"], data["changed"]) == (0, "healthy", 0), data["reason"]
+    assert [a for a in data["actions"] if a["action"] == "set"] == []
+    assert PASSWORD not in dry.stdout + real.stdout + again.stdout + again.stderr
