@@ -210,10 +210,8 @@ def tls_postgres(pki: Pki) -> Iterator[int]:
                 **as_postgres,
             )
 
-        def admin() -> Any:
-            return psycopg2.connect(
-                host=str(workdir), port=port, user="postgres", dbname="postgres"
-            )
+        def admin(dbname: str = "postgres") -> Any:
+            return psycopg2.connect(host=str(workdir), port=port, user="postgres", dbname=dbname)
 
         _wait_until(lambda: admin().close() is None, proc, "postgres (ssl)")
         conn = admin()
@@ -221,9 +219,14 @@ def tls_postgres(pki: Pki) -> Iterator[int]:
         with conn.cursor() as cur:
             cur.execute("CREATE ROLE app LOGIN PASSWORD %s", (PASSWORD,))
             cur.execute("CREATE DATABASE appdb OWNER app")
-            # RB-02's settings step runs ALTER SYSTEM as this role: PostgreSQL 15 grants it per
-            # parameter, so pg_diagnose sees can_alter and the plan keeps the setting.
+            # RB-02's settings step runs ALTER SYSTEM and the reload as this role: PostgreSQL 15
+            # grants it per parameter, so pg_diagnose sees can_alter and the plan keeps it.
             cur.execute("GRANT ALTER SYSTEM ON PARAMETER work_mem TO app")
+        conn.close()
+        conn = admin("appdb")  # a function's privileges live in each database's catalog
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("GRANT EXECUTE ON FUNCTION pg_reload_conf() TO app")
         conn.close()
         yield port
     finally:
@@ -273,7 +276,7 @@ def test_redis_tls_verified_against_the_ca(tls_redis: int, pki: Pki) -> None:
 
 def test_redis_tls_fails_closed(tls_redis: int, pki: Pki) -> None:
     wrong = redis_resp.check(_redis(tls_redis, pki, ca_certs=str(pki.wrong_ca)), budget=3.0)
-    assert (wrong["available"], wrong["state"]) == (False, "error")
+    assert (wrong["available"], wrong["state"]) == (False, "tls_failed")
     assert "CERTIFICATE_VERIFY_FAILED" in wrong["msg"], wrong["msg"]
     # The server asks for a client certificate: without one the handshake or PING fails.
     anonymous = _redis(tls_redis, pki, client_cert_file=None, client_key_file=None)
@@ -304,7 +307,7 @@ def test_postgres_verify_full_against_the_ca(tls_postgres: int, pki: Pki) -> Non
 
 def test_postgres_tls_fails_closed(tls_postgres: int, pki: Pki) -> None:
     wrong = pg_check.check(_pg(tls_postgres, pki, ca_cert=str(pki.wrong_ca)), timeout=5.0)
-    assert (wrong["available"], wrong["state"]) == (False, "error")
+    assert (wrong["available"], wrong["state"]) == (False, "tls_failed")
     assert "certificate verify failed" in wrong["msg"], wrong["msg"]
     # The server takes the app role over TLS only: sslmode=disable is turned away by pg_hba.
     plain = pg_check.check(_pg(tls_postgres, pki, ssl_mode="disable"), timeout=5.0)
