@@ -204,7 +204,14 @@ def test_the_wheel_carries_the_catalogue_and_ansible_cfg_as_files(install: Insta
 
 
 def test_the_node_backend_installs_once_from_the_packaged_lock(install: Install) -> None:
-    (site,) = (install.root / "venv" / "lib").glob("python3*/site-packages")
+    """A wheel user of the sandbox (its own venv, the [sandbox] extra): the wheel's three backend
+    files, then the real `npm ci` from its lock into the per-user directory, once."""
+    (wheel,) = (install.root / "dist").glob("pflow_ops-*.whl")
+    venv = install.root / "venv-sandbox"
+    _run([sys.executable, "-m", "venv", str(venv)], install.root)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt")]
+    _run([*pip, f"{wheel}[sandbox]"], install.root)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
     packaged = site / "pflow_ops" / "sandbox" / "node_backend"
     assert sorted(p.name for p in packaged.iterdir()) == [
         "package-lock.json",
@@ -213,11 +220,22 @@ def test_the_node_backend_installs_once_from_the_packaged_lock(install: Install)
     ]
     env = {**install.env, "XDG_CACHE_HOME": str(install.root / "cache")}
     locate = "from pflow_ops.sandbox import node_deps; print(node_deps.backend_script())"
-    python = str(install.root / "venv" / "bin" / "python")
-    first = subprocess.run(
-        [python, "-c", locate], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    python = str(venv / "bin" / "python")
+
+    def backend_script(timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, "-c", locate],
+            cwd=install.root,  # not the checkout: its pflow_ops must not shadow the wheel's
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    first = backend_script(600)
     assert first.returncode == 0, first.stderr[-2000:]
+    assert "npm ci, once" in first.stderr
     server_js = Path(first.stdout.strip())
     assert server_js.is_relative_to(install.root / "cache" / "pflow-ops" / "node-backend")
     assert server_js.read_text() == (ROOT / "pflow_ops/sandbox/node_backend/server.js").read_text()
@@ -225,7 +243,5 @@ def test_the_node_backend_installs_once_from_the_packaged_lock(install: Install)
     needs = "for (const m of ['express', 'pg', 'ioredis', 'prom-client']) require.resolve(m)"
     _run(["node", "-e", needs], server_js.parent, env)
     # Once: the second call finds the stamp and runs no npm (nothing to say, same place).
-    again = subprocess.run(
-        [python, "-c", locate], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    again = backend_script(60)
     assert (again.returncode, again.stdout, again.stderr) == (0, first.stdout, "")
