@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from pflow_ops.sandbox import loaders, postgres, procs, reaper, render, tools
+from pflow_ops.sandbox import loaders, node_deps, postgres, procs, reaper, render, tools
 from pflow_ops.sandbox.control import (
     Context,
     describe_health,
@@ -53,7 +53,7 @@ def _locate() -> render.Programs:
     pg_bin = tools.find_pg_bin()
     redis_server = tools.find_redis_server()
     _, supervisorctl = tools.find_supervisor()
-    node, server_js = tools.find_node(), tools.node_backend_script()
+    node, server_js = tools.find_node(), node_deps.backend_script()
     return render.default_programs(pg_bin, redis_server, supervisorctl, node, server_js)
 
 

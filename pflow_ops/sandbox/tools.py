@@ -52,25 +52,11 @@ def find_redis_server() -> Path:
     return Path(path)
 
 
-NODE_BACKEND_DIR = Path(__file__).resolve().parent / "node_backend"
-"""The Node.js reference backend: server.js, package.json and its committed package-lock.json."""
-
-
 def find_node() -> Path:
     path = shutil.which("node") or shutil.which("node", path="/usr/bin:/usr/local/bin")
     if not path:
         raise SandboxError("node not found; install Node.js >= 18 with: apt-get install nodejs npm")
     return Path(path)
-
-
-def node_backend_script() -> Path:
-    """server.js, once its dependencies are installed (`npm ci` in scripts/setup.sh)."""
-    if not (NODE_BACKEND_DIR / "node_modules" / "express").is_dir():
-        raise SandboxError(
-            f"the Node.js backend's dependencies are not installed in {NODE_BACKEND_DIR}; "
-            "run scripts/setup.sh (npm ci from the committed package-lock.json)"
-        )
-    return NODE_BACKEND_DIR / "server.js"
 
 
 def venv_bin() -> Path:

@@ -3,13 +3,16 @@ a certificate signed by a throw-away CA, reached through the collection's one co
 service (redis_resp.open_socket, pg_connection.connect) with the new options: verification
 against the CA passes, a wrong CA fails closed, and so do a missing client certificate and a
 plaintext connection where the server wants TLS. One ansible-playbook run checks the options as
-tasks spell them (aliases included)."""
+tasks spell them (aliases included), and RB-02 and RB-03 diagnose through the CLI from an
+inventory that sets the roles' TLS variables: verify-full end to end, a wrong CA refused in one
+line."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pflow_ops.sandbox.net import free_ports
+from tests.integration.conftest import ROOT, Run, Stack
 from tests.integration.test_plugin_dependency_check import (
     PG_BIN,
     _accepts,
@@ -206,10 +210,8 @@ def tls_postgres(pki: Pki) -> Iterator[int]:
                 **as_postgres,
             )
 
-        def admin() -> Any:
-            return psycopg2.connect(
-                host=str(workdir), port=port, user="postgres", dbname="postgres"
-            )
+        def admin(dbname: str = "postgres") -> Any:
+            return psycopg2.connect(host=str(workdir), port=port, user="postgres", dbname=dbname)
 
         _wait_until(lambda: admin().close() is None, proc, "postgres (ssl)")
         conn = admin()
@@ -217,6 +219,14 @@ def tls_postgres(pki: Pki) -> Iterator[int]:
         with conn.cursor() as cur:
             cur.execute("CREATE ROLE app LOGIN PASSWORD %s", (PASSWORD,))
             cur.execute("CREATE DATABASE appdb OWNER app")
+            # RB-02's settings step runs ALTER SYSTEM and the reload as this role: PostgreSQL 15
+            # grants it per parameter, so pg_diagnose sees can_alter and the plan keeps it.
+            cur.execute("GRANT ALTER SYSTEM ON PARAMETER work_mem TO app")
+        conn.close()
+        conn = admin("appdb")  # a function's privileges live in each database's catalog
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("GRANT EXECUTE ON FUNCTION pg_reload_conf() TO app")
         conn.close()
         yield port
     finally:
@@ -266,7 +276,7 @@ def test_redis_tls_verified_against_the_ca(tls_redis: int, pki: Pki) -> None:
 
 def test_redis_tls_fails_closed(tls_redis: int, pki: Pki) -> None:
     wrong = redis_resp.check(_redis(tls_redis, pki, ca_certs=str(pki.wrong_ca)), budget=3.0)
-    assert (wrong["available"], wrong["state"]) == (False, "error")
+    assert (wrong["available"], wrong["state"]) == (False, "tls_failed")
     assert "CERTIFICATE_VERIFY_FAILED" in wrong["msg"], wrong["msg"]
     # The server asks for a client certificate: without one the handshake or PING fails.
     anonymous = _redis(tls_redis, pki, client_cert_file=None, client_key_file=None)
@@ -297,7 +307,7 @@ def test_postgres_verify_full_against_the_ca(tls_postgres: int, pki: Pki) -> Non
 
 def test_postgres_tls_fails_closed(tls_postgres: int, pki: Pki) -> None:
     wrong = pg_check.check(_pg(tls_postgres, pki, ca_cert=str(pki.wrong_ca)), timeout=5.0)
-    assert (wrong["available"], wrong["state"]) == (False, "error")
+    assert (wrong["available"], wrong["state"]) == (False, "tls_failed")
     assert "certificate verify failed" in wrong["msg"], wrong["msg"]
     # The server takes the app role over TLS only: sslmode=disable is turned away by pg_hba.
     plain = pg_check.check(_pg(tls_postgres, pki, ssl_mode="disable"), timeout=5.0)
@@ -359,3 +369,150 @@ def test_through_ansible_playbook(
     assert wrong["available"] is False and wrong["down"] == ["postgresql"]
     assert "certificate verify failed" in wrong["dependencies"]["postgresql"]["msg"]
     assert PASSWORD not in proc.stdout
+
+
+# --- RB-02 and RB-03 through the CLI, with the roles' TLS variables from an inventory -------------
+
+# No supervisord here: a TLS failure must be told without asking a service manager.
+NO_MANAGER = "unix:///nonexistent/pfo-tls-supervisor.sock"
+
+
+def _inventory(pg_port: int, redis_port: int, pki: Pki) -> dict[str, Any]:
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "pflow_env": "tls",
+        "database_host": "127.0.0.1",
+        "database_port": pg_port,
+        "database_name": "appdb",
+        "database_user": "app",
+        "database_password": PASSWORD,
+        "database_ssl_mode": "verify-full",
+        "database_ca_cert": str(pki.ca),
+        "database_supervisor_server_url": NO_MANAGER,
+        "cache_redis_host": "127.0.0.1",
+        "cache_redis_port": redis_port,
+        "cache_redis_password": PASSWORD,
+        "cache_redis_tls": True,
+        "cache_redis_ca_certs": str(pki.ca),
+        "cache_redis_client_cert_file": str(pki.client_cert),
+        "cache_redis_client_key_file": str(pki.client_key),
+        "cache_supervisor_server_url": NO_MANAGER,
+        "cache_sample_seconds": 1.0,
+    }
+    groups = {"pivotal_database": {"hosts": {"localhost": None}}}
+    groups["pivotal_cache"] = {"hosts": {"localhost": None}}
+    return {"all": {"children": groups, "vars": host_vars}}
+
+
+@pytest.fixture(scope="module")
+def tls_project(
+    tls_postgres: int, tls_redis: int, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A project (the checkout's playbooks and collection) whose one environment, ``tls``, reaches
+    the TLS-only servers; a throw-away PFLOW_OPS_HOME."""
+    base = tmp_path_factory.mktemp("tls-project")
+    project = base / "project"
+    (project / "inventories" / "tls").mkdir(parents=True)
+    for name in ("catalogue.yml", "ansible.cfg", "playbooks", "collections", "collection"):
+        (project / name).symlink_to(ROOT / name)
+    hosts = project / "inventories" / "tls" / "hosts.yml"
+    hosts.write_text(json.dumps(_inventory(tls_postgres, tls_redis, pki), indent=1))
+    env = {**os.environ, "PFLOW_OPS_HOME": str(base / "home"), "PFLOW_OPS_PROJECT": str(project)}
+    yield Stack(home=base / "home", env={**env, "PYTHONPATH": str(ROOT)})
+
+
+def _diagnose(stack: Stack, runbook: str, *extra: str) -> Run:
+    return stack.cli("diagnose", runbook, "--env", "tls", "--output", "json", *extra)
+
+
+def _checks(data: dict[str, Any]) -> dict[str, str]:
+    return {f["check"]: f["status"] for f in data["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("runbook", "ca_var", "first_words", "handshake"),
+    [
+        (
+            "rb-02",
+            "database_ca_cert",
+            "PostgreSQL answered but TLS failed",
+            "certificate verify failed",
+        ),
+        (
+            "rb-03",
+            "cache_redis_ca_certs",
+            "Redis answered but TLS failed",
+            "CERTIFICATE_VERIFY_FAILED",
+        ),
+    ],
+)
+def test_diagnose_over_verified_tls_and_a_wrong_ca(
+    tls_project: Stack, pki: Pki, runbook: str, ca_var: str, first_words: str, handshake: str
+) -> None:
+    """RB-02 with sslmode verify-full, RB-03 with TLS and a client certificate: both diagnose
+    (connectivity ok); with the other CA both refuse (exit 4, escalate, nothing changed) in one
+    line that says TLS failed and why, and neither restarts anything."""
+    run = _diagnose(tls_project, runbook)
+    data = run.json
+    assert _checks(data)["connectivity"] == "ok", data["reason"]
+    assert data["outcome"] != "error", data["reason"]
+
+    wrong = _diagnose(tls_project, runbook, "-e", f"{ca_var}={pki.wrong_ca}")
+    data = wrong.json
+    assert (wrong.rc, data["outcome"], data["changed"]) == (4, "escalate", 0), data["reason"]
+    assert data["reason"].startswith(first_words), data["reason"]
+    assert handshake in data["reason"] and "\n" not in data["reason"]
+    assert PASSWORD not in run.stdout + run.stderr + wrong.stdout + wrong.stderr
+
+
+def _show_work_mem(port: int, pki: Pki) -> str:
+    """work_mem as a new session sees it, over verified TLS."""
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=port,
+        dbname="appdb",
+        user="app",
+        password=PASSWORD,
+        sslmode="verify-full",
+        sslrootcert=str(pki.ca),
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW work_mem")
+            return str(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_rb02_sets_work_mem_through_postgresql_alter_system(
+    tls_project: Stack, tls_postgres: int, pki: Pki
+) -> None:
+    """community.postgresql's own test sequence, through the CLI and over verify-full TLS: check
+    mode says what it would do and changes nothing; the real run changes it and the value is in
+    effect for a new session; a second run has nothing to do."""
+    before = _show_work_mem(tls_postgres, pki)
+    assert before != "8MB"
+    want = ("--output", "json", "-e", "database_desired_settings={work_mem: 8MB}")
+
+    dry = tls_project.cli("recover", "rb-02", "--env", "tls", "--check", *want)
+    data = dry.json
+    sets = [a for a in data["actions"] if a["action"] == "set"]
+    assert [a["target"] for a in sets] == ["work_mem"], data["actions"]
+    assert sets[0]["result"].startswith("would ALTER SYSTEM SET work_mem = 8MB"), sets[0]
+    assert data["outcome"] == "escalate" and "check mode" in data["reason"]
+    assert _show_work_mem(tls_postgres, pki) == before
+
+    real = tls_project.cli("recover", "rb-02", "--env", "tls", *want)
+    data = real.json
+    assert data["outcome"] == "recovered", data["reason"]
+    sets = [a for a in data["actions"] if a["action"] == "set"]
+    assert sets[0]["result"].startswith("applied (ALTER SYSTEM + pg_reload_conf"), sets[0]
+    assert (sets[0]["before"], sets[0]["after"]) == (before, "8MB")
+    assert _show_work_mem(tls_postgres, pki) == "8MB"
+
+    again = tls_project.cli("recover", "rb-02", "--env", "tls", *want)
+    data = again.json
+    assert (again.rc, data["outcome"], data["changed"]) == (0, "healthy", 0), data["reason"]
+    assert [a for a in data["actions"] if a["action"] == "set"] == []
+    assert PASSWORD not in dry.stdout + real.stdout + again.stdout + again.stderr

@@ -1,7 +1,9 @@
 """pflow-ops as a production host installs it: the wheel (no sandbox extra) in a fresh venv outside
 the checkout, the collection from its built artifact, and a project that is only an inventory.
 `pflow-ops --project DIR recover rb-01` then recovers the real sandbox's crashed backend with the
-wheel's catalogue and ansible.cfg and the installed collection's playbook, by its FQCN."""
+wheel's catalogue and ansible.cfg and the installed collection's playbook, by its FQCN. The
+sandbox's Node.js backend comes as its three files; the wheel installs its dependencies with the
+real `npm ci`, once, into a per-user directory."""
 
 from __future__ import annotations
 
@@ -57,7 +59,11 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 def _wheel(tmp: Path) -> Path:
     src = tmp / "src"
     shutil.copytree(
-        ROOT / "pflow_ops", src / "pflow_ops", symlinks=True, ignore=shutil.ignore_patterns("*.pyc")
+        ROOT / "pflow_ops",
+        src / "pflow_ops",
+        symlinks=True,
+        # node_modules is the checkout's npm install, never package data: not worth copying.
+        ignore=shutil.ignore_patterns("*.pyc", "node_modules"),
     )
     for name in SOURCES:
         shutil.copy(ROOT / name, src / name)
@@ -195,3 +201,47 @@ def test_the_wheel_carries_the_catalogue_and_ansible_cfg_as_files(install: Insta
     for name in ("catalogue.yml", "ansible.cfg"):
         assert not (packaged / name).is_symlink()
         assert (packaged / name).read_text() == (ROOT / name).read_text()
+
+
+def test_the_node_backend_installs_once_from_the_packaged_lock(install: Install) -> None:
+    """A wheel user of the sandbox (its own venv, the [sandbox] extra): the wheel's three backend
+    files, then the real `npm ci` from its lock into the per-user directory, once."""
+    (wheel,) = (install.root / "dist").glob("pflow_ops-*.whl")
+    venv = install.root / "venv-sandbox"
+    _run([sys.executable, "-m", "venv", str(venv)], install.root)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt")]
+    _run([*pip, f"{wheel}[sandbox]"], install.root)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    packaged = site / "pflow_ops" / "sandbox" / "node_backend"
+    assert sorted(p.name for p in packaged.iterdir()) == [
+        "package-lock.json",
+        "package.json",
+        "server.js",
+    ]
+    env = {**install.env, "XDG_CACHE_HOME": str(install.root / "cache")}
+    locate = "from pflow_ops.sandbox import node_deps; print(node_deps.backend_script())"
+    python = str(venv / "bin" / "python")
+
+    def backend_script(timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, "-c", locate],
+            cwd=install.root,  # not the checkout: its pflow_ops must not shadow the wheel's
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    first = backend_script(600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "npm ci, once" in first.stderr
+    server_js = Path(first.stdout.strip())
+    assert server_js.is_relative_to(install.root / "cache" / "pflow-ops" / "node-backend")
+    assert server_js.read_text() == (ROOT / "pflow_ops/sandbox/node_backend/server.js").read_text()
+    # The backend's own modules resolve from there, as `node server.js` will load them.
+    needs = "for (const m of ['express', 'pg', 'ioredis', 'prom-client']) require.resolve(m)"
+    _run(["node", "-e", needs], server_js.parent, env)
+    # Once: the second call finds the stamp and runs no npm (nothing to say, same place).
+    again = backend_script(60)
+    assert (again.returncode, again.stdout, again.stderr) == (0, first.stdout, "")

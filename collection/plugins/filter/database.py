@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import database_decisions as _db
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import database_settings as _settings
 
 
 def database_classify(dx, status=None):
@@ -27,6 +28,21 @@ def database_fixes_made(fix, dry):
     return _db.fixes_made(fix, dry)
 
 
+def database_alter_system_params(connect_timeout, statement_timeout, lock_timeout):
+    """pivotal.flow_ops.database_alter_system_params: connect_params for postgresql_alter_system."""
+    return _settings.alter_system_connect_params(connect_timeout, statement_timeout, lock_timeout)
+
+
+def database_alter_system_login(maintenance_user, maintenance_password, user, password):
+    """pivotal.flow_ops.database_alter_system_login: {user, password} postgresql_alter_system logs in with."""
+    return _settings.alter_system_login(maintenance_user, maintenance_password, user, password)
+
+
+def database_with_settings(fix, results, dry):
+    """pivotal.flow_ops.database_with_settings: pg_remediate's result plus the settings step's actions."""
+    return _settings.with_settings(fix, results, dry)
+
+
 def database_verdict(facts):
     """pivotal.flow_ops.database_verdict: outcome, reason, next_runbook, actions, verification."""
     return _db.verdict(facts)
@@ -39,4 +55,7 @@ class FilterModule(object):
             "database_plan": database_plan,
             "database_fixes_made": database_fixes_made,
             "database_verdict": database_verdict,
+            "database_alter_system_params": database_alter_system_params,
+            "database_with_settings": database_with_settings,
+            "database_alter_system_login": database_alter_system_login,
         }

@@ -136,7 +136,7 @@ def plan(diag, options=None):
 def classify_unavailable(state, service):
     """Why Redis does not answer, from its connection state and (for the rest) its service manager."""
     named = {"max_clients": "max_clients", "auth_failed": "auth", "noauth": "auth",
-             "auth_not_required": "auth_not_required", "loading": "loading", "not_permitted": "acl"}
+             "auth_not_required": "auth_not_required", "loading": "loading", "not_permitted": "acl", "tls_failed": "tls"}
     if state in named:
         return named[state]
     if not (service or {}).get("reachable"):

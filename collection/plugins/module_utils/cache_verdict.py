@@ -37,6 +37,9 @@ def _unavailable(problem, facts):
         "loading": "Redis is loading its dataset into memory: wait for it to finish, then run again",
         "acl": "%s (the cache role README lists the least-privilege user's rules); no restart: Redis itself "
                "answered" % facts.get("diag_msg", ""),
+        "tls": "Redis answered but TLS failed (%s): check cache_redis_ca_certs, cache_redis_client_cert_file and "
+               "cache_redis_client_key_file against the server's certificate and CA; no restart: Redis itself "
+               "answered" % facts.get("diag_msg", ""),
         "manager_unreachable": "Redis does not answer (%s) and its service manager cannot be reached (%s): check "
                                "the host and restart by hand" % (state, facts.get("service_msg", "")),
     }

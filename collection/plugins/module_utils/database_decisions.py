@@ -52,6 +52,10 @@ DOWN = "down"
 MANAGER_UNREACHABLE = "manager_unreachable"
 ACCESS = "access"
 UNRESPONSIVE = "unresponsive"
+# The server answered but the TLS handshake failed (pg_check's tls_failed): whatever the service
+# manager says, PostgreSQL runs, and only the certificates or ssl_mode can fix it.
+TLS = "tls"
+TLS_FAILED = "tls_failed"
 
 
 def _bad(findings, statuses=("warning", "critical")):
@@ -69,13 +73,15 @@ def classify(dx, status=None):
     """What is wrong. ``dx`` is pg_diagnose's result; ``status`` the service manager's
     (service_manager_status), asked only when PostgreSQL did not answer (None otherwise).
 
-    problem: '' (answers) | down | manager_unreachable | access | unresponsive."""
+    problem: '' (answers) | tls | down | manager_unreachable | access | unresponsive."""
     dx = dx or {}
     available = bool(dx.get("available"))
     known = not available and isinstance(status, dict) and bool(status)
     state = (dx.get("connectivity") or {}).get("state", "")
     if available:
         problem = ""
+    elif state == TLS_FAILED:
+        problem = TLS
     elif not known or not status.get("reachable"):
         problem = MANAGER_UNREACHABLE
     elif not status.get("running"):
@@ -319,6 +325,12 @@ def _not_answering(f):
             "PostgreSQL does not answer (%s) and the service manager cannot be reached (%s): check the host by hand"
             % (state, f.get("service_msg", ""))
         )
+    if problem == TLS:
+        return (
+            "PostgreSQL answered but TLS failed (%s): check database_ssl_mode, database_ca_cert, database_ssl_cert "
+            "and database_ssl_key against the server's certificate and CA; no restart: the server runs"
+            % (f.get("connectivity_msg") or state)
+        )
     if problem == ACCESS and state == "too_many_clients":
         return (
             "no connection slot left for the monitoring role (too_many_clients): connect as a superuser "
@@ -416,7 +428,7 @@ def verdict(f):
 
     mode, check_mode, host, service_name, manager, ready_timeout, override_reason; the
     classification (problem, state, findings, escalations, advisories, pending, service,
-    service_msg); the restart path (restart_wanted, restart: service_manager_restart_result of
+    service_msg) and connectivity_msg (pg_diagnose's one line on the connection); the restart path (restart_wanted, restart: service_manager_restart_result of
     the shared entry point service_manager/restart_gated.yml, ready: the SELECT 1 wait);
     and the fix path (fix: pg_remediate's result, fixed: fixes_made(), after: the re-diagnosis).
 

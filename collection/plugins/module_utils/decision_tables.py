@@ -101,6 +101,7 @@ def node_rows():
 DATABASE_SIGNALS = (
     (rb02.MANAGER_UNREACHABLE, "refused", "PostgreSQL does not answer and the service manager cannot be reached"),
     (rb02.DOWN, "refused", "PostgreSQL does not answer and the service manager says it is not running"),
+    (rb02.TLS, "tls_failed", "PostgreSQL answers but the TLS handshake does not verify"),
     (rb02.ACCESS, "auth_failed", "PostgreSQL runs but refuses the monitoring role"),
     (rb02.ACCESS, "too_many_clients", "PostgreSQL runs but has no connection slot left"),
     (rb02.UNRESPONSIVE, "timeout", "PostgreSQL runs but does not answer"),
@@ -132,6 +133,7 @@ def database_table():
 CACHE_UNAVAILABLE = (
     ("max_clients", "max_clients", "Redis refuses every new connection"),
     ("auth", "auth_failed", "Redis refused the credentials"),
+    ("tls", "tls_failed", "Redis answers but the TLS handshake does not verify"),
     ("auth_not_required", "auth_not_required", "a password is sent to a Redis that has none"),
     ("loading", "loading", "Redis is loading its dataset"),
     ("acl", "not_permitted", "the runbook's Redis user lacks a permission"),

@@ -41,6 +41,16 @@ MESSAGE_STATES = (
     ),
     (re.compile(r"database system is shutting down"), "shutting_down"),
     (re.compile(r"database \".*\" does not exist"), "database_missing"),
+    # TLS: the server answered, but the handshake did not verify (our CA, its certificate or host
+    # name), or our own certificate files could not be used. Never a reason to restart it.
+    (
+        re.compile(
+            r"certificate verify failed|does not match host name|root certificate file .* does not exist"
+            r"|could not (?:read|load|open) (?:root certificate|certificate|private key)"
+            r"|certificate present, but not private key|server does not support SSL|SSL error"
+        ),
+        "tls_failed",
+    ),
     (re.compile(r"timeout expired|canceling statement due to statement timeout"), "timeout"),
     # Unix socket: a missing socket file is "nothing listens", like a refused TCP port.
     (re.compile(r"Connection refused|No such file or directory"), "refused"),

@@ -443,7 +443,7 @@ def escalations(findings: list[dict], candidates: dict, usable: int) -> list[dic
             why = {
                 "restart": "needs a restart",
                 "not_allowed": "is not in the allow-list",
-                "no_privilege": "needs GRANT ALTER SYSTEM ON PARAMETER",
+                "no_privilege": "needs GRANT ALTER SYSTEM ON PARAMETER and EXECUTE on pg_reload_conf()",
             }[s["apply"]]
             out.append(
                 escalation(

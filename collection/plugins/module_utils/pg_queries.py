@@ -232,7 +232,9 @@ SELECT (SELECT count(*) FROM s) AS total, (SELECT count(*) FROM s WHERE NOT read
 """,
     "settings": """
 SELECT name, current_setting(name) AS current, setting, unit, context, pending_restart,
-       has_parameter_privilege(name, 'ALTER SYSTEM') AS can_alter
+       -- ALTER SYSTEM writes the setting; pg_reload_conf() (EXECUTE, granted per database) applies it.
+       has_parameter_privilege(name, 'ALTER SYSTEM')
+         AND has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE') AS can_alter
 FROM pg_settings WHERE name = ANY(%(names)s)
 """,
 }

@@ -12,8 +12,6 @@ import time
 from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_diagnostics as dx
 from ansible_collections.pivotal.flow_ops.plugins.module_utils.pg_session import QueryFailed, Session
 
-SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
-
 # The same session, still in the same state, still not protected: a pid reused by a new session
 # has another backend_start and is never hit.
 SESSION_RECHECK = f"""
@@ -41,10 +39,6 @@ FROM pg_stat_user_tables WHERE schemaname = %(schema)s AND relname = %(name)s
 
 def ident(*parts: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
-
-
-def literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def action(kind: str, target: str, result: str, before: str = "", after: str = "") -> dict:
@@ -290,39 +284,3 @@ class Remediator:
                 timeout_s=self.p["maintenance_timeout_s"],
             )
         return f"; dropped leftover {', '.join(r['relname'] for r in rows)}" if rows else ""
-
-    def setting(self, target: dict) -> None:
-        s = self.objects()
-        name, value = target["name"], str(target["desired"])
-        if not SETTING_NAME.match(name) or name not in self.p["allowed_settings"]:
-            self._record(action("set", name, "skipped: not in the allow-list of reloadable settings"))
-            return
-        row = s.one("SELECT current_setting(name) AS current, context FROM pg_settings WHERE name = %(n)s", {"n": name})
-        if not row or row["context"] not in dx.RELOADABLE_CONTEXTS:
-            self._record(
-                action(
-                    "set", name, f"skipped: needs a restart (context {row.get('context', '?')}); recommendation only"
-                )
-            )
-            return
-        if self.check:
-            self._record(
-                action(
-                    "set", name, f"would ALTER SYSTEM SET {name} = {value} and reload (check mode)", row["current"], value
-                ),
-                True,
-            )
-            return
-        try:
-            s.rows(f"ALTER SYSTEM SET {name} = {literal(value)}")
-            s.rows("SELECT pg_reload_conf()")
-        except QueryFailed as exc:
-            self._record(action("set", name, f"failed: {exc}", row["current"]), failed=True)
-            return
-        current = row["current"]
-        for _attempt in range(20):
-            current = s.one("SELECT current_setting(%(n)s) AS v", {"n": name})["v"]
-            if current.lower() == value.lower():
-                break
-            time.sleep(0.1)
-        self._record(action("set", name, "applied (ALTER SYSTEM + pg_reload_conf)", row["current"], current), True)

@@ -101,6 +101,10 @@ def classify(exc: BaseException) -> str:
         return "error"
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
+    # The handshake failed: the server's certificate (chain or host name) did not verify, or the
+    # server turned ours away. Redis answered; a restart would not change it.
+    if isinstance(exc, ssl.SSLError):
+        return "tls_failed"
     # socket.timeout is TimeoutError only from Python 3.10 on: targets may run older ones.
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timeout"

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: pg_remediate
-short_description: Act on the exact PostgreSQL sessions, tables, indexes and settings a diagnosis chose, safely
+short_description: Act on the exact PostgreSQL sessions, tables and indexes a diagnosis chose, safely
 version_added: 0.2.0
 description:
   - Takes the targets chosen by the caller (usually from M(pivotal.flow_ops.pg_diagnose)
@@ -21,14 +21,15 @@ description:
   - Tables get C(ANALYZE), and invalid indexes C(REINDEX INDEX CONCURRENTLY), both under
     C(lock_timeout) and C(statement_timeout). C(_ccnew) and C(_ccold) leftovers are dropped with
     C(DROP INDEX CONCURRENTLY), and so is a C(_ccnew) left by a REINDEX that fails here.
-  - Settings get C(ALTER SYSTEM) and C(pg_reload_conf()), only when they are in
-    I(allowed_settings) and reloadable. Restart-only settings are never applied.
+  - Settings are not changed here. The database role applies the ones a diagnosis found with
+    M(community.postgresql.postgresql_alter_system), which compares normalized values, predicts
+    the change in check mode and reports C(restart_required).
   - In check mode it runs only the read-only re-checks and returns what it would do.
 seealso:
   - module: pivotal.flow_ops.pg_diagnose
-    description: Finds the sessions, tables, indexes and settings this module acts on.
-  - module: community.postgresql.postgresql_set
-    description: Changes any setting, with C(restart_required), through ALTER SYSTEM.
+    description: Finds the sessions, tables and indexes this module acts on (and the settings to change).
+  - module: community.postgresql.postgresql_alter_system
+    description: Changes a setting through ALTER SYSTEM and a reload; RB-02 applies the settings it finds with it.
 author:
   - pflow-ops team (@pivotal-flow)
 extends_documentation_fragment:
@@ -55,7 +56,7 @@ options:
     type: str
     required: true
   maintenance_user:
-    description: Role for ANALYZE, REINDEX and ALTER SYSTEM; I(user) when omitted.
+    description: Role for ANALYZE and REINDEX; I(user) when omitted.
     type: str
   maintenance_password:
     description: Password of I(maintenance_user).
@@ -125,16 +126,6 @@ options:
       - A non-empty C(leftover) (ccnew, ccold) means drop it.
     type: list
     elements: dict
-    default: []
-  settings:
-    description: Settings to apply, each C({name, desired}).
-    type: list
-    elements: dict
-    default: []
-  allowed_settings:
-    description: Reloadable settings that may be changed.
-    type: list
-    elements: str
     default: []
 """
 
@@ -216,7 +207,6 @@ def has_targets(params: dict) -> bool:
         "terminate_idle",
         "analyze_tables",
         "reindex_indexes",
-        "settings",
     )
     return any(params[key] for key in keys)
 
@@ -256,8 +246,6 @@ def run_module(params: dict, check_mode: bool) -> dict:
             fix.reindex(target)
         for target in params["analyze_tables"]:
             fix.analyze(target)
-        for target in params["settings"]:
-            fix.setting(target)
     except pg_session.QueryFailed as exc:
         raise ModuleFailure(f"remediation stopped: {exc}") from None
     finally:
@@ -304,8 +292,6 @@ def main() -> None:
             idle_min_age_s=dict(type="float", default=60.0),
             analyze_tables=targets(),
             reindex_indexes=targets(),
-            settings=targets(),
-            allowed_settings=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

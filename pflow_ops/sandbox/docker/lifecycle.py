@@ -102,7 +102,7 @@ def specs(layout: Layout, state: SandboxState, programs: render.Programs) -> lis
                 ),
                 "PFLOW_SANDBOX_OOM_FLAG": str(layout.backend_dir / OOM_FLAG),
             },
-            read_only=mounts,
+            read_only=proj.with_mount(mounts, programs.server_js.parent),
             writable=(str(layout.backend_dir),),
             # Where a --report-on-fatalerror report and the fault file land, as under supervisord.
             working_dir=str(layout.backend_dir),

@@ -56,6 +56,15 @@ def host_runtime_mounts() -> tuple[str, ...]:
     return tuple(out)
 
 
+def with_mount(mounts: tuple[str, ...], path: Path) -> tuple[str, ...]:
+    """``mounts`` and ``path``, unless one of them already holds it (a wheel's per-user Node.js
+    backend lives outside the checkout and the venv)."""
+    text = str(path)
+    if any(text == m or text.startswith(m + "/") for m in mounts):
+        return mounts
+    return (*mounts, text)
+
+
 def container_name(project: str, service: str, number: int) -> str:
     return f"{project}-{service}-{number}"
 
