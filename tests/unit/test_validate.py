@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,15 @@ def test_the_ranges_are_the_roles_preflight_asserts() -> None:
     for preflight in (ROOT / "collection" / "roles").glob("*/tasks/preflight.yml"):
         for low, op, key, high in pattern.findall(preflight.read_text()):
             found[key] = (float(low), float(high), op == "<=")
+    # RB-01's preflight decides in Python (module_utils/backend_preflight.py): its table.
+    path = ROOT / "collection" / "plugins" / "module_utils" / "backend_preflight.py"
+    spec = importlib.util.spec_from_file_location("backend_preflight", path)
+    assert spec and spec.loader
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    for key, low, high, low_ok in backend.RANGES:
+        found[key] = (float(low), float(high), low_ok)
+    assert "backend_soak_seconds" in found
     budget = {k for k in found if "restart_budget" in k}  # the budget plugin's to refuse
     assert {k: found[k] for k in found.keys() - budget} == validate.RANGES
 
