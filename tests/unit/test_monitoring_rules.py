@@ -10,6 +10,7 @@ monitoring/tests/.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -161,6 +162,19 @@ def test_heap_threshold_is_the_ratio_its_summary_names() -> None:
     percent = round(_threshold("BackendHeapNearLimit") * 100)
     assert f"{percent} %" in rule["annotations"]["summary"]
     assert f"threshold {percent} %" in " ".join(rule["annotations"]["description"].split())
+
+
+def test_heap_line_is_rb01s_heap_near_limit_line() -> None:
+    """The run BackendHeapNearLimit starts escalates on the same line the alert fired on: the
+    ratio and the young generation's reserve are node_classify's constants."""
+    path = ROOT / "collection" / "plugins" / "module_utils" / "node_classify.py"
+    spec = importlib.util.spec_from_file_location("node_classify", path)
+    assert spec and spec.loader
+    node_classify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(node_classify)
+    assert _threshold("BackendHeapNearLimit") == node_classify.HEAP_NEAR_LIMIT_RATIO
+    expr = _one_alert(ALERT_RULES, "BackendHeapNearLimit")["expr"]
+    assert f"- {node_classify.YOUNG_GENERATION_RESERVE_BYTES} > 0" in expr
 
 
 def test_slo_alerts_page_the_rb01_team_and_are_not_catalogue_alerts(

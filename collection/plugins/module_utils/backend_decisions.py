@@ -242,8 +242,16 @@ def conclude(assessment, plan_, restart=None, verify_probe=None, settings=None, 
         out.update(actions=actions, verification=verification)
         return out
 
+    if not problem and not down and node.get("node_class") == node_classify.HEAP_NEAR_LIMIT:
+        return done(ESCALATE, "the backend serves, but its V8 heap is near its limit: a leak on its way to the "
+                    "abort. Nothing was restarted and no restart budget was spent: a restart now only resets the "
+                    "clock and loses the evidence.")
     if not problem and not down:
-        return done(HEALTHY, "backend is running, answers /health and is within its error-rate and latency thresholds")
+        warning = ""
+        if node.get("node_class") == node_classify.EVENTLOOP_LAG:
+            warning = "; warning: %s. Next: %s" % (node.get("evidence"), node.get("next_step"))
+        return done(HEALTHY, "backend is running, answers /health and is within its error-rate and latency "
+                    "thresholds" + warning)
     if down:
         return done(ESCALATE, "%s down: the backend was not restarted, since a restart cannot fix a dependency outage"
                     % _down_names(down), down[0]["runbook"])

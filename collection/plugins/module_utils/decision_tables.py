@@ -81,6 +81,11 @@ NODE_SIGNALS = (
     (rb01.SLOW, "probe p95 above backend_latency_p95_max_ms while the event loop lag is low",
      {"metrics": {"eventloop_lag_s": 0.001}}),
     (rb01.DOWN, "exited with no Node.js signature in its log (killed by a signal), or is stopped (state T)", {}),
+    ("", "serves, but the V8 heap is above 90 % of its old-generation limit (BackendHeapNearLimit's line)",
+     {"metrics": {"heap_used_bytes": 62 * 1048576, "heap_limit_bytes": 112 * 1048576}}),
+    ("", "serves within its thresholds, but the event loop's p99 lag is above "
+     "backend_node_eventloop_lag_max_ms (BackendEventLoopLag's line)",
+     {"metrics": {"eventloop_lag_s": 0.001, "eventloop_lag_p99_s": 0.8}}),
 )
 
 
@@ -91,6 +96,10 @@ def node_rows():
         assessed = rb01.with_node({"problem": problem}, {"running": problem != rb01.DOWN}, signals)
         plan_ = rb01.plan(assessed, "recover")
         action = _restart_words(plan_)
+        if not problem:  # serving: the verdict, not the plan, says what happens
+            verdict = rb01.conclude(assessed, plan_, {}, None, {})
+            action = {"escalate": "escalate, no restart and no budget spent",
+                      "healthy": "healthy, with the lag as a warning"}[verdict["outcome"]]
         if assessed["node"]["node_class"] == nc.DEPENDENCY_SLOW:
             action += "; next runbook RB-02"
         rows.append(_row(problem, "Node.js: " + signal, "node: %s" % assessed["node"]["node_class"], action))

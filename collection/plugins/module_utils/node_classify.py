@@ -20,6 +20,16 @@ Classes (the closing table of docs and the role README):
   process_stopped      it exited with no Node.js signature (killed by a signal), or is
                        frozen (state T, SIGSTOP)                                 restart
   unknown              something is wrong, no Node.js signal says what           (RB-01's rules)
+
+While the backend serves (RB-01 found no problem), the signals the Node.js alerts fire on are
+still read, so a run started by BackendHeapNearLimit or BackendEventLoopLag never reports a
+plain "healthy" the alert contradicts:
+
+  heap_near_limit      the V8 heap is above HEAP_NEAR_LIMIT_RATIO of its old-generation limit:
+                       a leak on its way to the abort; a restart now only resets the clock and
+                       loses the evidence                                         escalate
+  eventloop_lag        the event loop's p99 lag is above the limit while requests still meet
+                       their latency threshold                                    warning only
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,8 +44,15 @@ PORT_IN_USE = "port_in_use"
 DEPENDENCY_SLOW = "dependency_slow"
 PROCESS_STOPPED = "process_stopped"
 UNKNOWN = "unknown"
-NO_RESTART = (HEAP_LEAK, PORT_IN_USE, DEPENDENCY_SLOW)
+HEAP_NEAR_LIMIT = "heap_near_limit"
+EVENTLOOP_LAG = "eventloop_lag"
+NO_RESTART = (HEAP_LEAK, PORT_IN_USE, DEPENDENCY_SLOW, HEAP_NEAR_LIMIT)
 BUSY_CPU_SHARE = 0.5
+# The BackendHeapNearLimit rule's line (monitoring/rules/pivotal-flow.rules.yml; a unit test keeps
+# them equal): used heap over 90 % of V8's heap_size_limit less the young generation's reserve
+# (3 x 16 MiB semi-spaces on 64-bit Node.js 18-22), which a leak never fills.
+HEAP_NEAR_LIMIT_RATIO = 0.9
+YOUNG_GENERATION_RESERVE_BYTES = 50331648
 
 NEXT_STEPS = {
     EVENTLOOP_BLOCKED: "find the synchronous code on the event loop: take a CPU profile (node --cpu-prof) or a "
@@ -56,6 +73,11 @@ NEXT_STEPS = {
     PROCESS_STOPPED: "look at who stopped or killed the process (OOM killer, an operator, a deploy) in the "
                      "host and service manager logs",
     UNKNOWN: "no Node.js signal explains it: read the log tail and /health's dependency checks",
+    HEAP_NEAR_LIMIT: "take a heap snapshot now (node --heapsnapshot-signal=SIGUSR2, or the inspector), another "
+                     "some minutes later, and compare retained objects; plan a restart in a quiet window and "
+                     "check --max-old-space-size against the container's memory limit",
+    EVENTLOOP_LAG: "requests still meet their latency threshold; take a CPU profile (node --cpu-prof) to find the "
+                   "synchronous work that stalls the loop before it turns into a blocked loop",
 }
 
 
@@ -78,8 +100,32 @@ def _heap_words(metrics):
 
 
 def _lag_ms(metrics):
-    lag = _num(metrics.get("eventloop_lag_s"))
-    return None if lag is None else round(lag * 1000, 1)
+    """The larger of prom-client's two lag readings, in ms: the p99 of the loop's delay since
+    the last read (what BackendEventLoopLag fires on) and the one probe taken while /metrics is
+    served (which misses stalls between reads)."""
+    lags = [lag for lag in (_num(metrics.get("eventloop_lag_s")), _num(metrics.get("eventloop_lag_p99_s")))
+            if lag is not None]
+    return round(max(lags) * 1000, 1) if lags else None
+
+
+def _heap_share(metrics):
+    """Used heap over the old generation's limit, or None when /metrics gave no usable limit."""
+    used, limit = _num(metrics.get("heap_used_bytes")), _num(metrics.get("heap_limit_bytes"))
+    if used is None or limit is None or limit <= YOUNG_GENERATION_RESERVE_BYTES:
+        return None
+    return used / (limit - YOUNG_GENERATION_RESERVE_BYTES)
+
+
+def _serving_class(metrics, lag_max_ms):
+    """What the Node.js signals say while the backend serves: (class, evidence) or None."""
+    share = _heap_share(metrics)
+    if share is not None and share > HEAP_NEAR_LIMIT_RATIO:
+        return HEAP_NEAR_LIMIT, "%s: %s%% of the old generation's limit (line %s%%)" % (
+            _heap_words(metrics), round(share * 100, 1), round(HEAP_NEAR_LIMIT_RATIO * 100))
+    lag = _lag_ms(metrics)
+    if lag is not None and lag > lag_max_ms:
+        return EVENTLOOP_LAG, "event loop lag p99 %s ms (max %s ms) while it serves" % (lag, lag_max_ms)
+    return None
 
 
 def _down_class(status, logs, settings):
@@ -127,7 +173,11 @@ def classify(problem, status, signals, settings=None):
     lag_max_ms = _num(settings.get("eventloop_lag_max_ms")) or 500.0
     lag = _lag_ms(metrics)
     if not problem:
-        return {"node_class": "", "evidence": "", "next_step": "", "restart_ok": True}
+        serving = _serving_class(metrics, lag_max_ms)
+        if not serving:
+            return {"node_class": "", "evidence": "", "next_step": "", "restart_ok": True}
+        return {"node_class": serving[0], "evidence": serving[1], "next_step": NEXT_STEPS[serving[0]],
+                "restart_ok": serving[0] not in NO_RESTART}
     if problem == "manager_unreachable":
         found = UNKNOWN, "the service manager cannot be asked about the process"
     elif problem == "port_squatter":
@@ -157,5 +207,5 @@ def finding(diagnosis):
     node_class = diagnosis.get("node_class")
     if not node_class:
         return {"check": "node_diagnosis", "status": "ok", "detail": "no Node.js failure signal"}
-    return {"check": "node_diagnosis", "status": "critical" if node_class != UNKNOWN else "warning",
+    return {"check": "node_diagnosis", "status": "warning" if node_class in (UNKNOWN, EVENTLOOP_LAG) else "critical",
             "detail": "%s: %s. Next: %s" % (node_class, diagnosis.get("evidence"), diagnosis.get("next_step"))}

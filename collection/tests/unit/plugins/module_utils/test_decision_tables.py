@@ -72,11 +72,18 @@ def test_backend_node_rows_one_per_class_restart_as_classified() -> None:
             nc.PORT_IN_USE,
             nc.DEPENDENCY_SLOW,
             nc.PROCESS_STOPPED,
+            nc.HEAP_NEAR_LIMIT,
+            nc.EVENTLOOP_LAG,
         ]
     )
     for row, node_class in zip(rows, classes):
         restart = node_class not in nc.NO_RESTART and row["problem"] in rb01.RESTARTABLE
         assert row["action"].startswith("restart") is restart, row
+    serving = {r["diagnosis"]: r["action"] for r in rows if not r["problem"]}
+    assert serving == {
+        "node: heap_near_limit": "escalate, no restart and no budget spent",
+        "node: eventloop_lag": "healthy, with the lag as a warning",
+    }
 
 
 DATABASE_STATUS = {

@@ -18,6 +18,15 @@ def _signals(metrics=None, process=None, **logs):
     ("problem", "status", "signals", "expected", "restart_ok"),
     [
         ("", {}, _signals(), "", True),
+        # serving: the heap near its old-generation limit (112 MiB limit - 48 MiB reserve = 64 MiB)
+        ("", {}, _signals({"heap_used_bytes": 60 * 1048576, "heap_limit_bytes": 112 * 1048576}),
+         nc.HEAP_NEAR_LIMIT, False),
+        ("", {}, _signals({"heap_used_bytes": 57 * 1048576, "heap_limit_bytes": 112 * 1048576}), "", True),
+        ("", {}, _signals({"heap_used_bytes": 60 * 1048576, "heap_limit_bytes": 40 * 1048576}), "", True),
+        ("", {}, _signals({"heap_used_bytes": 60 * 1048576}), "", True),
+        # serving: the p99 lag (what BackendEventLoopLag reads) above the limit, the probe not
+        ("", {}, _signals({"eventloop_lag_s": 0.004, "eventloop_lag_p99_s": 0.71}), nc.EVENTLOOP_LAG, True),
+        ("", {}, _signals({"eventloop_lag_s": 0.004, "eventloop_lag_p99_s": 0.2}), "", True),
         ("manager_unreachable", {}, _signals(), nc.UNKNOWN, True),
         ("port_squatter", {}, _signals(), nc.PORT_IN_USE, False),
         ("down", DOWN, _signals(heap_limit=HEAP, heap_limit_crashes=1), nc.HEAP_EXHAUSTION, True),
@@ -116,3 +125,44 @@ def test_recovered_reason_names_the_class():
     assert out["outcome"] == "recovered"
     assert out["reason"].startswith("backend restarted (down, unhandled_rejection): pid 1 -> pid 2")
     assert "Next: fix the promise chain" in out["reason"]
+
+
+def test_the_p99_lag_counts_where_the_probe_saw_nothing():
+    out = nc.classify("errors", {}, _signals({"eventloop_lag_s": 0.001, "eventloop_lag_p99_s": 0.9}))
+    assert out["node_class"] == nc.EVENTLOOP_BLOCKED and "900.0 ms" in out["evidence"]
+
+
+ASSESSED_SERVING = {"problem": "", "findings": [], "dependencies_down": []}
+SERVING = {"running": True, "pid": 7}
+
+
+def test_a_heap_near_its_limit_escalates_a_serving_backend_without_a_restart():
+    signals = _signals({"heap_used_bytes": 62 * 1048576, "heap_limit_bytes": 112 * 1048576})
+    assessment = rb01.with_node(ASSESSED_SERVING, SERVING, signals)
+    plan = rb01.plan(assessment, "recover")
+    assert plan["restart"] is False
+    out = rb01.conclude(assessment, plan, {}, None, {})
+    assert out["outcome"] == "escalate" and out["actions"] == []
+    assert "heap is near its limit" in out["reason"] and "no restart budget was spent" in out["reason"]
+    assert "heap used 62.0 MB of a 112.0 MB limit: 96.9% of the old generation's limit" in out["reason"]
+    assert "Next: take a heap snapshot now" in out["reason"]
+    assert nc.finding(assessment["node"])["status"] == "critical"
+
+
+def test_event_loop_lag_while_serving_is_a_warning_on_a_healthy_verdict():
+    signals = _signals({"eventloop_lag_s": 0.003, "eventloop_lag_p99_s": 0.8})
+    assessment = rb01.with_node(ASSESSED_SERVING, SERVING, signals)
+    out = rb01.conclude(assessment, rb01.plan(assessment, "recover"), {}, None, {})
+    assert out["outcome"] == "healthy" and out["actions"] == []
+    assert "warning: event loop lag p99 800.0 ms (max 500.0 ms) while it serves" in out["reason"]
+    assert "Next: requests still meet their latency threshold" in out["reason"]
+    assert nc.finding(assessment["node"])["status"] == "warning"
+
+
+def test_a_quiet_serving_backend_stays_plainly_healthy():
+    signals = _signals({"eventloop_lag_s": 0.001, "eventloop_lag_p99_s": 0.012,
+                        "heap_used_bytes": 9 * 1048576, "heap_limit_bytes": 112 * 1048576})
+    assessment = rb01.with_node(ASSESSED_SERVING, SERVING, signals)
+    out = rb01.conclude(assessment, rb01.plan(assessment, "recover"), {}, None, {})
+    assert out["outcome"] == "healthy" and "warning" not in out["reason"]
+    assert nc.finding(assessment["node"])["status"] == "ok"
