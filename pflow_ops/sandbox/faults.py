@@ -37,6 +37,10 @@ _BACKEND_FAULTS: dict[str, str] = {
         f"the backend retains memory until V8 aborts (Reached heap limit, --max-old-space-size="
         f"{NODE_MAX_OLD_SPACE_MB}) and writes a diagnostic report; supervisord sees it exit"
     ),
+    "backend-heap-high": (
+        "the backend holds live heap at 93 % of its old-generation limit and serves on: a leak "
+        "caught before V8's abort (BackendHeapNearLimit's line is 90 %)"
+    ),
     "backend-unhandled-rejection": (
         "a promise rejects with no handler: the backend logs it with its stack and exits 1"
     ),
@@ -133,6 +137,7 @@ _BACKEND_BREAKERS: dict[str, Callable[[Context], str]] = {
     "backend-errors": _errors,
     "backend-eventloop-block": _node_fault("eventloop-block", exits=False),
     "backend-heap-leak": _node_fault("heap-leak", exits=True),
+    "backend-heap-high": _node_fault("heap-high", exits=False),
     "backend-unhandled-rejection": _node_fault("unhandled-rejection", exits=True),
     "backend-db-slow": _db_slow,
     "db-down": _stopper("postgres"),
@@ -174,6 +179,10 @@ def _heal_backend_process(ctx: Context) -> list[str]:
         # stopwaitsecs. Stopped here, started below with the other programs.
         ctx.sv.stop("backend")
         return [f"stopped backend (pid {pid}): its event loop was blocked"]
+    if "backend-heap-high" in ctx.state.faults:
+        # The held heap is only given back by a new process.
+        ctx.sv.stop("backend")
+        return [f"stopped backend (pid {pid}): it held its heap near the limit"]
     if procs.is_stopped(pid):
         procs.send(pid, signal.SIGCONT)
         actions.append(f"resumed backend (pid {pid}) with SIGCONT")

@@ -5,6 +5,8 @@ changes nothing."""
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -92,5 +94,44 @@ def test_slow_database_escalates_to_rb02_without_restarting(sandbox: Stack) -> N
             "dependency_slow: requests are slow while the event loop lag is"
         )
         assert data["escalation"]["next_runbooks"] == ["RB-02"]
+        assert data["actions"] == [] and data["changed"] == 0
+        assert sandbox.backend_pid() == pid and sandbox.budget_entries() == []
+
+
+def _heap_used_share(sandbox: Stack) -> float:
+    """nodejs_heap_size_used_bytes over the old generation's limit, read from /metrics as
+    Prometheus reads it."""
+    url = sandbox.endpoints["backend"]["health_url"].replace("/health", "/metrics")
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    value = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(
+            ("nodejs_heap_size_used_bytes ", "pivotal_nodejs_heap_size_limit_bytes ")
+        )
+    }
+    limit = value["pivotal_nodejs_heap_size_limit_bytes"] - 48 * 1048576
+    return value["nodejs_heap_size_used_bytes"] / limit
+
+
+def test_heap_near_its_limit_while_serving_escalates_without_a_restart(sandbox: Stack) -> None:
+    """What BackendHeapNearLimit fires on: the process serves, its heap is past the line. RB-01
+    does not call that healthy, and does not restart it (the evidence would go with it)."""
+    pid = sandbox.backend_pid()
+    assert sandbox.cli("sandbox", "break", "backend-heap-high").rc == 0
+    deadline = time.monotonic() + 30
+    while _heap_used_share(sandbox) <= 0.9:
+        assert time.monotonic() < deadline, "the fault did not hold the heap past 90 %"
+        time.sleep(0.2)
+    assert sandbox.health() == 200, "it serves"
+    for _ in range(2):
+        run = sandbox.recover()
+        data = run.json
+        assert (run.rc, data["outcome"]) == (4, "escalate"), data["reason"]
+        assert _node(data).startswith("heap_near_limit: heap used "), _node(data)
+        assert "of the old generation's limit (line 90%)" in _node(data)
+        assert "heap is near its limit" in data["reason"]
+        assert "Next: take a heap snapshot now" in data["reason"]
         assert data["actions"] == [] and data["changed"] == 0
         assert sandbox.backend_pid() == pid and sandbox.budget_entries() == []

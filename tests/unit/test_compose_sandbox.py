@@ -104,6 +104,7 @@ def _docker_sandbox(
     [
         ("backend-eventloop-block", "eventloop-block", False),
         ("backend-heap-leak", "heap-leak", True),
+        ("backend-heap-high", "heap-high", False),
         ("backend-unhandled-rejection", "unhandled-rejection", True),
     ],
 )
@@ -129,3 +130,7 @@ def test_heal_restarts_a_blocked_backend_and_forgets_the_fault(
     assert not (layout.backend_dir / FAULT_FILE).exists()
     # Healed: the next heal only thaws (SIGCONT), it restarts nothing.
     assert docker_faults.heal(tmp_path) == [] and backend.restarts == 1
+    docker_faults.break_fault("backend-heap-high", tmp_path)
+    healed = docker_faults.heal(tmp_path)
+    assert healed == ["restarted pivotal-flow-backend-1 (heap held near its limit)"]
+    assert backend.restarts == 2

@@ -17,8 +17,9 @@ from pflow_ops.sandbox.errors import USAGE, SandboxError
 from pflow_ops.sandbox.faults import FAULT_FILE
 from pflow_ops.sandbox.layout import Layout
 
-BLOCKING_FAULTS = ("eventloop-block",)
-"""Node.js faults after which the container runs on but never answers: heal restarts it."""
+BLOCKING_FAULTS = {"eventloop-block": "event loop blocked", "heap-high": "heap held near its limit"}
+"""Node.js faults after which the container runs on in the fault (no answer, or its heap held
+near the limit), with heal's words: heal restarts it."""
 
 
 def _containers(client: Any, service: str) -> list[Any]:
@@ -86,10 +87,11 @@ def _db_slow(client: Any, layout: Layout) -> str:
     return sandbox_faults.start_db_slow(layout)
 
 
-def _blocked(layout: Layout) -> bool:
-    """A Node.js fault that leaves the process running but unable to answer was injected."""
+def _blocked(layout: Layout) -> str:
+    """The Node.js fault that leaves the process running in it, if one was injected ("" if not)."""
     path = layout.backend_dir / FAULT_FILE
-    return path.exists() and path.read_text(encoding="utf-8").strip() in BLOCKING_FAULTS
+    word = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    return word if word in BLOCKING_FAULTS else ""
 
 
 FAULTS: dict[str, Callable[[Any, Layout], str]] = {
@@ -98,6 +100,7 @@ FAULTS: dict[str, Callable[[Any, Layout], str]] = {
     "backend-oom": _oom,
     "backend-eventloop-block": _node_fault("eventloop-block", exits=False),
     "backend-heap-leak": _node_fault("heap-leak", exits=True),
+    "backend-heap-high": _node_fault("heap-high", exits=False),
     "backend-unhandled-rejection": _node_fault("unhandled-rejection", exits=True),
     "backend-db-slow": _db_slow,
     "db-down": _stop("postgres"),
@@ -145,7 +148,7 @@ def heal(home: Path | None = None, timeout: float = 60) -> list[str]:
             service = c.labels.get(proj.LABEL_SERVICE, "")
             if c.attrs["State"]["Running"] and blocked and service == "backend":
                 c.restart(timeout=3)  # a blocked loop never runs its SIGTERM handler
-                done.append(f"restarted {c.name} (event loop blocked)")
+                done.append(f"restarted {c.name} ({BLOCKING_FAULTS[blocked]})")
             elif c.attrs["State"]["Running"]:
                 with contextlib.suppress(Exception):
                     c.kill(signal="SIGCONT")

@@ -7,7 +7,7 @@
 // Fault hooks are signals, so nothing on the HTTP surface can be abused:
 //   SIGUSR1 / SIGUSR2  error mode on / off (a share of /api requests answers 500, /health passes)
 //   SIGHUP             read ./fault (written by `pflow-ops sandbox break`) and act on it once:
-//                      eventloop-block, heap-leak or unhandled-rejection
+//                      eventloop-block, heap-leak, heap-high or unhandled-rejection
 //   SIGTERM / SIGINT   graceful shutdown: stop accepting, drain, close the pools, exit 0
 // When $PFLOW_SANDBOX_OOM_FLAG names an existing file at start, it is removed and the process
 // allocates off-heap memory until the container's memory limit kills it (docker backend-oom).
@@ -16,6 +16,7 @@ const fs = require('fs');
 const path = require('path');
 const express = require('express');
 const v8 = require('v8');
+const vm = require('vm');
 const { Pool, types } = require('pg');
 const Redis = require('ioredis');
 const client = require('prom-client');
@@ -209,6 +210,8 @@ function makeApp(opts, m) {
 }
 
 // The Node.js failure modes `sandbox break` injects: each is what a real bug does.
+const HEAP_HIGH_SHARE = 0.93;
+const YOUNG_RESERVE_BYTES = 48 * 1048576;
 const FAULTS = {
   'eventloop-block': () => {
     log('WARNING', 'running a synchronous loop on the event loop (sandbox fault backend-eventloop-block)');
@@ -222,6 +225,24 @@ const FAULTS = {
       setTimeout(grow, 5);
     };
     grow();
+  },
+  'heap-high': () => {
+    // A leak caught on its way to the abort: live heap held at HEAP_HIGH_SHARE of the old
+    // generation's limit (V8's heap_size_limit less the young generation's 48 MiB reserve, the
+    // line BackendHeapNearLimit and RB-01 use), no further growth, so the process serves on.
+    // The live size is measured after full GCs (gc exposed here only), not guessed from a
+    // heapUsed that still holds garbage.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc');
+    gc();
+    const target = HEAP_HIGH_SHARE * (v8.getHeapStatistics().heap_size_limit - YOUNG_RESERVE_BYTES);
+    const baseline = process.memoryUsage().heapUsed;
+    const held = [];
+    while (held.length * 131072 < target - baseline) held.push(Array.from({ length: 16384 }, Math.random));
+    globalThis.pivotalHeapHeld = held; // retained for good
+    gc();
+    log('WARNING', `holding ${Math.round(process.memoryUsage().heapUsed / 1048576)} MB of live heap, ` +
+      `${Math.round(HEAP_HIGH_SHARE * 100)} % of the old generation's limit (sandbox fault backend-heap-high)`);
   },
   'unhandled-rejection': () => {
     log('WARNING', 'starting a job whose promise rejects with no handler (sandbox fault backend-unhandled-rejection)');
