@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_connection
+from ansible_collections.pivotal.flow_ops.plugins.module_utils import pg_check, pg_connection
 
 BASE = {"login_host": "db.example", "login_port": 5433, "login_db": "app", "login_user": "ops"}
 
@@ -67,3 +67,11 @@ def test_connect_params_may_not_take_over_what_the_module_sets(keyword: str) -> 
 def test_where_names_the_server() -> None:
     assert pg_connection.where(BASE) == "db.example:5433/app"
     assert pg_connection.where({"login_host": "h", "login_port": 1}) == "h:1"
+
+
+def test_missing_driver_is_a_state_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What pg_connection records when `import psycopg2` failed on the target (a unit test: the
+    # driver's absence is simulated, no service is involved).
+    monkeypatch.setattr(pg_connection, "HAS_PSYCOPG2", False)
+    pg = pg_check.check({"login_host": "127.0.0.1", "login_port": 1}, timeout=1.0)
+    assert pg["state"] == "driver_missing" and pg["available"] is False and "psycopg2" in pg["msg"]
